@@ -1,0 +1,3 @@
+from servestatic.cli import main
+
+main()

@@ -1,0 +1,170 @@
+"""The `servestatic` command: compress, serve, check.
+
+Options are generated from the settings table in `servestatic.settings`, so a
+setting is declared once and shows up here with its environment variable. Every
+option is read as text and parsed by the same code that parses the environment,
+so a wrong flag and a wrong variable fail with the same one-line message.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from servestatic import __version__
+from servestatic.settings import SETTINGS, SettingError, Settings, load_settings
+
+app = typer.Typer(
+    help="Serve a Python web app's static files correctly and fast, as the origin behind a CDN.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+RootArgument = Annotated[
+    str | None,
+    typer.Argument(help="Static root directory. [env: SERVESTATIC_ROOT]", show_default=False),
+]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one line to stderr and return the Exit to raise."""
+    typer.echo(f"servestatic: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _setting_parameter(setting: Any) -> inspect.Parameter:
+    help_text = f"{setting.help} (env {setting.env}; default: {setting.default or 'unset'})"
+    is_flag = setting.default in {"true", "false"}
+    if is_flag:
+        name = setting.option[2:]
+        option = typer.Option(f"--{name}/--no-{name}", help=help_text, show_default=False)
+        annotation: Any = Annotated[bool | None, option]
+    else:
+        option = typer.Option(setting.option, help=help_text, show_default=False)
+        annotation = Annotated[str | None, option]
+    return inspect.Parameter(setting.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=annotation)
+
+
+def with_setting_options(
+    command: str, *extra: inspect.Parameter
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command one option per setting that applies to it (ROOT is positional),
+    then the command's own `extra` options."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        parameters = [
+            inspect.Parameter("root", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                              annotation=RootArgument)
+        ]
+        parameters += [
+            _setting_parameter(setting)
+            for setting in SETTINGS
+            if command in setting.commands and setting.name != "root"
+        ]
+        parameters += extra
+        function.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        function.__annotations__ = {p.name: p.annotation for p in parameters}
+        return function
+
+    return decorate
+
+
+def settings_from(options: dict[str, Any]) -> Settings:
+    """Parse CLI options over the environment; a bad value exits with one line."""
+    overrides: dict[str, str | None] = {}
+    for name, value in options.items():
+        if isinstance(value, bool):
+            overrides[name] = "true" if value else "false"
+        else:
+            overrides[name] = value
+    try:
+        return load_settings(overrides=overrides)
+    except SettingError as error:
+        raise fail(str(error)) from None
+
+
+def _configure_logging(level: str = "info") -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="servestatic: %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command(help="Compress ROOT in place (.br, .gz via zopfli, optional .zst) and write its manifest.")
+@with_setting_options("compress", inspect.Parameter(
+    "json", inspect.Parameter.KEYWORD_ONLY, default=False,
+    annotation=Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")],
+))
+def compress(**options: Any) -> None:
+    from servestatic.compress import CompressError, compress_tree
+
+    as_json = options.pop("json", False)
+    settings = settings_from(options)
+    _configure_logging()
+    show_bar = sys.stderr.isatty() and not as_json
+    try:
+        if show_bar:
+            from rich.progress import Progress
+
+            with Progress(transient=True) as progress:
+                task = progress.add_task("compressing", total=None)
+                summary = compress_tree(
+                    settings, lambda done, total: progress.update(task, completed=done, total=total)
+                )
+        else:
+            summary = compress_tree(settings)
+    except CompressError as error:
+        raise fail(str(error)) from None
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict(), indent=1))
+    else:
+        typer.echo(summary.line())
+    for line in summary.errors:
+        typer.echo(f"servestatic: error: {line}", err=True)
+    if summary.errors:
+        raise typer.Exit(1)
+
+
+@app.command(help="Serve ROOT with gunicorn; requests that are not static hits go to SERVESTATIC_APP.")
+@with_setting_options("serve")
+def serve(**options: Any) -> None:
+    from servestatic.server import StartupError, run
+
+    settings = settings_from(options)
+    _configure_logging(settings.log_level)
+    try:
+        run(settings)
+    except StartupError as error:
+        raise fail(str(error)) from None
+
+
+@app.command(help="Check the settings, the root, the manifest and the app; exit non-zero on a problem.")
+@with_setting_options("check")
+def check(**options: Any) -> None:
+    from servestatic.server import StartupError, prepare
+
+    settings = settings_from(options)
+    _configure_logging(settings.log_level)
+    try:
+        table = prepare(settings)
+    except StartupError as error:
+        raise fail(str(error)) from None
+    typer.echo(f"ok: {table.describe()}")
+
+
+@app.command(help="Print the version.")
+def version() -> None:
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,69 @@
+"""Which file names carry a content hash, and so may be cached forever.
+
+A false positive is expensive (a CDN and every browser keep a stale file for a
+year), a false negative is cheap (a short max-age), so every rule here leans
+towards "not hashed" when a name could be an ordinary word.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+# webpack `[name].[contenthash].js`, `[name].[contenthash:8].chunk.js`, and
+# Django's ManifestStaticFilesStorage `name.0123456789ab.css` (12 hex digits): a
+# dot-delimited hex segment of 8 to 64 digits that is not the first segment.
+_HEX_SEGMENT = re.compile(r"(?<=\.)[0-9a-f]{8,64}(?=\.)")
+
+# Vite/Rollup `[name]-[hash].js`: 8 or more base64url characters after a '-',
+# ending the part of the name before its first dot.
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]{8,}")
+
+# A word in lower, Capitalised or camelCase spelling ("picker", "DatePicker"),
+# which a hash with no digit could otherwise be mistaken for.
+_WORDLIKE = re.compile(r"(?:[A-Z]?[a-z]{2,})+")
+
+
+def _is_hex_hash(segment: str) -> bool:
+    """Hex digits with at least one letter and one digit: not a date, not a word."""
+    return any(c.isdigit() for c in segment) and any(c.isalpha() for c in segment)
+
+
+def _is_base64url_hash(token: str) -> bool:
+    has_digit = any(c.isdigit() for c in token)
+    has_lower = any(c.islower() for c in token)
+    has_upper = any(c.isupper() for c in token)
+    if not has_lower and not has_upper:
+        return False  # all digits: a version or a date
+    if has_digit:
+        return True
+    if not (has_lower and has_upper):
+        return False  # a plain lower- or upper-case word
+    return not all(_WORDLIKE.fullmatch(part) for part in re.split(r"[-_]", token) if part)
+
+
+def has_content_hash(path: str) -> bool:
+    """True when the file name (last path segment) carries a content hash."""
+    name = path.rsplit("/", 1)[-1]
+    if any(_is_hex_hash(match.group()) for match in _HEX_SEGMENT.finditer(name)):
+        return True
+    stem = name.split(".", 1)[0]
+    # Try the shortest token after a '-' first: "index-B-x3kQ9z" -> "x3kQ9z" (too
+    # short), then "B-x3kQ9z".
+    for index in range(len(stem) - 1, 0, -1):
+        if stem[index] != "-":
+            continue
+        token = stem[index + 1 :]
+        if len(token) >= 8 and _BASE64URL.fullmatch(token) and _is_base64url_hash(token):
+            return True
+    return False
+
+
+def immutable_test(pattern: str) -> Callable[[str], bool]:
+    """The test for a SERVESTATIC_IMMUTABLE_PATTERN value: 'auto', 'none' or a regex."""
+    if pattern == "auto":
+        return has_content_hash
+    if pattern == "none":
+        return lambda path: False
+    compiled = re.compile(pattern)
+    return lambda path: compiled.search(path) is not None

@@ -1,0 +1,131 @@
+"""The build-time manifest: what the server needs to know without touching the tree.
+
+One JSON file in the root (a dotfile, so never served) holding, per file, its
+size, content hash, media type, whether its name carries a content hash, a real
+modification time or none, and its compressed variants with sizes and hashes.
+`servestatic compress` writes it; `servestatic serve` reads it at start-up so it
+never walks or hashes the tree.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from servestatic.atomic import write_atomic
+from servestatic.settings import MANIFEST_NAME
+
+FORMAT_VERSION = 1
+
+# Build tools and buildpacks stamp every file with one fixed time; a
+# Last-Modified taken from it would be a lie. These are the usual ones: the
+# Unix epoch and Nix's 1, the ZIP/DOS epoch that CNB uses (1980-01-01T00:00:01Z).
+_FAKE_MTIME_BEFORE = 315532800 + 2 * 86400
+
+
+class ManifestError(Exception):
+    """The manifest is missing, unreadable or of another format; one line for the user."""
+
+
+@dataclass
+class Variant:
+    size: int
+    hash: str
+
+
+@dataclass
+class FileEntry:
+    size: int
+    hash: str
+    content_type: str
+    immutable: bool
+    mtime: int | None = None
+    variants: dict[str, Variant] = field(default_factory=dict)
+    # Encodings the compressor tried for this content; one tried but absent from
+    # variants did not reach the size threshold, so a later run need not retry it.
+    tried: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Manifest:
+    files: dict[str, FileEntry]
+    # The compression settings the variants were made with; a run with other
+    # settings recompresses instead of trusting them.
+    compression: dict[str, Any] = field(default_factory=dict)
+    generator: str = ""
+
+
+def content_hash(stream: BinaryIO) -> str:
+    """A strong, short content hash: the first 128 bits of SHA-256, base64url."""
+    digest = hashlib.file_digest(stream, "sha256").digest()[:16]
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def hash_bytes(data: bytes) -> str:
+    digest = hashlib.sha256(data).digest()[:16]
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def real_mtime(mtime: int) -> int | None:
+    """The mtime if it can be a real one, None for a reproducible-build stamp."""
+    if mtime < _FAKE_MTIME_BEFORE:
+        return None
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if epoch.isdigit() and int(epoch) == mtime:
+        return None
+    return mtime
+
+
+def manifest_path(root: Path) -> Path:
+    return root / MANIFEST_NAME
+
+
+def load(root: Path) -> Manifest:
+    path = manifest_path(root)
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ManifestError(f"no manifest at {path}; run 'servestatic compress {root}'") from None
+    except (OSError, ValueError) as error:
+        raise ManifestError(f"cannot read manifest {path}: {error}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+        raise ManifestError(f"manifest {path} is not format {FORMAT_VERSION}; run compress again")
+    try:
+        files = {
+            path: FileEntry(
+                size=entry["size"],
+                hash=entry["hash"],
+                content_type=entry["content_type"],
+                immutable=entry["immutable"],
+                mtime=entry.get("mtime"),
+                tried=list(entry.get("tried", [])),
+                variants={
+                    encoding: Variant(**variant)
+                    for encoding, variant in entry.get("variants", {}).items()
+                },
+            )
+            for path, entry in data["files"].items()
+        }
+    except (KeyError, TypeError, AttributeError) as error:
+        raise ManifestError(f"manifest {path} is malformed ({error!r}); run compress again") from None
+    return Manifest(files=files, compression=data.get("compression", {}),
+                    generator=data.get("generator", ""))
+
+
+def dump(manifest: Manifest) -> bytes:
+    data = {
+        "format": FORMAT_VERSION,
+        "generator": manifest.generator,
+        "compression": manifest.compression,
+        "files": {path: asdict(entry) for path, entry in sorted(manifest.files.items())},
+    }
+    return json.dumps(data, indent=1, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def save(root: Path, manifest: Manifest) -> None:
+    write_atomic(manifest_path(root), dump(manifest), durable=True)

@@ -1,0 +1,94 @@
+"""Walk a static root and decide which files exist for the web.
+
+The rules about what is never served live here, once, and both the compressor
+and the server's no-manifest fallback use them: dotfiles (but `/.well-known/`),
+the manifest and our temporary files, symlinks that leave the root, names that
+are not UTF-8, and compressed variants whose original sits beside them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("servestatic")
+
+# Encodings we write, with the file suffix of their variant and the token a
+# client sends in Accept-Encoding. Order is the preference among equal sizes.
+ENCODING_SUFFIXES: dict[str, str] = {"br": ".br", "zstd": ".zst", "gzip": ".gz"}
+VARIANT_SUFFIXES = tuple(ENCODING_SUFFIXES.values())
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    """A servable file: its path relative to the root (POSIX, UTF-8) and its stat."""
+
+    relative: str
+    absolute: Path
+    size: int
+    mtime: int
+
+
+def is_hidden(relative: str) -> bool:
+    """True for a path with a dot segment, except under a top-level .well-known/."""
+    parts = relative.split("/")
+    if parts[0] == ".well-known":
+        parts = parts[1:]
+    return any(part.startswith(".") for part in parts)
+
+
+def _inside(real: str, real_root: str) -> bool:
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def walk(root: Path) -> Iterator[FoundFile]:
+    """Yield every servable regular file below root, in a stable order.
+
+    Symlinks are followed only when their target stays inside the root; a
+    directory reached twice through links is walked once.
+    """
+    real_root = os.path.realpath(root)
+    seen_dirs: set[tuple[int, int]] = set()
+    yield from _walk_dir(Path(root), "", real_root, seen_dirs)
+
+
+def _walk_dir(
+    directory: Path, prefix: str, real_root: str, seen_dirs: set[tuple[int, int]]
+) -> Iterator[FoundFile]:
+    try:
+        stat = directory.stat()
+        key = (stat.st_dev, stat.st_ino)
+        if key in seen_dirs:
+            return
+        seen_dirs.add(key)
+        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+    except OSError as error:
+        log.warning("cannot read directory %s: %s", directory, error.strerror)
+        return
+    names = {entry.name for entry in entries}
+    for entry in entries:
+        name = entry.name
+        if name.startswith(".") and not (prefix == "" and name == ".well-known"):
+            continue
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            log.warning("skipping %r: its name is not UTF-8", os.path.join(directory, name))
+            continue
+        if name.endswith(VARIANT_SUFFIXES) and name.rsplit(".", 1)[0] in names:
+            continue  # a compressed variant of its neighbour, not a file of its own
+        relative = prefix + name
+        try:
+            if entry.is_symlink() and not _inside(os.path.realpath(entry.path), real_root):
+                log.warning("skipping %s: symlink leaves the root", relative)
+                continue
+            if entry.is_dir():
+                yield from _walk_dir(Path(entry.path), relative + "/", real_root, seen_dirs)
+            elif entry.is_file():
+                stat = entry.stat()
+                yield FoundFile(relative, Path(entry.path), stat.st_size, int(stat.st_mtime))
+        except OSError as error:
+            log.warning("skipping %s: %s", relative, error.strerror)

@@ -1,0 +1,308 @@
+"""Every setting servestatic has, declared once.
+
+Each `Setting` names its environment variable, its CLI flag, its default and
+what it accepts. The CLI builds its options from this table, the server and the
+compressor read the parsed `Settings`, and the image, the buildpack and the Helm
+chart only ever set the environment variables named here. A wrong value raises
+`SettingError` with one line naming the variable (or flag) and what it accepts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MANIFEST_NAME = ".servestatic-manifest.json"
+
+
+class SettingError(ValueError):
+    """A setting has a value it does not accept; the message is one line for the user."""
+
+
+# --- parsers: each takes the raw string and returns the value or raises ValueError
+# with the "what it accepts" half of the message.
+
+
+def _parse_int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip(), 10)
+        except ValueError:
+            value = None
+        upper = "" if maximum is None else f" and at most {maximum}"
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise ValueError(f"a whole number at least {minimum}{upper}")
+        return value
+
+    return parse
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("one of true, false, 1, 0, yes, no, on, off")
+
+
+def _parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        lowered = raw.strip().lower()
+        if lowered not in choices:
+            raise ValueError("one of " + ", ".join(choices))
+        return lowered
+
+    return parse
+
+
+def _parse_text(raw: str) -> str:
+    return raw.strip()
+
+
+def _parse_optional_text(raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _parse_path(raw: str) -> Path:
+    if not raw.strip():
+        raise ValueError("a path")
+    return Path(raw.strip())
+
+
+def _parse_optional_path(raw: str) -> Path | None:
+    return Path(raw.strip()) if raw.strip() else None
+
+
+def _parse_prefix(raw: str) -> str:
+    value = raw.strip() or "/"
+    if not value.startswith("/") or "//" in value or any(c in value for c in "?#\\ \x00"):
+        raise ValueError("a URL path starting with '/', such as / or /static/")
+    return value if value.endswith("/") else value + "/"
+
+
+def _parse_url_path(raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"/[A-Za-z0-9._~/-]*", value):
+        raise ValueError("a URL path starting with '/', such as /healthz")
+    return value
+
+
+def _parse_app(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*(\(\))?", value):
+        raise ValueError("an import path 'module:attribute', such as mysite.wsgi:application")
+    return value
+
+
+def _parse_cors(raw: str) -> tuple[str, ...]:
+    """'*' (any origin), 'off', or a comma-separated allow-list of origins."""
+    value = raw.strip()
+    if value.lower() in {"off", "none", "false", "0", ""}:
+        return ()
+    if value == "*":
+        return ("*",)
+    origins = tuple(part.strip() for part in value.split(",") if part.strip())
+    for origin in origins:
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", origin):
+            raise ValueError("'*', 'off', or comma-separated origins like https://example.com")
+    return origins
+
+
+def _parse_extensions(raw: str) -> frozenset[str]:
+    parts = [part.strip().lower().lstrip(".") for part in raw.split(",")]
+    if any(not re.fullmatch(r"[a-z0-9_+-]+", part) for part in parts if part):
+        raise ValueError("comma-separated file extensions such as jpg,png,woff2")
+    return frozenset(part for part in parts if part)
+
+
+def _parse_immutable(raw: str) -> str:
+    value = raw.strip()
+    if value in {"auto", "none"}:
+        return value
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise ValueError(f"'auto', 'none' or a valid regular expression ({error})") from None
+    return value
+
+
+def _parse_bind(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if not (value.startswith("unix:") or re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[\w.-]*):\d{1,5}", value)):
+        raise ValueError("HOST:PORT such as 0.0.0.0:8000, [::]:8000, or unix:/path/to.sock")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: where it comes from, what it defaults to, and how it is read."""
+
+    name: str
+    env: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+    flag: str = ""
+    commands: tuple[str, ...] = ("serve", "check")
+
+    @property
+    def option(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+
+_SERVE = ("serve", "check")
+_COMPRESS = ("compress",)
+_ALL = ("serve", "check", "compress")
+
+DEFAULT_SKIP_EXTENSIONS = (
+    "jpg,jpeg,png,gif,webp,avif,jxl,heic,heif,ico,woff,woff2,zip,gz,tgz,bz2,xz,zst,br,7z,rar,"
+    "mp3,mp4,m4a,m4v,webm,ogg,oga,ogv,opus,flac,aac,mov,avi,mkv,pdf,jar,whl,apk,dmg,"
+    "docx,xlsx,pptx,odt,epub"
+)
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("root", "SERVESTATIC_ROOT", ".", _parse_path,
+            "Directory of static files to serve or compress.", commands=_ALL),
+    Setting("prefix", "SERVESTATIC_PREFIX", "/", _parse_prefix,
+            "URL path under which the root is served, such as /static/."),
+    Setting("app", "SERVESTATIC_APP", "", _parse_app,
+            "Your WSGI app as module:attribute; requests that are not static hits go to it."),
+    Setting("port", "PORT", "8000", _parse_int(1, 65535),
+            "Port to listen on (on all interfaces), as PaaS platforms set it."),
+    Setting("bind", "SERVESTATIC_BIND", "", _parse_bind,
+            "Address to listen on, HOST:PORT or unix:PATH; overrides PORT."),
+    Setting("workers", "WEB_CONCURRENCY", "0", _parse_int(0, 1024),
+            "Worker processes; 0 means one per CPU core."),
+    Setting("threads", "SERVESTATIC_THREADS", "8", _parse_int(1, 1024),
+            "Threads per worker (gthread): keep-alive connections from a CDN are held here."),
+    Setting("keepalive", "SERVESTATIC_KEEPALIVE", "75", _parse_int(0, 3600),
+            "Seconds an idle keep-alive connection is kept; longer than a CDN's origin idle timeout."),
+    Setting("timeout", "SERVESTATIC_TIMEOUT", "30", _parse_int(1, 3600),
+            "Seconds a worker may be silent before it is restarted."),
+    Setting("graceful_timeout", "SERVESTATIC_GRACEFUL_TIMEOUT", "20", _parse_int(1, 3600),
+            "Seconds in-flight requests get to finish after SIGTERM."),
+    Setting("max_age", "SERVESTATIC_MAX_AGE", "60", _parse_int(0),
+            "max-age in seconds for files whose names carry no content hash."),
+    Setting("immutable_max_age", "SERVESTATIC_IMMUTABLE_MAX_AGE", "31536000", _parse_int(0),
+            "max-age in seconds for files whose names carry a content hash (sent as immutable)."),
+    Setting("html_cache_control", "SERVESTATIC_HTML_CACHE_CONTROL", "no-cache", _parse_text,
+            "Cache-Control for HTML files."),
+    Setting("cors", "SERVESTATIC_CORS", "*", _parse_cors,
+            "Access-Control-Allow-Origin: '*', 'off', or comma-separated allowed origins."),
+    Setting("spa", "SERVESTATIC_SPA", "false", _parse_bool,
+            "Single-page app mode: unknown extension-less paths get /index.html."),
+    Setting("headers_file", "SERVESTATIC_HEADERS_FILE", "", _parse_optional_path,
+            "TOML file of per-glob response header rules (for CSP and the like)."),
+    Setting("health_path", "SERVESTATIC_HEALTH_PATH", "/healthz", _parse_url_path,
+            "Path answered 200 for load balancers and probes; never reaches your app."),
+    Setting("access_log", "SERVESTATIC_ACCESS_LOG", "text", _parse_choice("text", "json", "off"),
+            "Access log to stdout: text, json or off."),
+    Setting("log_level", "SERVESTATIC_LOG_LEVEL", "info",
+            _parse_choice("debug", "info", "warning", "error", "critical"),
+            "Error log level (to stderr)."),
+    Setting("immutable_pattern", "SERVESTATIC_IMMUTABLE_PATTERN", "auto", _parse_immutable,
+            "Which names carry a content hash: 'auto' (Django, Vite/Rollup, webpack), 'none', "
+            "or a regular expression searched in the URL path.", commands=_ALL),
+    Setting("zstd", "SERVESTATIC_ZSTD", "false", _parse_bool,
+            "Also write .zst variants (zstandard).", commands=_COMPRESS),
+    Setting("min_size", "SERVESTATIC_MIN_SIZE", "256", _parse_int(0),
+            "Files smaller than this many bytes are not compressed.", commands=_COMPRESS),
+    Setting("skip_extensions", "SERVESTATIC_SKIP_EXTENSIONS", DEFAULT_SKIP_EXTENSIONS,
+            _parse_extensions, "Comma-separated extensions that are never compressed.",
+            commands=_COMPRESS),
+    Setting("gzip_effort", "SERVESTATIC_GZIP_EFFORT", "balanced",
+            _parse_choice("fast", "balanced", "max"),
+            "zopfli effort for .gz: fast, balanced (default) or max.", commands=_COMPRESS),
+    Setting("compress_workers", "SERVESTATIC_COMPRESS_WORKERS", "0", _parse_int(0, 1024),
+            "Compression processes; 0 means one per CPU core.", flag="--workers",
+            commands=_COMPRESS),
+    Setting("cache_dir", "SERVESTATIC_CACHE_DIR", "", _parse_optional_path,
+            "Content-addressed cache of compressed outputs, reused across builds.",
+            commands=_COMPRESS),
+)
+
+SETTINGS_BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Parsed settings. Build it with `load_settings`, never by hand outside tests."""
+
+    root: Path = Path(".")
+    prefix: str = "/"
+    app: str | None = None
+    port: int = 8000
+    bind: str | None = None
+    workers: int = 0
+    threads: int = 8
+    keepalive: int = 75
+    timeout: int = 30
+    graceful_timeout: int = 20
+    max_age: int = 60
+    immutable_max_age: int = 31536000
+    html_cache_control: str = "no-cache"
+    cors: tuple[str, ...] = ("*",)
+    spa: bool = False
+    headers_file: Path | None = None
+    health_path: str = "/healthz"
+    access_log: str = "text"
+    log_level: str = "info"
+    immutable_pattern: str = "auto"
+    zstd: bool = False
+    min_size: int = 256
+    skip_extensions: frozenset[str] = field(default_factory=frozenset)
+    gzip_effort: str = "balanced"
+    compress_workers: int = 0
+    cache_dir: Path | None = None
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or (os.cpu_count() or 1)
+
+    @property
+    def compress_worker_count(self) -> int:
+        return self.compress_workers or (os.cpu_count() or 1)
+
+    @property
+    def bind_address(self) -> str:
+        return self.bind or f"0.0.0.0:{self.port}"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST_NAME
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str | None] | None = None,
+) -> Settings:
+    """Parse settings: CLI overrides first, then the environment, then defaults.
+
+    Raises SettingError naming the variable (and flag, when it came from one).
+    """
+    environ = os.environ if environ is None else environ
+    overrides = overrides or {}
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = overrides.get(setting.name)
+        source = setting.option
+        if raw is None:
+            raw = environ.get(setting.env)
+            source = setting.env
+        if raw is None:
+            raw = setting.default
+            source = f"{setting.env} (default)"
+        try:
+            values[setting.name] = setting.parse(raw)
+        except ValueError as error:
+            raise SettingError(f"{source}: got {raw!r}; expected {error}") from None
+    return Settings(**values)
