@@ -1,0 +1,47 @@
+"""Shared test helpers: the skip-or-fail rule for missing tools, and paths."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_SITE = REPO / "examples" / "site"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def needs(condition: bool, reason: str) -> None:
+    """Skip a test whose tool is missing; under CI=true a missing tool is a failure.
+
+    The project's own scripts install every tool a test needs, so in CI a skip
+    would only hide a broken install step.
+    """
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true and this test cannot run: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def needs_tool(name: str) -> str:
+    """The path of an executable on PATH, or skip/fail as `needs` does."""
+    path = shutil.which(name)
+    needs(path is not None, f"{name} is not installed (scripts/install/ installs it)")
+    assert path is not None
+    return path
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A private copy of examples/site, without any build output from earlier runs."""
+    target = tmp_path / "site"
+    shutil.copytree(
+        EXAMPLE_SITE,
+        target,
+        symlinks=True,
+        ignore=shutil.ignore_patterns("*.br", "*.gz", "*.zst", ".servestatic-manifest.json"),
+    )
+    return target
