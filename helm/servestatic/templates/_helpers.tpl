@@ -1,0 +1,154 @@
+{{/*
+The chart name, overridable.
+*/}}
+{{- define "servestatic.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name of the release's objects: release-chart, unless the release name already
+contains the chart name. Truncated to 63 characters (DNS label limit).
+*/}}
+{{- define "servestatic.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version, for the helm.sh/chart label.
+*/}}
+{{- define "servestatic.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels on every object.
+*/}}
+{{- define "servestatic.labels" -}}
+helm.sh/chart: {{ include "servestatic.chart" . }}
+{{ include "servestatic.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+Selector labels: stable across upgrades, so they never change on an existing Deployment.
+*/}}
+{{- define "servestatic.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "servestatic.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+The ServiceAccount the pods run as.
+*/}}
+{{- define "servestatic.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "servestatic.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The image reference: a digest pins it; otherwise the tag, defaulting to the appVersion.
+*/}}
+{{- define "servestatic.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/*
+terminationGracePeriodSeconds: the preStop pause plus gunicorn's graceful timeout plus a
+margin, so in-flight requests finish before the kubelet sends SIGKILL. An explicit value
+that is too short is refused rather than silently cutting requests off.
+*/}}
+{{- define "servestatic.terminationGracePeriodSeconds" -}}
+{{- $needed := add (int .Values.preStopSleepSeconds) (int .Values.servestatic.gracefulTimeout) }}
+{{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
+{{- add $needed 5 }}
+{{- else if le (int .Values.terminationGracePeriodSeconds) $needed }}
+{{- fail (printf "terminationGracePeriodSeconds: got %d; expected more than preStopSleepSeconds + servestatic.gracefulTimeout = %d" (int .Values.terminationGracePeriodSeconds) $needed) }}
+{{- else }}
+{{- int .Values.terminationGracePeriodSeconds }}
+{{- end }}
+{{- end }}
+
+{{/*
+The container's environment: each servestatic value as the variable servestatic/settings.py
+names for it. Empty values are left out so the image's or servestatic's default applies.
+*/}}
+{{- define "servestatic.env" -}}
+{{- $s := .Values.servestatic }}
+{{- $vars := list
+  (list "SERVESTATIC_ROOT" $s.root)
+  (list "SERVESTATIC_PREFIX" $s.prefix)
+  (list "SERVESTATIC_APP" $s.app)
+  (list "PORT" $s.port)
+  (list "WEB_CONCURRENCY" $s.workers)
+  (list "SERVESTATIC_THREADS" $s.threads)
+  (list "SERVESTATIC_KEEPALIVE" $s.keepalive)
+  (list "SERVESTATIC_TIMEOUT" $s.timeout)
+  (list "SERVESTATIC_GRACEFUL_TIMEOUT" $s.gracefulTimeout)
+  (list "SERVESTATIC_MAX_AGE" $s.maxAge)
+  (list "SERVESTATIC_IMMUTABLE_MAX_AGE" $s.immutableMaxAge)
+  (list "SERVESTATIC_HTML_CACHE_CONTROL" $s.htmlCacheControl)
+  (list "SERVESTATIC_IMMUTABLE_PATTERN" $s.immutablePattern)
+  (list "SERVESTATIC_CORS" $s.cors)
+  (list "SERVESTATIC_SPA" $s.spa)
+  (list "SERVESTATIC_HEALTH_PATH" $s.healthPath)
+  (list "SERVESTATIC_ACCESS_LOG" $s.accessLog)
+  (list "SERVESTATIC_LOG_LEVEL" $s.logLevel)
+}}
+{{- range $vars }}
+{{- $value := index . 1 }}
+{{- if not (or (kindIs "invalid" $value) (eq (toString $value) "")) }}
+- name: {{ index . 0 }}
+  value: {{ include "servestatic.envValue" $value | quote }}
+{{- end }}
+{{- end }}
+{{- if $s.headerRules }}
+- name: SERVESTATIC_HEADERS_FILE
+  value: /etc/servestatic/headers.toml
+{{- end }}
+{{- end }}
+
+{{/*
+One value as an environment string. Numbers arrive as float64 from YAML and JSON, and a
+float prints as 3.1536e+07; whole numbers are printed as integers.
+*/}}
+{{- define "servestatic.envValue" -}}
+{{- if or (kindIs "float64" .) (kindIs "int" .) (kindIs "int64" .) }}
+{{- int64 . }}
+{{- else }}
+{{- toString . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The preStop handler: the kubelet's own sleep action where the cluster has it (1.30+, no
+binary needed in the image), else python3, which every servestatic image has.
+*/}}
+{{- define "servestatic.preStop" -}}
+{{- if semverCompare ">=1.30-0" .Capabilities.KubeVersion.Version }}
+sleep:
+  seconds: {{ int .Values.preStopSleepSeconds }}
+{{- else }}
+exec:
+  command:
+    - python3
+    - -c
+    - import time; time.sleep({{ int .Values.preStopSleepSeconds }})
+{{- end }}
+{{- end }}
