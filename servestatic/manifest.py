@@ -129,3 +129,37 @@ def dump(manifest: Manifest) -> bytes:
 
 def save(root: Path, manifest: Manifest) -> None:
     write_atomic(manifest_path(root), dump(manifest), durable=True)
+
+
+def build_from_tree(root: Path, immutable_pattern: str = "auto") -> Manifest:
+    """A manifest made by walking and hashing root, for a server started without one.
+
+    Variants already beside a file (from an earlier compressor, WhiteNoise's
+    say) are picked up when they are smaller than the original and not older
+    than it: an older one may be a leftover of a previous version of the file.
+    """
+    from servestatic.hashednames import immutable_test
+    from servestatic.mediatypes import content_type_for
+    from servestatic.scan import ENCODING_SUFFIXES, walk
+
+    is_immutable = immutable_test(immutable_pattern)
+    files: dict[str, FileEntry] = {}
+    for found in walk(root):
+        try:
+            with open(found.absolute, "rb") as stream:
+                digest = content_hash(stream)
+        except OSError:
+            continue
+        entry = FileEntry(size=found.size, hash=digest, content_type=content_type_for(found.relative),
+                          immutable=is_immutable(found.relative), mtime=real_mtime(found.mtime))
+        for coding, suffix in ENCODING_SUFFIXES.items():
+            try:
+                with open(os.fspath(found.absolute) + suffix, "rb") as stream:
+                    stat = os.fstat(stream.fileno())
+                    size = stat.st_size
+                    if size < found.size and int(stat.st_mtime) >= found.mtime:
+                        entry.variants[coding] = Variant(size=size, hash=content_hash(stream))
+            except OSError:
+                continue
+        files[found.relative] = entry
+    return Manifest(files=files, generator="scan at start-up")

@@ -1,0 +1,316 @@
+"""The WSGI application: a table lookup, then a precomputed answer or the user's app.
+
+Order of decisions for a request (DESIGN.md, "HTTP contract"): the static table
+(method, Accept-Encoding, preconditions, Range), then the health path, the
+`/dir` -> `/dir/` redirect, the SPA fallback, the user's app, and last the 404
+page. The hit path does no string building beyond what a condition asks for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+from servestatic.http import (
+    Unsatisfiable,
+    acceptable_codings,
+    match,
+    none_match,
+    parse_http_date,
+    parse_range,
+)
+from servestatic.settings import Settings
+from servestatic.table import Representation, StaticFile, Table, wsgi_key
+
+log = logging.getLogger("servestatic")
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+BLOCK_SIZE = 64 * 1024
+ALLOW = ("Allow", "GET, HEAD")
+TEXT = ("Content-Type", "text/plain; charset=utf-8")
+NO_STORE = ("Cache-Control", "no-store")
+_HEADER_LIST = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]*,[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*")
+
+
+class AppImportError(Exception):
+    """SERVESTATIC_APP names something that cannot be imported or is not a WSGI app."""
+
+
+def import_app(import_path: str) -> WSGIApp:
+    """Import `module:attribute` (or `module:factory()`) from the working directory."""
+    module_name, _, attribute = import_path.partition(":")
+    call = attribute.endswith("()")
+    attribute = attribute.removesuffix("()")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as error:  # any import-time failure of the user's code
+        raise AppImportError(
+            f"SERVESTATIC_APP={import_path}: cannot import {module_name!r}: "
+            f"{type(error).__name__}: {error}"
+        ) from None
+    try:
+        for part in attribute.split("."):
+            target = getattr(target, part)
+        if call:
+            target = target()
+    except Exception as error:
+        raise AppImportError(
+            f"SERVESTATIC_APP={import_path}: cannot get {attribute!r} from {module_name!r}: "
+            f"{type(error).__name__}: {error}"
+        ) from None
+    if not callable(target):
+        raise AppImportError(f"SERVESTATIC_APP={import_path}: {attribute!r} is not a WSGI callable")
+    return target
+
+
+class FileIterator:
+    """A WSGI body for servers without `wsgi.file_wrapper`: read in blocks, up to a length."""
+
+    def __init__(self, stream: Any, length: int):
+        self.stream = stream
+        self.remaining = length
+
+    def __iter__(self) -> Iterator[bytes]:
+        while self.remaining > 0:
+            block = self.stream.read(min(BLOCK_SIZE, self.remaining))
+            if not block:
+                break
+            self.remaining -= len(block)
+            yield block
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+class StaticApp:
+    """The servestatic WSGI app. Build it with `servestatic.server.prepare`."""
+
+    def __init__(self, table: Table, settings: Settings, app: WSGIApp | None = None):
+        self.files = table.files
+        self.redirects = table.redirects
+        self.not_found = table.not_found
+        self.spa_index = table.spa_index
+        self.table = table
+        self.app = app
+        self.prefix_key = wsgi_key(settings.prefix)
+        self.health_key = wsgi_key(settings.health_path)
+        self.cors = settings.cors
+        self.cors_any = settings.cors == ("*",)
+        self.cors_allowed = frozenset(settings.cors) if not self.cors_any else frozenset()
+        self.miss_cache = f"public, max-age={settings.max_age}"
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        static_file = self.files.get(environ.get("PATH_INFO") or "/")
+        if static_file is not None:
+            return self.serve(static_file, environ, start_response)
+        return self.miss(environ, start_response)
+
+    # --- hits
+
+    def serve(self, static_file: StaticFile, environ: dict[str, Any],
+              start_response: Callable[..., Any], status: str = "200 OK") -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        if method != "GET" and method != "HEAD":
+            return self.other_method(method, environ, start_response)
+        representation = static_file.select(acceptable_codings(environ.get("HTTP_ACCEPT_ENCODING")))
+        if representation is None:
+            return self.simple(start_response, "406 Not Acceptable",
+                               [("Vary", "Accept-Encoding")], b"406 Not Acceptable\n", method)
+        headers = representation.headers
+        if self.cors_allowed:
+            headers = self.with_cors_origin(headers, environ)
+
+        precondition = self.preconditions(static_file, representation, environ)
+        if precondition is not None:
+            extra = self.with_cors_origin([], environ) if self.cors_allowed else []
+            if precondition == 304:
+                start_response("304 Not Modified", representation.not_modified_headers + extra)
+                return []
+            return self.simple(start_response, "412 Precondition Failed",
+                               representation.not_modified_headers + extra,
+                               b"412 Precondition Failed\n", method)
+
+        first, length = 0, representation.size
+        range_header = environ.get("HTTP_RANGE")
+        if range_header is not None and method == "GET" and self.range_applies(
+            static_file, representation, environ
+        ):
+            try:
+                selected = parse_range(range_header, representation.size)
+            except Unsatisfiable:
+                return self.simple(
+                    start_response, "416 Range Not Satisfiable",
+                    [*representation.not_modified_headers,
+                     ("Content-Range", f"bytes */{representation.size}"), TEXT],
+                    b"416 Range Not Satisfiable\n", method)
+            if selected is not None:
+                first, last = selected
+                length = last - first + 1
+                status = "206 Partial Content"
+                headers = [pair for pair in headers if pair[0] != "Content-Length"]
+                headers += [("Content-Length", str(length)),
+                            ("Content-Range", f"bytes {first}-{last}/{representation.size}")]
+
+        if method == "HEAD":
+            start_response(status, headers)
+            return []
+        try:
+            stream = open(representation.path, "rb")  # noqa: SIM115 - the server closes it
+        except OSError as error:
+            # Removed or replaced since start-up: a 404, never a 500.
+            log.warning("%s: %s since start-up", representation.path, error.strerror)
+            return self.page_not_found(environ, start_response)
+        if first:
+            stream.seek(first)
+        start_response(status, headers)
+        file_wrapper = environ.get("wsgi.file_wrapper")
+        if file_wrapper is not None and length == representation.size - first:
+            return file_wrapper(stream, BLOCK_SIZE)
+        if file_wrapper is not None and environ.get("SERVER_SOFTWARE", "").startswith("gunicorn"):
+            # gunicorn's sendfile sends Content-Length bytes from the current offset.
+            return file_wrapper(stream, BLOCK_SIZE)
+        return FileIterator(stream, length)
+
+    @staticmethod
+    def preconditions(static_file: StaticFile, representation: Representation,
+                      environ: dict[str, Any]) -> int | None:
+        """RFC 9110 13.2.2 in order: 412 for a failed If-Match/If-Unmodified-Since,
+        304 when If-None-Match (or, without it, If-Modified-Since) says not modified."""
+        if_match = environ.get("HTTP_IF_MATCH")
+        if if_match is not None:
+            if not match(if_match, representation.etag):
+                return 412
+        else:
+            if_unmodified = environ.get("HTTP_IF_UNMODIFIED_SINCE")
+            if if_unmodified is not None and static_file.mtime is not None:
+                since = parse_http_date(if_unmodified)
+                if since is not None and static_file.mtime > since:
+                    return 412
+        if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+        if if_none_match is not None:
+            return 304 if none_match(if_none_match, representation.etag) else None
+        if_modified = environ.get("HTTP_IF_MODIFIED_SINCE")
+        if if_modified is not None and static_file.mtime is not None:
+            since = parse_http_date(if_modified)
+            if since is not None and static_file.mtime <= since:
+                return 304
+        return None
+
+    @staticmethod
+    def range_applies(static_file: StaticFile, representation: Representation,
+                      environ: dict[str, Any]) -> bool:
+        """If-Range: the range applies only if the client's copy is still current.
+
+        An entity-tag must match strongly; a date must equal Last-Modified exactly.
+        """
+        if_range = environ.get("HTTP_IF_RANGE")
+        if if_range is None:
+            return True
+        if_range = if_range.strip()
+        if if_range.startswith('"'):
+            return if_range == representation.etag
+        if if_range.startswith("W/"):
+            return False
+        since = parse_http_date(if_range)
+        return since is not None and static_file.mtime is not None and since == static_file.mtime
+
+    def with_cors_origin(self, headers: list[tuple[str, str]],
+                         environ: dict[str, Any]) -> list[tuple[str, str]]:
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None and origin in self.cors_allowed:
+            return [*headers, ("Access-Control-Allow-Origin", origin)]
+        return headers
+
+    def other_method(self, method: str, environ: dict[str, Any],
+                     start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if method == "OPTIONS" and self.cors and environ.get("HTTP_ACCESS_CONTROL_REQUEST_METHOD"):
+            return self.preflight(environ, start_response)
+        return self.simple(start_response, "405 Method Not Allowed", [ALLOW],
+                           b"405 Method Not Allowed\n", method)
+
+    def preflight(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Answer a CORS preflight for a static path: GET and HEAD, any simple headers asked."""
+        headers = [ALLOW, ("Access-Control-Allow-Methods", "GET, HEAD"),
+                   ("Access-Control-Max-Age", "86400")]
+        if self.cors_any:
+            headers.append(("Access-Control-Allow-Origin", "*"))
+        else:
+            headers = self.with_cors_origin(headers, environ)
+            headers.append(("Vary", "Origin"))
+        requested = environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", "").strip()
+        if requested and len(requested) <= 1024 and _HEADER_LIST.fullmatch(requested):
+            headers.append(("Access-Control-Allow-Headers", requested))
+        start_response("204 No Content", headers)
+        return []
+
+    # --- misses
+
+    def miss(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        method = environ["REQUEST_METHOD"]
+        if path == self.health_key:
+            if method not in ("GET", "HEAD"):
+                return self.simple(start_response, "405 Method Not Allowed", [ALLOW],
+                                   b"405 Method Not Allowed\n", method)
+            return self.simple(start_response, "200 OK", [NO_STORE], b"ok\n", method)
+        target = self.redirects.get(path)
+        if target is not None and method in ("GET", "HEAD"):
+            return self.redirect(target, environ, start_response)
+        if self.spa_index is not None and method in ("GET", "HEAD") and self.is_spa_route(path):
+            return self.serve(self.spa_index, environ, start_response)
+        if self.app is not None:
+            return self.app(environ, start_response)
+        return self.page_not_found(environ, start_response)
+
+    def is_spa_route(self, path: str) -> bool:
+        """An unknown extension-less path under the prefix: a client-side route."""
+        return path.startswith(self.prefix_key) and "." not in path.rpartition("/")[2]
+
+    def redirect(self, target: str, environ: dict[str, Any],
+                 start_response: Callable[..., Any]) -> Iterable[bytes]:
+        location = quote(environ.get("SCRIPT_NAME", "") + target, safe="/!$&'()*+,;=:@~-._",
+                         encoding="latin-1")
+        query = environ.get("QUERY_STRING")
+        if query:
+            location += "?" + query
+        return self.simple(start_response, "301 Moved Permanently",
+                           [("Location", location), ("Cache-Control", self.miss_cache)],
+                           b"", environ["REQUEST_METHOD"])
+
+    def page_not_found(self, environ: dict[str, Any],
+                       start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        page = self.not_found
+        if page is not None and method in ("GET", "HEAD"):
+            representation = page.select(acceptable_codings(environ.get("HTTP_ACCEPT_ENCODING")))
+            if representation is not None:
+                try:
+                    with open(representation.path, "rb") as stream:
+                        body = stream.read()
+                except OSError:
+                    body = None
+                if body is not None:
+                    headers = [pair for pair in representation.headers
+                               if pair[0] in ("Content-Type", "Content-Encoding", "Vary")]
+                    headers.append(("Cache-Control", self.miss_cache))
+                    return self.simple(start_response, "404 Not Found", headers, body, method)
+        return self.simple(start_response, "404 Not Found",
+                           [("Cache-Control", self.miss_cache)], b"404 Not Found\n", method)
+
+    @staticmethod
+    def simple(start_response: Callable[..., Any], status: str, headers: list[tuple[str, str]],
+               body: bytes, method: str) -> Iterable[bytes]:
+        """A small response whose body is in memory (none for HEAD)."""
+        if not any(name == "Content-Type" for name, _ in headers) and body:
+            headers = [*headers, TEXT]
+        start_response(status, [*headers, ("Content-Length", str(len(body)))])
+        return [] if method == "HEAD" else [body]

@@ -1,0 +1,219 @@
+"""The Cloud Native Buildpack's build step (buildpack/bin/build runs `python -m servestatic.cnb build`).
+
+It runs under the Python an earlier buildpack provided, with only this package's
+own wheel on sys.path (brotli and friends are not installed yet), so it uses
+nothing but the standard library and `servestatic.settings`. Compression itself
+runs later, as `servestatic compress`, from the layer this step installs.
+
+Layers it writes (Buildpack API 0.10):
+  servestatic/     a venv with servestatic and gunicorn, plus the shared entrypoint;
+                   launch + cache, rebuilt only when its key (wheels, Python,
+                   entrypoint) changes.
+  compress-cache/  compressed outputs by content hash; cache only, so an unchanged
+                   rebuild compresses nothing.
+  config/          env.launch/SERVESTATIC_*.default from BP_SERVESTATIC_*; launch only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+from servestatic.settings import SETTINGS, Setting, SettingError, load_settings
+
+ENTRYPOINT = "servestatic-entrypoint"
+BUILD_PREFIX = "BP_"
+# Settings a buildpack user does not set through BP_*: the platform owns the port and
+# process count, and the cache directory is the buildpack's own layer.
+NOT_FROM_BUILD = {"PORT", "WEB_CONCURRENCY", "SERVESTATIC_BIND", "SERVESTATIC_CACHE_DIR"}
+
+
+class BuildError(Exception):
+    """The build cannot go on; the message is one line for the user."""
+
+
+def buildable_settings() -> list[Setting]:
+    """The settings a BP_SERVESTATIC_* variable may set, in table order."""
+    return [s for s in SETTINGS if s.env.startswith("SERVESTATIC_") and s.env not in NOT_FROM_BUILD]
+
+
+def settings_from_build_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """SERVESTATIC_* values from BP_SERVESTATIC_*, checked by the same parsers as at run time.
+
+    A typo (an unknown BP_SERVESTATIC_ name) is an error rather than silently ignored.
+    """
+    known = {BUILD_PREFIX + s.env: s.env for s in buildable_settings()}
+    values: dict[str, str] = {}
+    for name, value in environ.items():
+        if not name.startswith(BUILD_PREFIX + "SERVESTATIC_"):
+            continue
+        if name not in known:
+            raise BuildError(f"{name}: not a servestatic build setting (see the buildpack's README.md)")
+        values[known[name]] = value
+    try:
+        load_settings(environ=values)
+    except SettingError as error:
+        raise BuildError(BUILD_PREFIX + str(error)) from None
+    return values
+
+
+def planned_root(plan_path: Path) -> str:
+    """The static root bin/detect found, as it wrote it into the build plan."""
+    plan = tomllib.loads(plan_path.read_text())
+    for entry in plan.get("entries", []):
+        if entry.get("name") == "servestatic" and entry.get("metadata", {}).get("root"):
+            return str(entry["metadata"]["root"])
+    raise BuildError(f"{plan_path}: no servestatic entry with a root; was bin/detect run?")
+
+
+def toml_value(value: object) -> str:
+    """TOML for the few value types written here (JSON strings are valid TOML basic strings)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def write_layer_toml(layers: Path, name: str, *, launch: bool, cache: bool,
+                     metadata: Mapping[str, str] | None = None) -> None:
+    lines = ["[types]", f"launch = {toml_value(launch)}", "build = false", f"cache = {toml_value(cache)}"]
+    if metadata:
+        lines += ["", "[metadata]"] + [f"{key} = {toml_value(value)}" for key, value in metadata.items()]
+    (layers / f"{name}.toml").write_text("\n".join(lines) + "\n")
+
+
+def layer_metadata(layers: Path, name: str) -> dict[str, object]:
+    """What the previous build recorded for a layer (the restorer brings it back)."""
+    try:
+        return tomllib.loads((layers / f"{name}.toml").read_text()).get("metadata", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def install_key(wheels: list[Path], entrypoint: Path) -> str:
+    """Changes whenever what the venv holds would change: the wheels, the Python, the entrypoint."""
+    digest = hashlib.sha256()
+    digest.update(f"{sys.version}\0{os.path.realpath(sys.executable)}\0".encode())
+    for path in [*sorted(wheels), entrypoint]:
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as stream:
+            digest.update(hashlib.file_digest(stream, "sha256").digest())
+    return digest.hexdigest()
+
+
+def install(layer: Path, wheel_dir: Path, entrypoint: Path) -> None:
+    """A venv over the provided Python, so the app's own packages (installed into
+    that Python by the Python buildpack) stay importable for SERVESTATIC_APP."""
+    shutil.rmtree(layer, ignore_errors=True)
+    run([sys.executable, "-m", "venv", "--system-site-packages", os.fspath(layer)])
+    extras = "[zstd]" if any(wheel_dir.glob("zstandard-*.whl")) else ""
+    run([os.fspath(layer / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-index",
+         "--disable-pip-version-check", "--ignore-installed", "--find-links", os.fspath(wheel_dir),
+         f"servestatic-origin{extras}"])
+    shutil.copy2(entrypoint, layer / "bin" / ENTRYPOINT)
+    (layer / "bin" / ENTRYPOINT).chmod(0o755)
+
+
+def run(command: list[str], env: Mapping[str, str] | None = None) -> str:
+    result = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        raise BuildError(f"{' '.join(command[:4])} ... failed with exit code {result.returncode}")
+    return result.stdout
+
+
+def compress(layer: Path, root: Path, cache: Path, settings: Mapping[str, str]) -> dict[str, object]:
+    """`servestatic compress` from the installed layer, its cache in a cache layer."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SERVESTATIC_")}
+    env.update(settings)
+    output = run([os.fspath(layer / "bin" / "servestatic"), "compress", os.fspath(root),
+                  "--cache-dir", os.fspath(cache), "--json"], env=env)
+    return json.loads(output)
+
+
+def write_launch_env(layer: Path, values: Mapping[str, str]) -> None:
+    """`.default` files: a variable set at launch still wins over the build's choice."""
+    shutil.rmtree(layer, ignore_errors=True)
+    env_dir = layer / "env.launch"
+    env_dir.mkdir(parents=True)
+    for name, value in values.items():
+        (env_dir / f"{name}.default").write_text(value)
+
+
+def write_launch_toml(layers: Path, command: Path) -> None:
+    """One default `web` process, exec'd directly by the launcher (no shell); it reads PORT itself."""
+    (layers / "launch.toml").write_text(
+        "[[processes]]\n"
+        'type = "web"\n'
+        f"command = {toml_value([os.fspath(command)])}\n"
+        "args = []\n"
+        "default = true\n"
+    )
+
+
+def build(environ: Mapping[str, str], app_dir: Path) -> None:
+    layers = Path(environ["CNB_LAYERS_DIR"])
+    buildpack = Path(environ["CNB_BUILDPACK_DIR"])
+    settings = settings_from_build_env(environ)
+    relative_root = planned_root(Path(environ["CNB_BP_PLAN_PATH"]))
+    root = (app_dir / relative_root).resolve()
+    if not root.is_dir() or not root.is_relative_to(app_dir.resolve()):
+        raise BuildError(f"static root {relative_root!r} is not a directory inside the app")
+    settings["SERVESTATIC_ROOT"] = os.fspath(root)
+
+    wheel_dir = buildpack / "wheels"
+    wheels = sorted(wheel_dir.glob("*.whl"))
+    entrypoint = buildpack / "entrypoint" / ENTRYPOINT
+    if not wheels or not entrypoint.is_file():
+        raise BuildError(f"{buildpack} is not packaged (no wheels/ or entrypoint/): run buildpack/package")
+
+    venv = layers / "servestatic"
+    key = install_key(wheels, entrypoint)
+    if layer_metadata(layers, "servestatic").get("key") == key and (venv / "bin" / "servestatic").exists():
+        print("servestatic: reusing the servestatic layer (nothing changed)")
+    else:
+        print(f"servestatic: installing servestatic and gunicorn from {len(wheels)} wheels")
+        install(venv, wheel_dir, entrypoint)
+    write_layer_toml(layers, "servestatic", launch=True, cache=True, metadata={"key": key})
+
+    cache = layers / "compress-cache"
+    cache.mkdir(exist_ok=True)
+    write_layer_toml(layers, "compress-cache", launch=False, cache=True)
+    summary = compress(venv, root, cache, settings)
+    # One line with the whole summary: how a build log (and the tests) tell an
+    # unchanged rebuild from one that compressed.
+    print("servestatic: compress summary " + json.dumps(summary, separators=(",", ":")))
+
+    serve_names = {s.env for s in SETTINGS if "serve" in s.commands}
+    write_launch_env(layers / "config", {k: v for k, v in settings.items() if k in serve_names})
+    write_layer_toml(layers, "config", launch=True, cache=False)
+    write_launch_toml(layers, venv / "bin" / ENTRYPOINT)
+
+
+def main(argv: list[str]) -> int:
+    if argv != ["build"]:
+        print("usage: python -m servestatic.cnb build   (run by the buildpack's bin/build)", file=sys.stderr)
+        return 2
+    try:
+        build(os.environ, Path.cwd())
+    except BuildError as error:
+        print(f"servestatic: error: {error}", file=sys.stderr)
+        return 1
+    except KeyError as error:
+        print(f"servestatic: error: {error.args[0]} is not set: run me from the CNB lifecycle",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,83 @@
+"""Per-glob response header rules, read from a TOML file (SERVESTATIC_HEADERS_FILE).
+
+    [[rule]]
+    glob = "*.html"                      # fnmatch on the path below the root; * crosses /
+    headers = { Content-Security-Policy = "default-src 'self'" }
+
+    [[rule]]
+    glob = "embed/*"
+    headers = { X-Frame-Options = "" }   # an empty value removes the header
+
+Rules apply in file order; a later rule's header replaces an earlier one, and
+any rule may replace a header servestatic sets itself (Cache-Control, say),
+except those that describe the bytes (Content-Length, Content-Encoding, ETag...).
+TOML rather than a bespoke `_headers` syntax: the standard library reads it, and
+it is the format Python users already write.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Headers whose value follows from the file and the request, never from a rule.
+PROTECTED = frozenset({
+    "content-length", "content-encoding", "content-range", "etag", "last-modified",
+    "vary", "accept-ranges", "transfer-encoding", "connection", "date", "server",
+})
+
+
+class HeaderRulesError(ValueError):
+    """The rules file is unreadable or malformed; the message is one line."""
+
+
+@dataclass(frozen=True)
+class HeaderRule:
+    glob: str
+    headers: tuple[tuple[str, str], ...]
+
+    def matches(self, relative_path: str) -> bool:
+        return fnmatch.fnmatchcase(relative_path, self.glob)
+
+
+def load_rules(path: Path) -> tuple[HeaderRule, ...]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise HeaderRulesError(f"cannot read {path}: {error.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise HeaderRulesError(f"{path} is not valid TOML: {error}") from None
+    unknown = set(data) - {"rule"}
+    if unknown:
+        raise HeaderRulesError(f"{path}: unknown top-level key(s) {sorted(unknown)}; expected [[rule]]")
+    rules = []
+    for number, rule in enumerate(data.get("rule", []), start=1):
+        where = f"{path}: rule {number}"
+        if not isinstance(rule, dict) or set(rule) != {"glob", "headers"}:
+            raise HeaderRulesError(f"{where}: needs exactly the keys 'glob' and 'headers'")
+        glob, headers = rule["glob"], rule["headers"]
+        if not isinstance(glob, str) or not glob or not isinstance(headers, dict):
+            raise HeaderRulesError(f"{where}: 'glob' must be text and 'headers' a table")
+        pairs = []
+        for name, value in headers.items():
+            if not _TOKEN.fullmatch(name) or name.lower() in PROTECTED:
+                raise HeaderRulesError(f"{where}: {name!r} is not a header a rule may set")
+            if not isinstance(value, str) or any(c in value for c in "\r\n\x00"):
+                raise HeaderRulesError(f"{where}: the value of {name} must be one line of text")
+            pairs.append((name, value))
+        rules.append(HeaderRule(glob.lstrip("/"), tuple(pairs)))
+    return tuple(rules)
+
+
+def headers_for(rules: tuple[HeaderRule, ...], relative_path: str) -> dict[str, tuple[str, str]]:
+    """Rule headers for one file, keyed by lower-case name; value "" means remove."""
+    result: dict[str, tuple[str, str]] = {}
+    for rule in rules:
+        if rule.matches(relative_path):
+            for name, value in rule.headers:
+                result[name.lower()] = (name, value)
+    return result

@@ -1,0 +1,144 @@
+"""gunicorn embedded as a library, configured from Settings.
+
+`prepare` does everything that can fail before a socket is opened (the root,
+the manifest, the header rules, the user's app), so a bad deployment stops in
+the master with one line instead of in a crash loop of workers. The table is
+built here, before gunicorn forks, so workers share it.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import tempfile
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
+
+from servestatic import __version__
+from servestatic.app import AppImportError, StaticApp, import_app
+from servestatic.headerrules import HeaderRulesError
+from servestatic.manifest import ManifestError
+from servestatic.settings import Settings
+from servestatic.table import load_table
+
+
+class StartupError(Exception):
+    """servestatic cannot start; the message is one line naming what to fix."""
+
+
+def prepare(settings: Settings) -> StaticApp:
+    """Validate the root, load the table, import the user's app: the app to serve."""
+    root = settings.root
+    if not root.is_dir():
+        raise StartupError(f"SERVESTATIC_ROOT: {root} is not a directory")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise StartupError(f"SERVESTATIC_ROOT: {root} is not readable")
+    if settings.headers_file is not None and not settings.headers_file.is_file():
+        raise StartupError(f"SERVESTATIC_HEADERS_FILE: {settings.headers_file} is not a file")
+    try:
+        table = load_table(settings)
+    except ManifestError as error:
+        raise StartupError(f"SERVESTATIC_ROOT: {error}") from None
+    except HeaderRulesError as error:
+        raise StartupError(f"SERVESTATIC_HEADERS_FILE: {error}") from None
+    user_app = None
+    if settings.app:
+        try:
+            user_app = import_app(settings.app)
+        except AppImportError as error:
+            raise StartupError(str(error)) from None
+    return StaticApp(table, settings, user_app)
+
+
+def worker_tmp_dir() -> str:
+    """Where gunicorn's worker heartbeat files go: memory, so a read-only root works."""
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        return "/dev/shm"
+    return tempfile.gettempdir()
+
+
+class JsonAccessLogger(Logger):
+    """gunicorn's logger with one JSON object per access-log line.
+
+    gunicorn's `access_log_format` cannot escape values, so a quote in a
+    User-Agent would break a JSON template; this builds the line with `json`.
+    """
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if not self.access_log_enabled:
+            return
+        atoms = self.atoms(resp, req, environ, request_time)
+        record = {
+            "time": atoms["t"].strip("[]"),
+            "remote": atoms["h"],
+            "method": atoms["m"],
+            "path": atoms["U"],
+            "query": atoms["q"],
+            "protocol": atoms["H"],
+            "status": int(atoms["s"]) if str(atoms["s"]).isdigit() else atoms["s"],
+            "bytes": int(atoms["B"]) if str(atoms["B"]).isdigit() else 0,
+            "duration_ms": round(request_time.total_seconds() * 1000, 3),
+            "referer": atoms["f"],
+            "user_agent": atoms["a"],
+        }
+        try:
+            self.access_log.info(json.dumps(record, ensure_ascii=False))
+        except Exception:  # a log line must never fail a request
+            self.exception("cannot write access log line")
+
+
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    """gunicorn settings for an origin behind a CDN (see README, "Serving")."""
+    options: dict[str, Any] = {
+        "bind": [settings.bind_address],
+        "workers": settings.worker_count,
+        "worker_class": "gthread",
+        "threads": settings.threads,
+        "keepalive": settings.keepalive,
+        "timeout": settings.timeout,
+        "graceful_timeout": settings.graceful_timeout,
+        "worker_tmp_dir": worker_tmp_dir(),
+        "sendfile": True,
+        "preload_app": True,
+        "proc_name": "servestatic",
+        "errorlog": "-",
+        "loglevel": settings.log_level,
+        "accesslog": None if settings.access_log == "off" else "-",
+        "control_socket_disable": True,
+        # The CDN in front sets X-Forwarded-*; trusting them is the app's business.
+        "forwarded_allow_ips": "127.0.0.1,::1",
+    }
+    if settings.access_log == "json":
+        options["logger_class"] = JsonAccessLogger
+    return options
+
+
+class Server(BaseApplication):
+    """gunicorn's BaseApplication around a prepared StaticApp."""
+
+    def __init__(self, application: StaticApp, options: dict[str, Any]):
+        self.application = application
+        self.options = options
+        super().__init__(prog="servestatic")
+
+    def load_config(self) -> None:
+        for name, value in self.options.items():
+            self.cfg.set(name, value)
+
+    def load(self) -> StaticApp:
+        return self.application
+
+
+def run(settings: Settings) -> None:
+    """Prepare, then hand the process to gunicorn's arbiter until it exits."""
+    application = prepare(settings)
+    # Move everything built so far out of the collector's reach, so that a
+    # worker's garbage collection does not touch (and copy) the shared table.
+    gc.collect()
+    gc.freeze()
+    server = Server(application, gunicorn_options(settings))
+    server.cfg.set("default_proc_name", f"servestatic {__version__}")
+    server.run()

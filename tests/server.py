@@ -1,0 +1,101 @@
+"""A real `servestatic serve` process on a real socket, for black-box tests.
+
+Readiness is the health endpoint answering, polled with a deadline: never a
+sleep. The process is always stopped with SIGTERM and its exit code kept, so
+tests can assert on a graceful shutdown too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+SERVESTATIC = [sys.executable, "-m", "servestatic"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ServerProcess:
+    """`servestatic serve` in a subprocess; use as a context manager."""
+
+    def __init__(self, root: Path | None, env: dict[str, str] | None = None,
+                 args: list[str] | None = None, cwd: Path | None = None, workers: int = 1):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "SERVESTATIC_BIND": f"127.0.0.1:{self.port}",
+            "WEB_CONCURRENCY": str(workers),
+            "SERVESTATIC_ACCESS_LOG": "off",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+            **(env or {}),
+        }
+        self.args = [*SERVESTATIC, "serve", *([str(root)] if root is not None else []), *(args or [])]
+        self.cwd = cwd
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+        self.returncode: int | None = None
+
+    def start(self, timeout: float = 20.0) -> ServerProcess:
+        import tempfile
+
+        log = tempfile.NamedTemporaryFile(prefix="servestatic-", suffix=".log", delete=False)  # noqa: SIM115
+        self.log_path = Path(log.name)
+        self.process = subprocess.Popen(self.args, env=self.env, cwd=self.cwd, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        health = self.env.get("SERVESTATIC_HEALTH_PATH", "/healthz")
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"servestatic exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + health, timeout=1.0).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"servestatic did not answer within {timeout} s:\n{self.log()}")
+            time.sleep(0.02)  # poll interval, not a readiness guess
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, wait, and return the exit code (SIGKILL the group if it hangs)."""
+        if self.process is None:
+            return -1
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.returncode = self.process.returncode
+        return self.returncode
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def compress(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `servestatic compress` on root; raises if it fails."""
+    return subprocess.run([*SERVESTATIC, "compress", str(root), *args], check=True,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
