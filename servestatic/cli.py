@@ -155,10 +155,10 @@ def check(**options: Any) -> None:
     settings = settings_from(options)
     _configure_logging(settings.log_level)
     try:
-        table = prepare(settings)
+        application = prepare(settings)
     except StartupError as error:
         raise fail(str(error)) from None
-    typer.echo(f"ok: {table.describe()}")
+    typer.echo(f"ok: {application.table.describe()}")
 
 
 @app.command(help="Print the version.")
