@@ -117,3 +117,9 @@ def test_serve_without_a_manifest_scans_with_a_warning(site: Path) -> None:
     assert result.returncode == 0
     assert "scanning the tree instead" in result.stderr
     assert "from the scan" in result.stdout
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (REPO / "README.md").read_text()
+    for setting in SETTINGS:
+        assert f"| `{setting.env}` |" in readme, setting.env
