@@ -1,0 +1,1 @@
+"""Tiny WSGI apps that chaining tests name in SERVESTATIC_APP."""

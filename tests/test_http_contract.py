@@ -1,0 +1,337 @@
+"""The HTTP contract (DESIGN.md), black-box over a real socket: methods, HEAD, media types,
+cache policy, index files and redirects, the 404 page, the health endpoint, and what is
+never served, however the request is written.
+
+Encoding, conditional requests, ranges, CORS, configuration and chaining have their own
+tests/test_http_*.py modules.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.server import ServerProcess, compress
+from tests.test_http_support import client, copy_site, manifest_entry, raw_request, serving
+
+SECRET = b"TOP-SECRET-OUTSIDE-THE-ROOT"
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example site plus hostile and edge-case files, compressed."""
+    base = tmp_path_factory.mktemp("contract")
+    outside = base / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(SECRET)
+    site = copy_site(base / "site")
+    (site / "downloads").mkdir()
+    (site / "downloads" / "notes.txt.gz").write_bytes(gzip.compress(b"notes " * 100))
+    (site / "gone.txt").write_text("this file is deleted after start-up\n")
+    (site / "escape.txt").symlink_to(outside / "secret.txt")
+    (site / "escapedir").symlink_to(outside)
+    (site / "alias.txt").symlink_to(site / "robots.txt")
+    compress(site)
+    # Created after the manifest was written: the server must not find them either.
+    (site / "late.txt").symlink_to(outside / "secret.txt")
+    (site / "latedir").symlink_to(outside)
+    (site / "late-plain.txt").write_text("not in the manifest\n")
+    return site
+
+
+@pytest.fixture(scope="module")
+def server(root: Path) -> Iterator[ServerProcess]:
+    with serving(root) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def http(server: ServerProcess) -> Iterator[httpx.Client]:
+    with client(server) as session:
+        yield session
+
+
+# --- GET and HEAD
+
+
+def test_get_serves_the_file_with_every_header(http: httpx.Client, root: Path) -> None:
+    response = http.get("/index.html")
+    entry = manifest_entry(root, "index.html")
+    assert response.status_code == 200
+    assert response.content == (root / "index.html").read_bytes()
+    headers = response.headers
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    assert headers["content-length"] == str(entry["size"])
+    assert headers["etag"] == f'"{entry["hash"]}"'
+    assert headers["cache-control"] == "no-cache"
+    assert headers["vary"] == "Accept-Encoding"
+    assert headers["accept-ranges"] == "bytes"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["access-control-allow-origin"] == "*"
+    assert "content-encoding" not in headers
+    assert "last-modified" in headers
+
+
+@pytest.mark.parametrize("path", ["/index.html", "/img/banner.png", "/css/site.0123456789ab.css"])
+@pytest.mark.parametrize("encoding", ["identity", "br, gzip", "gzip"])
+def test_head_has_the_headers_of_get_and_no_body(server: ServerProcess, path: str,
+                                                 encoding: str) -> None:
+    request = {"Accept-Encoding": encoding}
+    get = raw_request(server, path, "GET", request)
+    head = raw_request(server, path, "HEAD", request)
+    assert head.status == get.status == 200
+    assert head.body == b""
+    assert len(get.body) == int(get.header("Content-Length"))
+    drop = {"date"}
+    assert [(k, v) for k, v in head.headers if k.lower() not in drop] == [
+        (k, v) for k, v in get.headers if k.lower() not in drop]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_other_methods_on_a_static_path_get_405_with_allow(http: httpx.Client, method: str) -> None:
+    response = http.request(method, "/css/print.css", content=b"x=1")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD"
+
+
+def test_options_without_preflight_headers_gets_405(http: httpx.Client) -> None:
+    response = http.options("/css/print.css")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD"
+
+
+# --- media types, nosniff, cache policy
+
+
+@pytest.mark.parametrize(("path", "media_type"), [
+    ("/index.html", "text/html; charset=utf-8"),
+    ("/css/print.css", "text/css; charset=utf-8"),
+    ("/js/analytics.js", "text/javascript; charset=utf-8"),
+    ("/assets/app-3fA9c1bd.js", "text/javascript; charset=utf-8"),
+    ("/assets/app-3fA9c1bd.js.map", "application/json; charset=utf-8"),
+    ("/img/logo.svg", "image/svg+xml; charset=utf-8"),
+    ("/site.webmanifest", "application/manifest+json; charset=utf-8"),
+    ("/fonts/open-sans-700.woff2", "font/woff2"),
+    ("/img/banner.png", "image/png"),
+    ("/data/feed.json", "application/json; charset=utf-8"),
+    ("/robots.txt", "text/plain; charset=utf-8"),
+    ("/downloads/notes.txt.gz", "application/gzip"),
+])
+def test_media_types_with_charset_on_text_and_nosniff(http: httpx.Client, path: str,
+                                                      media_type: str) -> None:
+    response = http.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == media_type
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize(("path", "cache_control"), [
+    ("/css/site.0123456789ab.css", "public, max-age=31536000, immutable"),  # Django
+    ("/assets/app-3fA9c1bd.js", "public, max-age=31536000, immutable"),  # Vite/Rollup
+    ("/assets/format-Bq7xK2pL.js", "public, max-age=31536000, immutable"),
+    ("/index.html", "no-cache"),
+    ("/docs/", "no-cache"),
+    ("/docs/guide/index.html", "no-cache"),
+    ("/css/print.css", "public, max-age=60"),
+    ("/js/analytics.js", "public, max-age=60"),
+    ("/img/banner.png", "public, max-age=60"),
+    ("/robots.txt", "public, max-age=60"),
+])
+def test_cache_control_by_kind_of_file(http: httpx.Client, path: str, cache_control: str) -> None:
+    response = http.get(path, headers={"Accept-Encoding": "br, gzip"})
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == cache_control
+
+
+def test_non_ascii_file_name(http: httpx.Client, root: Path) -> None:
+    response = http.get("/data/r%C3%A9sum%C3%A9.txt")
+    assert response.status_code == 200
+    assert response.content == (root / "data" / "résumé.txt").read_bytes()
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    # The same name in latin-1 is another name, not this file.
+    assert http.get("/data/r%E9sum%E9.txt").status_code == 404
+
+
+def test_a_lone_compressed_file_is_served_as_itself(http: httpx.Client, root: Path) -> None:
+    response = http.get("/downloads/notes.txt.gz", headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert "content-encoding" not in response.headers
+    assert response.content == (root / "downloads" / "notes.txt.gz").read_bytes()
+
+
+@pytest.mark.parametrize("path", ["/index.html.br", "/index.html.gz", "/css/print.css.gz",
+                                  "/assets/app-3fA9c1bd.js.br", "/docs/index.html.gz"])
+def test_a_variant_is_never_a_path_of_its_own(http: httpx.Client, path: str) -> None:
+    assert http.get(path, headers={"Accept-Encoding": "br, gzip"}).status_code == 404
+
+
+# --- index files, redirects, 404
+
+
+def test_root_serves_index_html(http: httpx.Client, root: Path) -> None:
+    response = http.get("/")
+    assert response.status_code == 200
+    assert response.content == (root / "index.html").read_bytes()
+    assert response.headers["etag"] == http.get("/index.html").headers["etag"]
+
+
+@pytest.mark.parametrize("directory", ["docs", "docs/guide"])
+def test_directory_with_slash_serves_its_index(http: httpx.Client, root: Path, directory: str) -> None:
+    response = http.get(f"/{directory}/")
+    assert response.status_code == 200
+    assert response.content == (root / directory / "index.html").read_bytes()
+
+
+@pytest.mark.parametrize(("target", "location"), [
+    ("/docs", "/docs/"),
+    ("/docs?page=2&q=a%20b", "/docs/?page=2&q=a%20b"),
+    ("/docs/guide", "/docs/guide/"),
+    ("/docs/guide?x", "/docs/guide/?x"),
+])
+def test_directory_without_slash_redirects_keeping_the_query(server: ServerProcess, target: str,
+                                                             location: str) -> None:
+    response = raw_request(server, target)
+    assert response.status == 301
+    assert response.header("Location") == location
+
+
+def test_missing_file_gets_the_404_page(http: httpx.Client, root: Path) -> None:
+    response = http.get("/no/such/page")
+    assert response.status_code == 404
+    assert response.content == (root / "404.html").read_bytes()
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    head = http.head("/no/such/page")
+    assert head.status_code == 404
+    assert head.content == b""
+
+
+def test_404_page_is_sent_compressed_when_accepted(http: httpx.Client, root: Path) -> None:
+    response = httpx.get(http.base_url.join("/no/such/page"), headers={"Accept-Encoding": "br"})
+    assert response.status_code == 404
+    assert response.headers["content-encoding"] == "br"
+    assert response.headers["vary"] == "Accept-Encoding"
+    assert response.content == (root / "404.html").read_bytes()  # httpx decoded it
+
+
+def test_plain_404_without_a_404_page(tmp_path: Path) -> None:
+    site = copy_site(tmp_path / "site")
+    (site / "404.html").unlink()
+    compress(site)
+    with serving(site) as server:
+        response = httpx.get(server.url + "/missing")
+    assert response.status_code == 404
+    assert response.text == "404 Not Found\n"
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+
+
+# --- never served
+
+
+@pytest.mark.parametrize("path", [
+    "/.env", "/.servestatic-manifest.json", "/.well-known/../.env", "/docs/.hidden",
+    "/escape.txt", "/escapedir/secret.txt", "/late.txt", "/latedir/secret.txt", "/late-plain.txt",
+])
+def test_never_served_paths_get_404(http: httpx.Client, path: str) -> None:
+    response = http.get(path)
+    assert response.status_code == 404
+    assert SECRET not in response.content
+    assert b"SECRET_KEY" not in response.content
+
+
+def test_well_known_is_served(http: httpx.Client, root: Path) -> None:
+    response = http.get("/.well-known/security.txt")
+    assert response.status_code == 200
+    assert response.content == (root / ".well-known" / "security.txt").read_bytes()
+
+
+def test_symlink_inside_the_root_is_served(http: httpx.Client, root: Path) -> None:
+    response = http.get("/alias.txt")
+    assert response.status_code == 200
+    assert response.content == (root / "robots.txt").read_bytes()
+
+
+HOSTILE_TARGETS = [
+    "/../outside/secret.txt", "/docs/../../outside/secret.txt", "/%2e%2e/outside/secret.txt",
+    "/%2E%2E/%2E%2E/etc/passwd", "/docs/%2e%2e/%2e%2e/outside/secret.txt",
+    "/%252e%252e/outside/secret.txt", "/..%2foutside/secret.txt", "/..%2Foutside%2Fsecret.txt",
+    "/docs/..%5c..%5coutside%5csecret.txt", "/docs\\..\\..\\outside\\secret.txt", "/%5c.env",
+    "/index.html%00", "/index.html%00.png", "/%00", "/./.env", "/docs/./../.env", "//.env",
+    "/.%65nv", "/%2eenv", "/.servestatic-manifest.json%00", "/escape.txt/", "/.well-known/%2e%2e/.env",
+    "/index.html/", "/index.html/.", "/./index.html/..", "http://127.0.0.1/../.env",
+]
+
+
+@pytest.mark.parametrize("target", HOSTILE_TARGETS)
+def test_hostile_paths_get_4xx_never_a_file_or_500(server: ServerProcess, target: str) -> None:
+    response = raw_request(server, target)
+    assert 400 <= response.status < 500, (target, response.status)
+    assert SECRET not in response.body
+    assert b"SECRET_KEY" not in response.body
+    assert b'"files"' not in response.body  # the manifest
+
+
+@pytest.mark.parametrize("target", [b"/index.html\x00", b"/\x00/.env", b"/docs/\xff\xfe", b"/\xc3"])
+def test_raw_control_and_invalid_bytes_in_the_path(server: ServerProcess, target: bytes) -> None:
+    response = raw_request(server, target)
+    assert 400 <= response.status < 500
+    assert b"SECRET_KEY" not in response.body
+
+
+def test_overlong_path_is_a_4xx_never_500(server: ServerProcess) -> None:
+    response = raw_request(server, "/" + "a" * 10_000)
+    assert 400 <= response.status < 500
+    response = raw_request(server, "/" + "a/" * 2000)
+    assert 400 <= response.status < 500
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("Range", "bytes=garbage"), ("Range", "bytes=--1"), ("Range", "pages=1-2"), ("Range", "bytes=1-2-3"),
+    ("Range", "bytes=99999999999999999999999-"), ("Range", "bytes=0-1,"), ("Range", "bytes=,0-1"),
+    ("If-Modified-Since", "yesterday"), ("If-Modified-Since", "Sun, 99 Foo 99999 99:99:99 GMT"),
+    ("If-Modified-Since", "x" * 2000), ("If-Unmodified-Since", "Mon, 32 Jan 2020 00:00:00 GMT"),
+    ("If-None-Match", '"unterminated'), ("If-None-Match", "W/"), ("If-None-Match", ",,,"),
+    ("If-Match", '"no-such-tag'), ("If-Range", "garbage"), ("If-Range", 'W/"x"'),
+    ("Accept-Encoding", "br;q=garbage"), ("Accept-Encoding", ";;;,,,==="), ("Accept-Encoding", "gzip;q=2"),
+    ("Accept-Encoding", "\xff\xfe"), ("Accept-Encoding", "gzip;q=1e400"),
+])
+def test_garbage_headers_never_give_500(server: ServerProcess, name: str, value: str) -> None:
+    response = raw_request(server, "/index.html", headers={name: value})
+    if name == "If-Match":
+        assert response.status == 412
+    else:
+        assert response.status == 200, (name, value, response.status)
+
+
+@pytest.mark.parametrize("name", ["Range", "If-None-Match", "Accept-Encoding", "If-Modified-Since"])
+def test_control_bytes_in_a_header_are_refused_with_400(server: ServerProcess, name: str) -> None:
+    assert raw_request(server, "/index.html", headers={name: "\x7f\x01"}).status == 400
+
+
+def test_file_deleted_after_start_up_is_404_not_500(server: ServerProcess, root: Path) -> None:
+    assert raw_request(server, "/gone.txt").status == 200
+    os.unlink(root / "gone.txt")
+    assert raw_request(server, "/gone.txt").status == 404
+    assert raw_request(server, "/gone.txt", "HEAD").status == 404
+    assert raw_request(server, "/gone.txt", headers={"Range": "bytes=0-3"}).status == 404
+
+
+# --- health endpoint
+
+
+def test_health_endpoint(http: httpx.Client) -> None:
+    response = http.get("/healthz")
+    assert response.status_code == 200
+    assert response.text == "ok\n"
+    assert response.headers["cache-control"] == "no-store"
+    head = http.head("/healthz")
+    assert head.status_code == 200
+    assert head.headers["cache-control"] == "no-store"
+    assert head.content == b""
+    post = http.post("/healthz")
+    assert post.status_code == 405
+    assert post.headers["allow"] == "GET, HEAD"
