@@ -11,7 +11,7 @@ Layers it writes (Buildpack API 0.10):
                    entrypoint) changes.
   compress-cache/  compressed outputs by content hash; cache only, so an unchanged
                    rebuild compresses nothing.
-  config/          env.launch/SERVESTATIC_*.default from BP_SERVESTATIC_*; launch only.
+  launch-env/      env.launch/SERVESTATIC_*.default from BP_SERVESTATIC_*; launch only.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def install(layer: Path, wheel_dir: Path, entrypoint: Path) -> None:
     run([sys.executable, "-m", "venv", "--system-site-packages", os.fspath(layer)])
     extras = "[zstd]" if any(wheel_dir.glob("zstandard-*.whl")) else ""
     run([os.fspath(layer / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-index",
-         "--disable-pip-version-check", "--ignore-installed", "--find-links", os.fspath(wheel_dir),
+         "--disable-pip-version-check", "--no-cache-dir", "--ignore-installed", "--find-links", os.fspath(wheel_dir),
          f"servestatic-origin{extras}"])
     shutil.copy2(entrypoint, layer / "bin" / ENTRYPOINT)
     (layer / "bin" / ENTRYPOINT).chmod(0o755)
@@ -194,8 +194,8 @@ def build(environ: Mapping[str, str], app_dir: Path) -> None:
     print("servestatic: compress summary " + json.dumps(summary, separators=(",", ":")))
 
     serve_names = {s.env for s in SETTINGS if "serve" in s.commands}
-    write_launch_env(layers / "config", {k: v for k, v in settings.items() if k in serve_names})
-    write_layer_toml(layers, "config", launch=True, cache=False)
+    write_launch_env(layers / "launch-env", {k: v for k, v in settings.items() if k in serve_names})
+    write_layer_toml(layers, "launch-env", launch=True, cache=False)
     write_launch_toml(layers, venv / "bin" / ENTRYPOINT)
 
 
