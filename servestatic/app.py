@@ -161,6 +161,9 @@ class StaticApp:
                             ("Content-Range", f"bytes {first}-{last}/{representation.size}")]
 
         if method == "HEAD":
+            if not os.path.isfile(representation.path):
+                # As GET would find: removed since start-up (a stat; HEAD is rare).
+                return self.page_not_found(environ, start_response)
             start_response(status, headers)
             return []
         try:
