@@ -12,6 +12,8 @@ import re
 from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
 
+from servestatic.scan import ENCODING_SUFFIXES
+
 # Content codings we can have variants for. x-gzip is gzip (RFC 9110 8.4.1.3).
 _CODING_ALIASES = {"x-gzip": "gzip"}
 
@@ -53,7 +55,8 @@ def acceptable_codings(header: str | None) -> frozenset[str]:
     wildcard = qualities.pop("*", None)
     accepted = {coding for coding, quality in qualities.items() if quality > 0}
     if wildcard is not None and wildcard > 0:
-        accepted.add("*")
+        # "*" stands for the codings not listed: one refused by name stays refused.
+        accepted.update(coding for coding in ENCODING_SUFFIXES if coding not in qualities)
     # identity is acceptable unless refused explicitly, or by "*;q=0" without
     # being listed itself (RFC 9110 12.5.3).
     identity_quality = qualities.get("identity", wildcard if wildcard is not None else 1.0)
@@ -65,8 +68,8 @@ def acceptable_codings(header: str | None) -> frozenset[str]:
 
 
 def accepts(codings: frozenset[str], coding: str) -> bool:
-    """Whether a coding is acceptable, "*" standing for any coding not listed."""
-    return coding in codings or ("*" in codings and coding != "identity")
+    """Whether a coding is acceptable ("*" is already expanded by acceptable_codings)."""
+    return coding in codings
 
 
 @lru_cache(maxsize=512)
