@@ -1,0 +1,650 @@
+"""The Helm chart: linted and rendered by Helm's own code, validated against the Kubernetes
+schemas, checked against the restricted Pod Security Standard, and its rendered pod run
+for real as a `servestatic serve` process.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import helm_python
+import httpx
+import kubernetes_validate.utils as kubernetes_validate
+import pytest
+import yaml
+
+import servestatic
+from servestatic.settings import SETTINGS, load_settings
+from tests import helmchart
+from tests.conftest import REPO, needs
+from tests.helmchart import CHART, kinds, objects, one, render, restricted_violations
+from tests.server import compress, free_port
+
+pytestmark = pytest.mark.chart
+
+
+HEADER_RULES = '[[rule]]\nglob = "*.html"\nheaders = { Content-Security-Policy = "default-src \'self\'" }\n'
+
+# The value sets the issue names; each must lint, render and validate.
+VALUE_SETS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "ingress-tls": {
+        "ingress": {
+            "enabled": True,
+            "className": "nginx",
+            "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "1m"},
+            "hosts": [{"host": "origin.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]},
+                      {"host": "assets.example.com"}],
+            "tls": [{"secretName": "origin-tls", "hosts": ["origin.example.com", "assets.example.com"]}],
+        },
+    },
+    "httproute": {
+        "httpRoute": {
+            "enabled": True,
+            "parentRefs": [{"name": "public", "namespace": "infra", "sectionName": "https"}],
+            "hostnames": ["origin.example.com"],
+            "annotations": {"example.com/team": "web"},
+        },
+    },
+    "hpa-pdb": {
+        "autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 12,
+                        "targetCPUUtilizationPercentage": 60, "targetMemoryUtilizationPercentage": 75},
+        "podDisruptionBudget": {"enabled": True, "minAvailable": 2},
+    },
+    "chained-app": {
+        "image": {"repository": "registry.example.com/mysite",
+                  "digest": "sha256:" + "ab" * 32},
+        "servestatic": {"app": "mysite.wsgi:application", "prefix": "/static/",
+                        "root": "/app/staticfiles", "spa": False, "cors": "https://www.example.com",
+                        "headerRules": HEADER_RULES, "accessLog": "json", "healthPath": "/-/ready"},
+        "extraEnv": [{"name": "DJANGO_SETTINGS_MODULE", "value": "mysite.settings"},
+                     {"name": "DATABASE_URL",
+                      "valueFrom": {"secretKeyRef": {"name": "mysite-db", "key": "url"}}}],
+        "extraEnvFrom": [{"configMapRef": {"name": "mysite-config"}}],
+        "extraVolumes": [{"name": "media", "persistentVolumeClaim": {"claimName": "mysite-media"}}],
+        "extraVolumeMounts": [{"name": "media", "mountPath": "/app/media", "readOnly": True}],
+        "podAnnotations": {"example.com/scrape": "true"},
+        "podLabels": {"team": "web"},
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "web", "effect": "NoSchedule"}],
+        "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+            "weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname", "labelSelector": {
+                "matchLabels": {"app.kubernetes.io/name": "servestatic"}}}}]}},
+        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                                       "whenUnsatisfiable": "ScheduleAnyway"}],
+        "serviceAccount": {"annotations": {"iam.example.com/role": "mysite"}},
+    },
+}
+
+# Oldest schema kubernetes-validate ships that the chart supports (exec preStop), the first
+# with the kubelet sleep handler, and the newest it ships.
+NEWEST = kubernetes_validate.major_minor(kubernetes_validate.latest_version()) + ".0"
+KUBE_VERSIONS = ["1.25.0", "1.30.0", NEWEST]
+PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
+
+
+def deployment(values: dict[str, Any] | None = None, **options: Any) -> dict[str, Any]:
+    return one(objects(render(values, **options)), "Deployment")
+
+
+def container(values: dict[str, Any] | None = None, **options: Any) -> dict[str, Any]:
+    return deployment(values, **options)["spec"]["template"]["spec"]["containers"][0]
+
+
+def env_of(item: dict[str, Any]) -> dict[str, str]:
+    return {entry["name"]: entry["value"] for entry in item["env"] if "value" in entry}
+
+
+# --- the chart as a package ---------------------------------------------------------
+
+
+def test_app_version_is_the_package_version() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert chart["apiVersion"] == "v2"
+    assert chart["appVersion"] == servestatic.__version__ == pyproject["project"]["version"]
+
+
+def test_default_image_is_the_one_the_dockerfile_builds() -> None:
+    image = container()["image"]
+    assert image == f"servestatic/base:{servestatic.__version__}"
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert 'org.opencontainers.image.title="servestatic/base"' in dockerfile
+    # The chart's pod user is the image's user.
+    assert re.search(r"^USER 10001$", dockerfile, re.MULTILINE)
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_lint_strict(name: str) -> None:
+    for kube_version in ("v1.25.0", "v" + KUBE_VERSIONS[-1]):
+        report = helm_python.lint(CHART, VALUE_SETS[name], strict=True, kube_version=kube_version)
+        assert report["errors"] == [], report
+        assert report["messages"] == [], report
+
+
+def _yamllint_config() -> Any:
+    from yamllint.config import YamlLintConfig
+
+    # Helm's toYaml writes block sequences without indenting them; both forms are valid.
+    return YamlLintConfig(
+        "extends: default\n"
+        "rules:\n"
+        "  indentation: {spaces: consistent, indent-sequences: whatever}\n"
+        "  line-length: {max: 160}\n"
+        "  document-start: disable\n"
+        "  comments: {min-spaces-from-content: 1}\n"
+    )
+
+
+def _yamllint(text: str) -> list[str]:
+    from yamllint import linter
+
+    return [f"{problem.line}:{problem.column} {problem.message}"
+            for problem in linter.run(text, _yamllint_config())]
+
+
+def test_values_yaml_passes_yamllint() -> None:
+    assert _yamllint((CHART / "values.yaml").read_text()) == []
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_rendered_output_passes_yamllint(name: str) -> None:
+    for path, text in render(VALUE_SETS[name]).items():
+        if path.endswith(".yaml") and text.strip():
+            assert _yamllint(text) == [], path
+
+
+def test_every_values_key_has_a_comment() -> None:
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    missing = []
+    for number, line in enumerate(lines):
+        if re.match(r"^\s*[A-Za-z][\w.-]*:", line) and not lines[number - 1].lstrip().startswith("#"):
+            missing.append(f"{number + 1}: {line.strip()}")
+    assert missing == []
+
+
+def _leaf_keys(values: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key not in ("resources", "podSecurityContext",
+                                                             "securityContext"):
+            keys.extend(_leaf_keys(value, path + "."))
+        else:
+            keys.append(path)
+    return keys
+
+
+def test_readme_documents_every_value() -> None:
+    readme = (CHART / "README.md").read_text()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    undocumented = [key for key in _leaf_keys(values) if f"`{key}`" not in readme]
+    assert undocumented == []
+    assert "## Using it as a CDN origin" in readme
+
+
+# --- schema -------------------------------------------------------------------------
+
+
+def test_schema_accepts_defaults_and_every_value_set() -> None:
+    with helm_python.Chart.load(CHART) as chart:
+        assert chart.schema is not None
+        for values in VALUE_SETS.values():
+            chart.validate_schema(values)
+
+
+BAD_VALUES = [
+    pytest.param({"replicaCount": "3"}, "/replicaCount", id="string-for-integer"),
+    pytest.param({"servestatic": {"maxAge": "60"}}, "/servestatic/maxAge", id="string-max-age"),
+    pytest.param({"servestatic": {"spa": "yes"}}, "/servestatic/spa", id="string-for-boolean"),
+    pytest.param({"servestatic": {"workers": -1}}, "/servestatic/workers", id="negative-workers"),
+    pytest.param({"servestatic": {"port": 70000}}, "/servestatic/port", id="port-out-of-range"),
+    pytest.param({"servestatic": {"accessLog": "verbose"}}, "/servestatic/accessLog", id="bad-enum"),
+    pytest.param({"servestatic": {"app": "mysite.wsgi"}}, "/servestatic/app", id="app-without-attribute"),
+    pytest.param({"servestatic": {"healthPath": "healthz"}}, "/servestatic/healthPath", id="relative-path"),
+    pytest.param({"servestatic": {"prefix": "static"}}, "/servestatic/prefix", id="relative-prefix"),
+    pytest.param({"servestatic": {"headerRules": {"glob": "*"}}}, "/servestatic/headerRules",
+                 id="rules-not-text"),
+    pytest.param({"image": {"digest": "latest"}}, "/image/digest", id="bad-digest"),
+    pytest.param({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy", id="bad-pull-policy"),
+    pytest.param({"replicas": 3}, "additional properties 'replicas'", id="unknown-top-level-key"),
+    pytest.param({"servestatic": {"maxage": 60}}, "additional properties 'maxage'", id="unknown-setting"),
+    pytest.param({"ingress": {"tls": [{"secretName": "x", "host": "a"}]}}, "additional properties 'host'",
+                 id="unknown-nested-key"),
+    pytest.param({"probes": {"liveness": {"path": "/x"}}}, "additional properties 'path'",
+                 id="probe-path-not-configurable"),
+    pytest.param({"extraEnv": {"A": "b"}}, "/extraEnv", id="env-as-map"),
+    pytest.param({"autoscaling": {"targetCPUUtilizationPercentage": "70%"}},
+                 "/autoscaling/targetCPUUtilizationPercentage", id="percent-as-string"),
+    pytest.param({"podDisruptionBudget": {"maxUnavailable": "one"}}, "/podDisruptionBudget/maxUnavailable",
+                 id="bad-int-or-percent"),
+]
+
+
+@pytest.mark.parametrize(("values", "message"), BAD_VALUES)
+def test_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None:
+    with helm_python.Chart.load(CHART) as chart:
+        with pytest.raises(helm_python.HelmValuesError) as caught:
+            chart.validate_schema(values)
+        assert message in str(caught.value)
+    # An install renders through the same schema check.
+    with pytest.raises(helm_python.HelmError):
+        render(values)
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"terminationGracePeriodSeconds": 25}, "terminationGracePeriodSeconds: got 25; expected more than"),
+    ({"httpRoute": {"enabled": True}}, "httpRoute.parentRefs"),
+    ({"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": None,
+                      "targetMemoryUtilizationPercentage": None}}, "autoscaling: set"),
+])
+def test_inconsistent_values_fail_with_one_clear_line(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm_python.HelmRenderError, match=re.escape(message)):
+        render(values)
+
+
+# --- validation against the Kubernetes schemas ----------------------------------------
+
+
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_rendered_objects_validate_against_kubernetes(name: str, kube_version: str) -> None:
+    found = objects(render(VALUE_SETS[name], kube_version="v" + kube_version))
+    validated = []
+    for item in found:
+        if item["kind"] == "HTTPRoute":
+            continue  # a CRD: see test_httproute_validates_against_the_gateway_api_crd
+        kubernetes_validate.validate(item, kube_version, strict=True)
+        validated.append(item["kind"])
+    assert {"Deployment", "Service", "ServiceAccount", "Pod"} <= set(validated)
+
+
+def test_kubernetes_validate_does_not_know_httproute() -> None:
+    """Why HTTPRoute is validated separately: it is a CRD, not in the Kubernetes schemas."""
+    route = one(objects(render(VALUE_SETS["httproute"])), "HTTPRoute")
+    with pytest.raises(kubernetes_validate.SchemaNotFoundError):
+        kubernetes_validate.validate(route, KUBE_VERSIONS[-1], strict=True)
+
+
+@pytest.fixture(scope="module")
+def httproute_schema() -> dict[str, Any]:
+    module_dir = helmchart.gateway_api_dir()
+    needs(module_dir is not None, "go is not installed (needed to fetch sigs.k8s.io/gateway-api)")
+    assert module_dir is not None
+    return helmchart.httproute_schema(module_dir)
+
+
+def test_httproute_validates_against_the_gateway_api_crd(httproute_schema: dict[str, Any]) -> None:
+    import jsonschema
+
+    route = one(objects(render(VALUE_SETS["httproute"])), "HTTPRoute")
+    assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
+    validator = jsonschema.Draft7Validator(httproute_schema)
+    assert list(validator.iter_errors(route)) == []
+    # The same check fails on what a real API server would refuse.
+    broken = copy.deepcopy(route)
+    broken["spec"]["rules"][0]["backendRefs"][0]["port"] = "http"
+    broken["spec"]["rules"][0]["timeout"] = {"request": "10s"}
+    broken["spec"]["rules"][0]["retries"] = 3
+    messages = [error.message for error in validator.iter_errors(broken)]
+    assert any("'http' is not of type 'integer'" in message for message in messages), messages
+    assert any("'retries'" in message for message in messages), messages
+
+
+# --- what the rendered objects say ------------------------------------------------------
+
+
+def test_default_objects() -> None:
+    found = objects(render())
+    assert kinds(found) == ["Deployment", "Pod", "PodDisruptionBudget", "Service", "ServiceAccount"]
+    dep = one(found, "Deployment")
+    assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    service = one(found, "Service")
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    assert service["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
+    assert one(found, "PodDisruptionBudget")["spec"] == {
+        "maxUnavailable": 1, "selector": {"matchLabels": dep["spec"]["selector"]["matchLabels"]}}
+    test_pod = one(found, "Pod")
+    assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert test_pod["spec"]["containers"][0]["command"][-1] == "http://web-servestatic:80/healthz"
+
+
+def test_security_context_is_restricted_with_a_writable_tmp() -> None:
+    spec = deployment()["spec"]["template"]["spec"]
+    main = spec["containers"][0]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] == 10001
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert main["securityContext"]["readOnlyRootFilesystem"] is True
+    assert main["securityContext"]["allowPrivilegeEscalation"] is False
+    assert main["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert {"name": "tmp", "mountPath": "/tmp"} in main["volumeMounts"]
+    assert {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}} in spec["volumes"]
+    assert spec["automountServiceAccountToken"] is False
+
+
+def test_probes_hit_the_health_path_on_the_http_port() -> None:
+    main = container()
+    assert main["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    assert env_of(main)["PORT"] == "8000"
+    assert env_of(main)["SERVESTATIC_HEALTH_PATH"] == "/healthz"
+    for probe in PROBES:
+        assert main[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
+    moved = container({"servestatic": {"healthPath": "/-/ready", "port": 9090}})
+    assert moved["ports"][0]["containerPort"] == 9090
+    assert env_of(moved)["PORT"] == "9090"
+    assert {moved[probe]["httpGet"]["path"] for probe in PROBES} == {"/-/ready"}
+    assert "livenessProbe" not in container({"probes": {"liveness": {"enabled": False}}})
+
+
+def test_shutdown_outlasts_the_pre_stop_pause_and_gunicorns_graceful_timeout() -> None:
+    spec = deployment()["spec"]["template"]["spec"]
+    main = spec["containers"][0]
+    graceful = int(env_of(main)["SERVESTATIC_GRACEFUL_TIMEOUT"])
+    assert main["lifecycle"]["preStop"] == {"sleep": {"seconds": 10}}
+    assert spec["terminationGracePeriodSeconds"] > 10 + graceful
+    longer = deployment({"servestatic": {"gracefulTimeout": 50}, "preStopSleepSeconds": 15})
+    assert longer["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > 15 + 50
+    assert "lifecycle" not in container({"preStopSleepSeconds": 0})
+
+
+def test_pre_stop_uses_python_where_the_sleep_handler_does_not_exist() -> None:
+    old = container(kube_version="v1.29.0")["lifecycle"]["preStop"]
+    assert old == {"exec": {"command": ["python3", "-c", "import time; time.sleep(10)"]}}
+    # And that command really pauses for N seconds with nothing but Python.
+    command = [sys.executable, *old["exec"]["command"][1:]]
+    command[-1] = command[-1].replace("sleep(10)", "sleep(0.2)")
+    started = time.monotonic()
+    subprocess.run(command, check=True, timeout=10)
+    assert time.monotonic() - started >= 0.2
+
+
+# Every `servestatic serve` setting the chart sets, and the value it is given here.
+ALL_SETTINGS_VALUES = {
+    "root": "/srv/site", "prefix": "/assets/", "app": "mysite.wsgi:application", "port": 8080,
+    "workers": 3, "threads": 16, "keepalive": 120, "timeout": 45, "gracefulTimeout": 25,
+    "maxAge": 300, "immutableMaxAge": 604800, "htmlCacheControl": "no-cache, must-revalidate",
+    "immutablePattern": r"\.[0-9a-f]{8}\.", "cors": "https://a.example.com,https://b.example.com",
+    "spa": True, "headerRules": HEADER_RULES, "healthPath": "/-/health", "accessLog": "json",
+    "logLevel": "warning",
+}
+
+
+def test_every_servestatic_value_reaches_its_environment_variable() -> None:
+    """The rendered env, read by servestatic's own settings parser, gives back the values."""
+    main = container({"servestatic": ALL_SETTINGS_VALUES})
+    env = env_of(main)
+    known = {setting.env for setting in SETTINGS}
+    assert set(env) <= known, set(env) - known
+    # Every setting `serve` reads is reachable from the chart, except the bind address
+    # (PORT is the one Kubernetes needs).
+    serve_settings = {s.env for s in SETTINGS if "serve" in s.commands} - {"SERVESTATIC_BIND"}
+    assert serve_settings <= set(env), serve_settings - set(env)
+    settings = load_settings(env)
+    assert (str(settings.root), settings.prefix, settings.app, settings.port) == (
+        "/srv/site", "/assets/", "mysite.wsgi:application", 8080)
+    assert (settings.workers, settings.threads, settings.keepalive, settings.timeout) == (3, 16, 120, 45)
+    assert (settings.graceful_timeout, settings.max_age, settings.immutable_max_age) == (25, 300, 604800)
+    assert settings.html_cache_control == "no-cache, must-revalidate"
+    assert settings.immutable_pattern == r"\.[0-9a-f]{8}\."
+    assert settings.cors == ("https://a.example.com", "https://b.example.com")
+    assert settings.spa is True
+    assert str(settings.headers_file) == "/etc/servestatic/headers.toml"
+    assert (settings.health_path, settings.access_log, settings.log_level) == ("/-/health", "json", "warning")
+
+
+def test_defaults_leave_the_root_to_the_image_and_parse_cleanly() -> None:
+    env = env_of(container())
+    assert "SERVESTATIC_ROOT" not in env  # the image sets SERVESTATIC_ROOT=/srv/www
+    assert "SERVESTATIC_APP" not in env
+    assert "SERVESTATIC_HEADERS_FILE" not in env
+    assert env["WEB_CONCURRENCY"] == "2"  # never 0: cpu_count() would see the node, not the pod
+    load_settings(env)
+
+
+def test_header_rules_are_a_mounted_config_map() -> None:
+    found = objects(render(VALUE_SETS["chained-app"]))
+    config = one(found, "ConfigMap")
+    assert tomllib.loads(config["data"]["headers.toml"]) == tomllib.loads(HEADER_RULES)
+    spec = one(found, "Deployment")["spec"]["template"]["spec"]
+    main = spec["containers"][0]
+    assert {"name": "config", "configMap": {"name": config["metadata"]["name"]}} in spec["volumes"]
+    assert {"name": "config", "mountPath": "/etc/servestatic", "readOnly": True} in main["volumeMounts"]
+    assert env_of(main)["SERVESTATIC_HEADERS_FILE"] == "/etc/servestatic/headers.toml"
+
+
+def test_chained_app_extras_are_rendered() -> None:
+    spec = deployment(VALUE_SETS["chained-app"])["spec"]["template"]
+    pod = spec["spec"]
+    main = pod["containers"][0]
+    assert main["image"] == "registry.example.com/mysite@sha256:" + "ab" * 32
+    names = [entry["name"] for entry in main["env"]]
+    # Extra env comes after the chart's own, so it can override them.
+    assert names.index("DJANGO_SETTINGS_MODULE") > names.index("SERVESTATIC_APP")
+    secret = {"secretKeyRef": {"name": "mysite-db", "key": "url"}}
+    assert {"name": "DATABASE_URL", "valueFrom": secret} in main["env"]
+    assert main["envFrom"] == [{"configMapRef": {"name": "mysite-config"}}]
+    assert {"name": "media", "mountPath": "/app/media", "readOnly": True} in main["volumeMounts"]
+    assert spec["metadata"]["annotations"]["example.com/scrape"] == "true"
+    assert spec["metadata"]["labels"]["team"] == "web"
+    assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert pod["tolerations"][0]["key"] == "dedicated"
+    assert "podAntiAffinity" in pod["affinity"]
+    # A spread constraint without a selector gets the chart's selector labels.
+    assert pod["topologySpreadConstraints"][0]["labelSelector"] == {"matchLabels": {
+        "app.kubernetes.io/name": "servestatic", "app.kubernetes.io/instance": "web"}}
+
+
+def _checksum(values: dict[str, Any]) -> str:
+    return deployment(values)["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+
+def test_checksum_annotation_rolls_pods_when_settings_change() -> None:
+    base = _checksum({})
+    assert re.fullmatch(r"[0-9a-f]{64}", base)
+    assert _checksum({}) == base
+    assert _checksum({"servestatic": {"maxAge": 120}}) != base
+    rules = _checksum({"servestatic": {"headerRules": HEADER_RULES}})
+    assert rules != base
+    assert _checksum({"servestatic": {"headerRules": HEADER_RULES.replace("self", "none")}}) != rules
+    # Scaling is not a configuration change.
+    assert _checksum({"replicaCount": 5}) == base
+
+
+def test_ingress_with_tls() -> None:
+    ingress = one(objects(render(VALUE_SETS["ingress-tls"])), "Ingress")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"] == [{"secretName": "origin-tls",
+                                       "hosts": ["origin.example.com", "assets.example.com"]}]
+    hosts = [rule["host"] for rule in ingress["spec"]["rules"]]
+    assert hosts == ["origin.example.com", "assets.example.com"]
+    for rule in ingress["spec"]["rules"]:
+        backend = rule["http"]["paths"][0]["backend"]["service"]
+        assert backend == {"name": "web-servestatic", "port": {"name": "http"}}
+    bare = one(objects(render({"ingress": {"enabled": True}})), "Ingress")
+    assert bare["spec"]["defaultBackend"]["service"]["name"] == "web-servestatic"
+
+
+def test_httproute() -> None:
+    route = one(objects(render(VALUE_SETS["httproute"])), "HTTPRoute")
+    assert route["spec"]["parentRefs"] == [{"name": "public", "namespace": "infra", "sectionName": "https"}]
+    assert route["spec"]["hostnames"] == ["origin.example.com"]
+    assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "web-servestatic", "port": 80}]
+
+
+def test_hpa_and_pdb() -> None:
+    found = objects(render(VALUE_SETS["hpa-pdb"]))
+    assert "replicas" not in one(found, "Deployment")["spec"]  # the HPA owns it
+    hpa = one(found, "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                             "name": "web-servestatic"}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 12)
+    metrics = hpa["spec"]["metrics"]
+    targets = {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"] for m in metrics}
+    assert targets == {"cpu": 60, "memory": 75}
+    assert one(found, "PodDisruptionBudget")["spec"]["minAvailable"] == 2
+    cpu_only_values = {"autoscaling": {"enabled": True, "targetMemoryUtilizationPercentage": None}}
+    cpu_only = one(objects(render(cpu_only_values)), "HorizontalPodAutoscaler")
+    assert [m["resource"]["name"] for m in cpu_only["spec"]["metrics"]] == ["cpu"]
+
+
+def test_notes_tell_how_to_reach_the_origin_and_configure_a_cdn() -> None:
+    notes = render(VALUE_SETS["ingress-tls"])["servestatic/templates/NOTES.txt"]
+    assert "https://origin.example.com/" in notes
+    assert "kubectl port-forward --namespace sites service/web-servestatic" in notes
+    assert "Accept-Encoding" in notes and "Vary: Accept-Encoding" in notes
+    assert "GET /healthz" in notes
+
+
+# --- restricted Pod Security Standard ---------------------------------------------------
+
+
+def _pods(found: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    pods = []
+    for item in found:
+        if item["kind"] == "Deployment":
+            template = item["spec"]["template"]
+            pods.append((template["spec"], template["metadata"].get("annotations") or {}))
+        elif item["kind"] == "Pod":
+            pods.append((item["spec"], item["metadata"].get("annotations") or {}))
+    return pods
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_pods_satisfy_the_restricted_pod_security_standard(name: str) -> None:
+    pods = _pods(objects(render(VALUE_SETS[name])))
+    assert len(pods) == 2  # the Deployment's pod and the helm test pod
+    for spec, pod_annotations in pods:
+        assert restricted_violations(spec, pod_annotations) == []
+
+
+# Helm merges maps with the defaults: a key is removed by setting it to null.
+@pytest.mark.parametrize(("values", "violation"), [
+    ({"securityContext": {"privileged": True}}, "privileged must be unset"),
+    ({"securityContext": {"allowPrivilegeEscalation": None}}, "allowPrivilegeEscalation must be false"),
+    ({"securityContext": {"capabilities": {"drop": None, "add": ["SYS_ADMIN"]}}},
+     "capabilities.drop must include ALL"),
+    ({"securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}, "NET_ADMIN"),
+    ({"podSecurityContext": {"runAsNonRoot": None}, "securityContext": {"runAsNonRoot": None}},
+     "runAsNonRoot must be true"),
+    ({"securityContext": {"runAsUser": 0}}, "runAsUser must not be 0"),
+    ({"podSecurityContext": {"seccompProfile": None}}, "seccompProfile must be RuntimeDefault"),
+    ({"podSecurityContext": {"seccompProfile": {"type": "Unconfined"}}}, "seccompProfile.type 'Unconfined'"),
+    ({"extraVolumes": [{"name": "host", "hostPath": {"path": "/var/run"}}]}, "hostPath is forbidden"),
+])
+def test_the_pod_security_check_catches_violations(values: dict[str, Any], violation: str) -> None:
+    spec, pod_annotations = _pods(objects(render(values)))[0]
+    problems = restricted_violations(spec, pod_annotations)
+    assert any(violation in problem for problem in problems), problems
+
+
+def test_net_bind_service_alone_is_allowed() -> None:
+    values = {"securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True,
+                                  "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}}
+    spec, pod_annotations = _pods(objects(render(values)))[0]
+    assert restricted_violations(spec, pod_annotations) == []
+
+
+# --- the rendered pod, run for real ------------------------------------------------------
+
+
+def _run_pod_container(main: dict[str, Any], root: Path, files: dict[str, Path]) -> subprocess.Popen[bytes]:
+    """Start `servestatic serve ROOT` with exactly the container's env (plus PATH and HOME).
+
+    `files` maps the container's mount paths to local directories standing in for them.
+    """
+    env = env_of(main)
+    for name, value in env.items():
+        for mount, local in files.items():
+            if value.startswith(mount + "/"):
+                env[name] = str(local / value[len(mount) + 1:])
+    process_env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **env}
+    return subprocess.Popen([sys.executable, "-m", "servestatic", "serve", str(root)], env=process_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_until_listening(process: subprocess.Popen[bytes], url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+            raise AssertionError(f"servestatic exited with {process.returncode}:\n{output}")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"nothing answered on {url} within {timeout} s"
+        time.sleep(0.05)  # poll interval, not a readiness guess
+
+
+def _stop(process: subprocess.Popen[bytes]) -> int:
+    process.terminate()
+    try:
+        return process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
+@pytest.mark.parametrize("name", ["defaults", "chained-app"])
+def test_rendered_pod_works_with_the_real_server(name: str, site: Path, tmp_path: Path) -> None:
+    """The probes' paths answer 200 on the container port, with the rendered env.
+
+    The only change from the chart's values is a free port instead of 8000 (so parallel
+    test runs do not collide); the process must bind exactly that port because the
+    chart tells it so through PORT. The chained-app set runs without its app (Django
+    is the Django example's business) but with its prefix, CORS and header rules file.
+    """
+    values = copy.deepcopy(VALUE_SETS[name])
+    values.setdefault("servestatic", {})["port"] = free_port()
+    values["servestatic"].pop("app", None)
+    values["servestatic"].pop("root", None)
+    found = objects(render(values))
+    pod = one(found, "Deployment")["spec"]["template"]["spec"]
+    main = pod["containers"][0]
+    port = main["ports"][0]["containerPort"]
+    assert main["ports"][0]["name"] == "http"
+    probe_paths = {main[probe]["httpGet"]["path"] for probe in PROBES}
+    assert {main[probe]["httpGet"]["port"] for probe in PROBES} == {"http"}
+
+    # ConfigMap volumes, materialised the way the kubelet would.
+    files: dict[str, Path] = {}
+    for mount in main["volumeMounts"]:
+        volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+        if "configMap" in volume:
+            config = next(item for item in found if item["kind"] == "ConfigMap"
+                          and item["metadata"]["name"] == volume["configMap"]["name"])
+            local = tmp_path / mount["name"]
+            local.mkdir()
+            for key, text in config["data"].items():
+                (local / key).write_text(text)
+            files[mount["mountPath"]] = local
+
+    compress(site)
+    process = _run_pod_container(main, site, files)
+    try:
+        _wait_until_listening(process, f"http://127.0.0.1:{port}/")
+        for path in probe_paths:
+            response = httpx.get(f"http://127.0.0.1:{port}{path}")
+            assert response.status_code == 200, path
+            assert response.text.strip() == "ok"
+        prefix = env_of(main).get("SERVESTATIC_PREFIX", "/")
+        page = httpx.get(f"http://127.0.0.1:{port}{prefix}index.html", headers={"Accept-Encoding": "br"})
+        assert page.status_code == 200
+        assert page.headers["content-encoding"] == "br"
+        if name == "chained-app":
+            assert page.headers["content-security-policy"] == "default-src 'self'"
+    finally:
+        code = _stop(process)
+    assert code == 0
