@@ -9,6 +9,7 @@ server cannot use (ignore it, or serve the whole representation).
 from __future__ import annotations
 
 import re
+from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
 
@@ -124,7 +125,8 @@ def parse_http_date(header: str) -> int | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if parsed.tzinfo is None:
-        return None  # HTTP dates are GMT; a date without a zone is not one
+        # asctime-date carries no zone: every HTTP-date is GMT (RFC 9110 5.6.7).
+        parsed = parsed.replace(tzinfo=UTC)
     try:
         return int(parsed.timestamp())
     except (OverflowError, OSError, ValueError):
