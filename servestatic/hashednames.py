@@ -19,9 +19,12 @@ _HEX_SEGMENT = re.compile(r"(?<=\.)[0-9a-f]{8,64}(?=\.)")
 # ending the part of the name before its first dot.
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]{8,}")
 
-# A word in lower, Capitalised or camelCase spelling ("picker", "DatePicker"),
-# which a hash with no digit could otherwise be mistaken for.
-_WORDLIKE = re.compile(r"(?:[A-Z]?[a-z]{2,})+")
+# A part of a name a person wrote: a word in lower, Capitalised or camelCase
+# spelling, maybe with a number ("picker", "DatePicker", "bootstrap5"), or a
+# number or version ("4", "v2"). A token made only of such parts is a name.
+_HUMAN_PART = re.compile(r"(?:[A-Z]?[a-z]{2,})+[0-9]*|v?[0-9]+")
+
+_LOWER_HEX = re.compile(r"[0-9a-f]+")
 
 
 def _is_hex_hash(segment: str) -> bool:
@@ -30,16 +33,18 @@ def _is_hex_hash(segment: str) -> bool:
 
 
 def _is_base64url_hash(token: str) -> bool:
-    has_digit = any(c.isdigit() for c in token)
-    has_lower = any(c.islower() for c in token)
-    has_upper = any(c.isupper() for c in token)
-    if not has_lower and not has_upper:
-        return False  # all digits: a version or a date
-    if has_digit:
-        return True
-    if not (has_lower and has_upper):
-        return False  # a plain lower- or upper-case word
-    return not all(_WORDLIKE.fullmatch(part) for part in re.split(r"[-_]", token) if part)
+    """A token after the last '-' that looks random rather than written.
+
+    Rollup's base64url hashes mix upper and lower case in all but about 3% of
+    names, so lower-case-only tokens count only when they are hex
+    (webpack's `[name]-[contenthash]`). Requiring mixed case is what keeps
+    `font-awesome-4.7.0.css` ("awesome-4") and `theme-bootstrap5.css` out.
+    """
+    if _LOWER_HEX.fullmatch(token):
+        return _is_hex_hash(token)
+    if not (any(c.isupper() for c in token) and any(c.islower() for c in token)):
+        return False
+    return not all(_HUMAN_PART.fullmatch(part) for part in re.split(r"[-_]", token) if part)
 
 
 def has_content_hash(path: str) -> bool:
