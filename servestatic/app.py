@@ -109,7 +109,8 @@ class StaticApp:
         self.miss_cache = f"public, max-age={settings.max_age}"
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        static_file = self.files.get(environ.get("PATH_INFO") or "/")
+        path = environ.get("PATH_INFO") or "/"
+        static_file = self.files.get(path) or self.table.lookup(path)
         if static_file is not None:
             return self.serve(static_file, environ, start_response)
         return self.miss(environ, start_response)
@@ -147,9 +148,10 @@ class StaticApp:
             try:
                 selected = parse_range(range_header, representation.size)
             except Unsatisfiable:
+                extra = self.with_cors_origin([], environ) if self.cors_allowed else []
                 return self.simple(
                     start_response, "416 Range Not Satisfiable",
-                    [*representation.not_modified_headers,
+                    [*representation.not_modified_headers, *extra,
                      ("Content-Range", f"bytes */{representation.size}"), TEXT],
                     b"416 Range Not Satisfiable\n", method)
             if selected is not None:
