@@ -85,7 +85,12 @@ def manifest_path(root: Path) -> Path:
     return root / MANIFEST_NAME
 
 
-def load(root: Path) -> Manifest:
+def read(root: Path) -> dict[str, Any]:
+    """The manifest's JSON, checked for its format version only.
+
+    The server reads entries from this lazily (see table.py): converting
+    100,000 entries up front would cost more than the rest of start-up.
+    """
     path = manifest_path(root)
     try:
         data = json.loads(path.read_bytes())
@@ -93,26 +98,37 @@ def load(root: Path) -> Manifest:
         raise ManifestError(f"no manifest at {path}; run 'servestatic compress {root}'") from None
     except (OSError, ValueError) as error:
         raise ManifestError(f"cannot read manifest {path}: {error}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+    if (not isinstance(data, dict) or data.get("format") != FORMAT_VERSION
+            or not isinstance(data.get("files"), dict)):
         raise ManifestError(f"manifest {path} is not format {FORMAT_VERSION}; run compress again")
+    return data
+
+
+def entry_from_json(entry: dict[str, Any]) -> FileEntry:
+    """One manifest entry as a FileEntry; raises ValueError when it is malformed."""
     try:
-        files = {
-            path: FileEntry(
-                size=entry["size"],
-                hash=entry["hash"],
-                content_type=entry["content_type"],
-                immutable=entry["immutable"],
-                mtime=entry.get("mtime"),
-                tried=list(entry.get("tried", [])),
-                variants={
-                    encoding: Variant(**variant)
-                    for encoding, variant in entry.get("variants", {}).items()
-                },
-            )
-            for path, entry in data["files"].items()
-        }
-    except (KeyError, TypeError, AttributeError) as error:
-        raise ManifestError(f"manifest {path} is malformed ({error!r}); run compress again") from None
+        return FileEntry(
+            size=int(entry["size"]),
+            hash=str(entry["hash"]),
+            content_type=str(entry["content_type"]),
+            immutable=bool(entry["immutable"]),
+            mtime=entry.get("mtime"),
+            tried=list(entry.get("tried", [])),
+            variants={
+                encoding: Variant(size=int(variant["size"]), hash=str(variant["hash"]))
+                for encoding, variant in entry.get("variants", {}).items()
+            },
+        )
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        raise ValueError(f"malformed manifest entry ({error!r})") from None
+
+
+def load(root: Path) -> Manifest:
+    data = read(root)
+    try:
+        files = {path: entry_from_json(entry) for path, entry in data["files"].items()}
+    except ValueError as error:
+        raise ManifestError(f"manifest {manifest_path(root)}: {error}; run compress again") from None
     return Manifest(files=files, compression=data.get("compression", {}),
                     generator=data.get("generator", ""))
 

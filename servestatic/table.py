@@ -1,30 +1,40 @@
-"""The lookup table: every response header decided once, at start-up.
+"""The lookup table: every response header of a file decided once.
 
-`build_table` turns the manifest into a dict keyed by the exact `PATH_INFO`
-string a WSGI server hands us (the URL path's UTF-8 bytes, as latin-1 text),
-so that a request costs one dict lookup and no decoding. Only files the
-manifest lists are keys, which is why no request path, however it is encoded,
-can reach anything else. Header tuples are shared between files wherever the
-value is the same, to keep a 100,000-file table small.
+`Table` maps the exact `PATH_INFO` string a WSGI server hands us (the URL
+path's UTF-8 bytes, as latin-1 text) to a `StaticFile` holding, per variant,
+the complete header list, size and path, so that answering a hit is one dict
+lookup and builds nothing. Only paths the manifest lists are keys, which is
+why no request path, however it is encoded, can reach anything else.
+
+At start-up only the keys are made (about 0.1 s for 100,000 files); a file's
+`StaticFile` is built the first time a worker is asked for it and kept. Building
+all of them up front took seconds for a large site and held memory for files
+nobody asks for; header tuples are shared between files for the same reason.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
+from servestatic.hashednames import immutable_test
 from servestatic.headerrules import HeaderRule, headers_for, load_rules
 from servestatic.http import accepts, http_date
-from servestatic.manifest import FileEntry, Manifest, ManifestError
-from servestatic.manifest import load as load_manifest
-from servestatic.scan import ENCODING_SUFFIXES, is_hidden
+from servestatic.manifest import FileEntry, ManifestError, entry_from_json
+from servestatic.manifest import read as read_manifest
+from servestatic.scan import ENCODING_SUFFIXES
 from servestatic.settings import MANIFEST_NAME, Settings
 
 log = logging.getLogger("servestatic")
 
 INDEX = "index.html"
+# Paths a manifest must not make servable, whatever wrote it: dot segments
+# (dotfiles, ".", "..", the manifest itself) but a leading ".well-known/",
+# backslashes, NUL, empty segments, absolute paths. scan.is_hidden in one regex.
+_NEVER_SERVED = re.compile(r"^\.(?!well-known/)|/\.|\\|\x00|//|^/|/$")
 NOT_FOUND_PAGE = "404.html"
 
 
@@ -63,18 +73,63 @@ class StaticFile:
         return None
 
 
-@dataclass
 class Table:
-    files: dict[str, StaticFile]
-    redirects: dict[str, str]
-    not_found: StaticFile | None
-    spa_index: StaticFile | None
-    source: str = "manifest"
-    seconds: float = 0.0
-    rules: tuple[HeaderRule, ...] = field(default_factory=tuple)
+    """Path -> StaticFile, filled on first use from the manifest's entries."""
+
+    def __init__(self, settings: Settings, entries: dict[str, Any], source: str):
+        started = time.perf_counter()
+        self.source = source
+        self.rules = load_rules(settings.headers_file) if settings.headers_file else ()
+        self.policy = _HeaderPolicy(settings, self.rules)
+        self.root = os.path.join(settings.root, "")
+        self.immutable_override = (immutable_test(settings.immutable_pattern)
+                                   if settings.immutable_pattern != "auto" else None)
+        self.entries = entries
+        self.files: dict[str, StaticFile] = {}
+        self.paths: dict[str, str] = {}  # wsgi key -> relative path, for every servable key
+        self.redirects: dict[str, str] = {}
+        prefix = settings.prefix
+        for relative in entries:
+            if not relative or _NEVER_SERVED.search(relative):
+                log.warning("manifest lists %r, which is never served; ignoring it", relative)
+                continue
+            url = prefix + relative
+            self.paths[url if url.isascii() else wsgi_key(url)] = relative
+            if relative == INDEX or relative.endswith("/" + INDEX):
+                directory = prefix + relative[: -len(INDEX)]
+                self.paths[wsgi_key(directory)] = relative
+                if directory != prefix:
+                    self.redirects[wsgi_key(directory[:-1])] = directory
+        # A file and a directory cannot share a name, but a redirect must never
+        # shadow a real file: drop any that would.
+        for key in [key for key in self.redirects if key in self.paths]:
+            del self.redirects[key]
+        self.not_found = self.lookup(wsgi_key(prefix + NOT_FOUND_PAGE))
+        self.spa_index = self.lookup(wsgi_key(prefix + INDEX)) if settings.spa else None
+        self.seconds = time.perf_counter() - started
+
+    def lookup(self, key: str) -> StaticFile | None:
+        """The StaticFile at a PATH_INFO key, built on first use; None for a miss."""
+        static_file = self.files.get(key)
+        if static_file is not None:
+            return static_file
+        relative = self.paths.get(key)
+        if relative is None:
+            return None
+        entry = self.entries[relative]
+        if not isinstance(entry, FileEntry):
+            try:
+                entry = entry_from_json(entry)
+            except ValueError as error:
+                log.error("manifest entry %r: %s; not serving it", relative, error)
+                return None
+        if self.immutable_override is not None:
+            entry.immutable = self.immutable_override(relative)
+        static_file = self.files[key] = _static_file(self.root, relative, entry, self.policy)
+        return static_file
 
     def describe(self) -> str:
-        return (f"{len({id(f) for f in self.files.values()})} files from the {self.source} "
+        return (f"{len(self.entries)} files from the {self.source} "
                 f"in {self.seconds * 1000:.0f} ms")
 
 
@@ -105,6 +160,10 @@ class _HeaderPolicy:
         self.default_cache = f"public, max-age={settings.max_age}"
         self.cors_any = settings.cors == ("*",)
         self.cors_list = bool(settings.cors) and not self.cors_any
+        # Most files share their common headers with thousands of others: build
+        # each combination once (this is most of the start-up time of a large site).
+        self._common_cache: dict[tuple[str, bool, bool, str | None], tuple[
+            list[tuple[str, str]], list[tuple[str, str]]]] = {}
 
     def cache_control(self, entry: FileEntry) -> str:
         if entry.immutable:
@@ -121,6 +180,17 @@ class _HeaderPolicy:
         list[tuple[str, str]], list[tuple[str, str]]
     ]:
         """Headers every representation of a file shares: (for a 200, for a 304)."""
+        key = (entry.content_type, entry.immutable, bool(entry.variants), last_modified)
+        if not self.rules:
+            cached = self._common_cache.get(key)
+            if cached is None:
+                cached = self._common_cache[key] = self._common(relative, entry, last_modified)
+            return cached
+        return self._common(relative, entry, last_modified)
+
+    def _common(self, relative: str, entry: FileEntry, last_modified: str | None) -> tuple[
+        list[tuple[str, str]], list[tuple[str, str]]
+    ]:
         shared = self.shared
         cache = shared("Cache-Control", self.cache_control(entry))
         vary_value = self.vary(bool(entry.variants))
@@ -150,11 +220,11 @@ class _HeaderPolicy:
         return full, validators
 
 
-def _representations(root: Path, relative: str, entry: FileEntry, policy: _HeaderPolicy,
+def _representations(root: str, relative: str, entry: FileEntry, policy: _HeaderPolicy,
                      last_modified: str | None) -> tuple[Representation, ...]:
     common, validators = policy.common(relative, entry, last_modified)
     shared = policy.shared
-    base = str(root / relative)
+    base = root + relative
     items = [("identity", base, entry.size, entry.hash)]
     items += [
         (coding, base + ENCODING_SUFFIXES[coding], variant.size, variant.hash)
@@ -175,57 +245,25 @@ def _representations(root: Path, relative: str, entry: FileEntry, policy: _Heade
     return tuple(representations)
 
 
-def build_table(settings: Settings, manifest: Manifest, source: str = "manifest") -> Table:
-    """Build the lookup table from a manifest. Entries for never-served paths are dropped."""
-    started = time.perf_counter()
-    rules = load_rules(settings.headers_file) if settings.headers_file else ()
-    policy = _HeaderPolicy(settings, rules)
-    prefix = settings.prefix
-    files: dict[str, StaticFile] = {}
-    redirects: dict[str, str] = {}
-    root = settings.root
-    mtime_strings: dict[int, str] = {}
-    for relative, entry in manifest.files.items():
-        if (not relative or relative.startswith("/") or is_hidden(relative)
-                or relative == MANIFEST_NAME or "\\" in relative or "\x00" in relative
-                or any(part in {"", ".", ".."} for part in relative.split("/"))):
-            log.warning("manifest lists %r, which is never served; ignoring it", relative)
-            continue
-        last_modified = None
-        if entry.mtime is not None:
-            last_modified = mtime_strings.get(entry.mtime)
-            if last_modified is None:
-                last_modified = mtime_strings[entry.mtime] = http_date(entry.mtime)
-        representations = _representations(root, relative, entry, policy, last_modified)
-        static_file = StaticFile(relative, representations, entry.mtime, last_modified)
-        files[wsgi_key(prefix + relative)] = static_file
-        if relative == INDEX or relative.endswith("/" + INDEX):
-            directory = prefix + relative[: -len(INDEX)]
-            files[wsgi_key(directory)] = static_file
-            if directory != prefix:
-                redirects[wsgi_key(directory[:-1])] = directory
-    # A file and a directory cannot share a name, but a redirect must never
-    # shadow a real file: drop any that would.
-    for key in [key for key in redirects if key in files]:
-        del redirects[key]
-    not_found = files.get(wsgi_key(prefix + NOT_FOUND_PAGE))
-    spa_index = files.get(wsgi_key(prefix + INDEX)) if settings.spa else None
-    return Table(files, redirects, not_found, spa_index, source,
-                 time.perf_counter() - started, rules)
+def _static_file(root: str, relative: str, entry: FileEntry, policy: _HeaderPolicy) -> StaticFile:
+    last_modified = http_date(entry.mtime) if entry.mtime is not None else None
+    representations = _representations(root, relative, entry, policy, last_modified)
+    return StaticFile(relative, representations, entry.mtime, last_modified)
 
 
 def load_table(settings: Settings) -> Table:
     """The table from the root's manifest, or from a scan (with a warning) when there is none."""
     from servestatic.manifest import build_from_tree
 
+    entries: dict[str, Any]
     try:
-        manifest = load_manifest(settings.root)
+        entries = read_manifest(settings.root)["files"]
         source = "manifest"
     except ManifestError as error:
         if (settings.root / MANIFEST_NAME).exists():
             raise
         log.warning("%s; scanning the tree instead (slower start, no build-time variants "
                     "unless .br/.gz files are already there)", error)
-        manifest = build_from_tree(settings.root, settings.immutable_pattern)
+        entries = dict(build_from_tree(settings.root, settings.immutable_pattern).files)
         source = "scan"
-    return build_table(settings, manifest, source)
+    return Table(settings, entries, source)
