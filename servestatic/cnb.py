@@ -118,8 +118,8 @@ def install(layer: Path, wheel_dir: Path, entrypoint: Path) -> None:
     run([sys.executable, "-m", "venv", "--system-site-packages", os.fspath(layer)])
     extras = "[zstd]" if any(wheel_dir.glob("zstandard-*.whl")) else ""
     run([os.fspath(layer / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-index",
-         "--disable-pip-version-check", "--no-cache-dir", "--ignore-installed", "--find-links", os.fspath(wheel_dir),
-         f"servestatic-origin{extras}"])
+         "--disable-pip-version-check", "--no-cache-dir", "--ignore-installed",
+         "--find-links", os.fspath(wheel_dir), f"servestatic-origin{extras}"])
     shutil.copy2(entrypoint, layer / "bin" / ENTRYPOINT)
     (layer / "bin" / ENTRYPOINT).chmod(0o755)
 

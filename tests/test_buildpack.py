@@ -1,0 +1,441 @@
+"""The buildpack, driven by the real CNB lifecycle: detector, builder, launcher.
+
+scripts/install/lifecycle.sh builds the lifecycle from its Go module and creates
+the unprivileged `cnb` user; the lifecycle refuses to run as root, so when the
+tests run as root every phase runs as that user through setpriv. Each workspace
+lives under /tmp (pytest's tmp_path is private to root) and holds the layout a
+platform gives the lifecycle: app/, layers/, platform/, a buildpack store, order.toml.
+tests/buildpacks/cpython stands in for a Python buildpack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import EXAMPLE_SITE, REPO, needs
+
+pytestmark = pytest.mark.buildpack
+
+LIFECYCLE = REPO / ".cache" / "cnb" / "lifecycle"
+BUILDPACK = REPO / "buildpack"
+CPYTHON = REPO / "tests" / "buildpacks" / "cpython"
+BP_ID, BP_VERSION = "servestatic/static-origin", "0.1.0"
+PY_ID, PY_VERSION = "test/cpython", "0.0.1"
+BP_LAYERS = BP_ID.replace("/", "_")
+PLATFORM_API = "0.13"
+CNB_USER = "cnb"
+
+# A tiny WSGI app the static files fall through to (SERVESTATIC_APP=hello:application).
+HELLO_APP = '''\
+def application(environ, start_response):
+    body = b"hello from the app at " + environ["PATH_INFO"].encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+
+def _variant_free_copy(source: Path, target: Path) -> None:
+    shutil.copytree(source, target, symlinks=True, ignore=shutil.ignore_patterns(
+        "*.br", "*.gz", "*.zst", ".servestatic-manifest.json"))
+
+
+@dataclass
+class Workspace:
+    """One platform's view of a build: the directories the lifecycle phases take."""
+
+    root: Path
+    user: pwd.struct_passwd | None
+    store: Path
+    group: list[tuple[str, str]] = field(default_factory=lambda: [(PY_ID, PY_VERSION), (BP_ID, BP_VERSION)])
+
+    @property
+    def app(self) -> Path:
+        return self.root / "app"
+
+    @property
+    def layers(self) -> Path:
+        return self.root / "layers"
+
+    @property
+    def platform(self) -> Path:
+        return self.root / "platform"
+
+    def setup(self) -> Workspace:
+        for directory in (self.app, self.layers, self.platform / "env"):
+            directory.mkdir(parents=True, exist_ok=True)
+        order = ["[[order]]"]
+        for bp_id, version in self.group:
+            order += ["[[order.group]]", f'id = "{bp_id}"', f'version = "{version}"']
+        (self.root / "order.toml").write_text("\n".join(order) + "\n")
+        return self
+
+    def set_env(self, name: str, value: str) -> None:
+        """A build-time variable as a platform passes it (pack --env, project.toml)."""
+        (self.platform / "env" / name).write_text(value)
+
+    def hand_over(self) -> None:
+        """Give the unprivileged user the directories the phases write to."""
+        if self.user is None:
+            return
+        for path in [self.root, *self.root.rglob("*")]:
+            os.lchown(path, self.user.pw_uid, self.user.pw_gid)
+
+    def as_user(self, command: list[str]) -> list[str]:
+        if self.user is None:
+            return command
+        return ["setpriv", f"--reuid={self.user.pw_uid}", f"--regid={self.user.pw_gid}",
+                "--clear-groups", *command]
+
+    def phase(self, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        self.hand_over()
+        command = self.as_user([os.fspath(LIFECYCLE / name), *args])
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "CNB_PLATFORM_API": PLATFORM_API, "LANG": "C.UTF-8"}
+        result = subprocess.run(command, cwd=self.root, env=env, text=True, timeout=300,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if check:
+            assert result.returncode == 0, f"{name} failed ({result.returncode}):\n{result.stdout}"
+        return result
+
+    def detect(self, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.phase(
+            "detector", "-app", "app", "-buildpacks", os.fspath(self.store), "-order", "order.toml",
+            "-group", "layers/group.toml", "-plan", "layers/plan.toml", "-layers", "layers",
+            "-platform", "platform", check=check)
+
+    def build(self) -> subprocess.CompletedProcess[str]:
+        return self.phase(
+            "builder", "-app", "app", "-buildpacks", os.fspath(self.store), "-group", "layers/group.toml",
+            "-plan", "layers/plan.toml", "-layers", "layers", "-platform", "platform")
+
+    def plan(self) -> dict:
+        return tomllib.loads((self.layers / "plan.toml").read_text())
+
+    def group_ids(self) -> list[str]:
+        """The buildpacks that passed detection, in order."""
+        return [bp["id"] for bp in tomllib.loads((self.layers / "group.toml").read_text())["group"]]
+
+    def layer_toml(self, name: str) -> dict:
+        return tomllib.loads((self.layers / BP_LAYERS / f"{name}.toml").read_text())
+
+
+def compress_summary(build_output: str) -> dict:
+    """The summary bin/build prints for the `servestatic compress` it ran."""
+    marker = "servestatic: compress summary "
+    lines = [line for line in build_output.splitlines() if line.startswith(marker)]
+    assert len(lines) == 1, build_output
+    return json.loads(lines[0][len(marker):])
+
+
+def totals(summary: dict, key: str) -> int:
+    return sum(stats[key] for stats in summary["encodings"].values())
+
+
+@pytest.fixture(scope="module")
+def lifecycle_user() -> pwd.struct_passwd | None:
+    needs((LIFECYCLE / "builder").exists() and (LIFECYCLE / "launcher").exists(),
+          "the CNB lifecycle is not built (scripts/install/lifecycle.sh builds it)")
+    if os.geteuid() != 0:
+        return None
+    try:
+        user = pwd.getpwnam(CNB_USER)
+    except KeyError:
+        user = None
+    needs(user is not None, f"user {CNB_USER!r} is missing (scripts/install/lifecycle.sh creates it)")
+    needs(shutil.which("setpriv") is not None, "setpriv is missing (util-linux)")
+    needs(Path("/usr/bin/python3").exists(), "/usr/bin/python3 (the stand-in CPython) is missing")
+    return user
+
+
+@pytest.fixture(scope="module")
+def store(lifecycle_user: pwd.struct_passwd | None) -> Iterator[Path]:
+    """A buildpack store (<id with / as _>/<version>/) holding packaged copies of both buildpacks.
+
+    Copies, as pack makes them, so the unprivileged user never has to read the checkout.
+    """
+    subprocess.run([os.fspath(BUILDPACK / "package")], check=True, timeout=600)
+    directory = Path(tempfile.mkdtemp(prefix="servestatic-cnb-store-"))
+    directory.chmod(0o755)
+    shutil.copytree(BUILDPACK, directory / BP_LAYERS / BP_VERSION)
+    shutil.copytree(CPYTHON, directory / PY_ID.replace("/", "_") / PY_VERSION)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def workspace(lifecycle_user: pwd.struct_passwd | None, store: Path) -> Iterator[Workspace]:
+    root = Path(tempfile.mkdtemp(prefix="servestatic-cnb-"))
+    yield Workspace(root, lifecycle_user, store).setup()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+# --- detect
+
+
+@pytest.mark.parametrize("directory", ["staticfiles", "public", "dist", "build", "static"])
+def test_detect_passes_on_a_conventional_static_root(workspace: Workspace, directory: str) -> None:
+    (workspace.app / directory).mkdir()
+    (workspace.app / directory / "a.css").write_text("body{}")
+    workspace.detect()
+    assert workspace.group_ids() == [PY_ID, BP_ID]
+    entries = {entry["requires"][0]["name"]: entry for entry in workspace.plan()["entries"]}
+    assert entries["servestatic"]["requires"][0]["metadata"] == {"root": directory}
+    # With a cpython provider in the group, the first alternative (Python from the plan) wins.
+    assert entries["cpython"]["requires"][0]["metadata"] == {"build": True, "launch": True}
+    assert entries["cpython"]["providers"][0]["id"] == PY_ID
+
+
+def test_detect_prefers_django_collectstatic_output(workspace: Workspace) -> None:
+    for directory in ("static", "staticfiles"):
+        (workspace.app / directory).mkdir()
+    workspace.detect()
+    servestatic = [e for e in workspace.plan()["entries"] if e["requires"][0]["name"] == "servestatic"]
+    assert servestatic[0]["requires"][0]["metadata"]["root"] == "staticfiles"
+
+
+def test_detect_fails_without_a_static_root(workspace: Workspace) -> None:
+    (workspace.app / "app.py").write_text(HELLO_APP)
+    (workspace.app / "assets.txt").write_text("a file, not a directory")
+    result = workspace.detect(check=False)
+    assert result.returncode == 20, result.stdout  # the lifecycle's "no group passed"
+    assert f"fail: {BP_ID}@{BP_VERSION}" in result.stdout
+    assert not (workspace.layers / "group.toml").exists()
+
+
+def test_detect_uses_bp_servestatic_root(workspace: Workspace) -> None:
+    (workspace.app / "public").mkdir()
+    (workspace.app / "web" / "assets").mkdir(parents=True)
+    workspace.set_env("BP_SERVESTATIC_ROOT", "web/assets/")
+    workspace.detect()
+    servestatic = [e for e in workspace.plan()["entries"] if e["requires"][0]["name"] == "servestatic"]
+    assert servestatic[0]["requires"][0]["metadata"]["root"] == "web/assets"
+
+
+@pytest.mark.parametrize("value", ["missing", "../outside", "/etc"])
+def test_detect_rejects_a_bad_bp_servestatic_root(workspace: Workspace, value: str) -> None:
+    (workspace.app / "public").mkdir()
+    workspace.set_env("BP_SERVESTATIC_ROOT", value)
+    result = workspace.detect(check=False)
+    assert result.returncode != 0
+    assert f"servestatic: error: BP_SERVESTATIC_ROOT: got '{value}'" in result.stdout
+    assert f"err:  {BP_ID}@{BP_VERSION} (1)" in result.stdout
+
+
+def test_detect_and_build_without_a_cpython_provider(workspace: Workspace) -> None:
+    """After a Python buildpack that puts nothing in the plan, the [[or]] alternative
+    passes, and the build uses whatever python3 is on PATH."""
+    workspace.group = [(BP_ID, BP_VERSION)]
+    workspace.setup()
+    _variant_free_copy(EXAMPLE_SITE, workspace.app / "dist")
+    workspace.detect()
+    assert workspace.group_ids() == [BP_ID]
+    names = [entry["requires"][0]["name"] for entry in workspace.plan()["entries"]]
+    assert names == ["servestatic"]
+    result = workspace.build()
+    assert totals(compress_summary(result.stdout), "compressed") > 0
+    assert (workspace.app / "dist" / "index.html.br").exists()
+
+
+# --- build and launch
+
+
+@dataclass
+class Built:
+    workspace: Workspace
+    output: str
+
+
+@pytest.fixture(scope="module")
+def built(lifecycle_user: pwd.struct_passwd | None, store: Path) -> Iterator[Built]:
+    """The example site as public/ of an app with its own WSGI app, detected and built once."""
+    root = Path(tempfile.mkdtemp(prefix="servestatic-cnb-built-"))
+    workspace = Workspace(root, lifecycle_user, store).setup()
+    _variant_free_copy(EXAMPLE_SITE, workspace.app / "public")
+    (workspace.app / "hello.py").write_text(HELLO_APP)
+    workspace.set_env("BP_SERVESTATIC_APP", "hello:application")
+    workspace.set_env("BP_SERVESTATIC_MAX_AGE", "120")
+    workspace.detect()
+    result = workspace.build()
+    yield Built(workspace, result.stdout)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_build_writes_the_layers(built: Built) -> None:
+    layers = built.workspace.layers / BP_LAYERS
+    venv = built.workspace.layer_toml("servestatic")
+    assert venv["types"] == {"launch": True, "build": False, "cache": True}
+    assert len(venv["metadata"]["key"]) == 64
+    assert os.access(layers / "servestatic" / "bin" / "servestatic", os.X_OK)
+    assert os.access(layers / "servestatic" / "bin" / "gunicorn", os.X_OK)
+    assert built.workspace.layer_toml("compress-cache")["types"] == {
+        "launch": False, "build": False, "cache": True}
+    assert any((layers / "compress-cache").rglob("*")), "the compression cache layer is empty"
+    assert built.workspace.layer_toml("launch-env")["types"]["launch"] is True
+
+
+def test_build_writes_launch_env_defaults(built: Built) -> None:
+    env_dir = built.workspace.layers / BP_LAYERS / "launch-env" / "env.launch"
+    defaults = {path.name: path.read_text() for path in env_dir.iterdir()}
+    assert defaults == {
+        "SERVESTATIC_ROOT.default": os.fspath((built.workspace.app / "public").resolve()),
+        "SERVESTATIC_APP.default": "hello:application",
+        "SERVESTATIC_MAX_AGE.default": "120",
+    }
+
+
+def test_build_writes_a_direct_default_web_process(built: Built) -> None:
+    launch = tomllib.loads((built.workspace.layers / BP_LAYERS / "launch.toml").read_text())
+    (process,) = launch["processes"]
+    entrypoint = built.workspace.layers / BP_LAYERS / "servestatic" / "bin" / "servestatic-entrypoint"
+    assert process == {"type": "web", "command": [os.fspath(entrypoint)], "args": [], "default": True}
+    assert entrypoint.read_bytes() == (REPO / "entrypoint" / "servestatic-entrypoint").read_bytes()
+    metadata = tomllib.loads((built.workspace.layers / "config" / "metadata.toml").read_text())
+    assert metadata["buildpack-default-process-type"] == "web"
+    assert metadata["processes"][0]["direct"] is True  # no shell between launcher and servestatic
+
+
+def test_build_compresses_the_static_root(built: Built) -> None:
+    public = built.workspace.app / "public"
+    summary = compress_summary(built.output)
+    assert summary["errors"] == []
+    assert totals(summary, "compressed") > 0
+    assert totals(summary, "from_cache") == 0
+    assert (public / ".servestatic-manifest.json").is_file()
+    for name in ("index.html", "assets/app-3fA9c1bd.js", "css/site.0123456789ab.css"):
+        assert (public / f"{name}.br").stat().st_size < (public / name).stat().st_size
+        assert (public / f"{name}.gz").stat().st_size < (public / name).stat().st_size
+
+
+def remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Launched:
+    base: str
+    process: subprocess.Popen[str]
+
+
+@pytest.fixture(scope="module")
+def launched(built: Built) -> Iterator[Launched]:
+    """The image's default process, started the way an exported image starts it:
+    the launcher run as /cnb/process/web (here a symlink named `web`)."""
+    process_dir = built.workspace.root / "process"
+    process_dir.mkdir(exist_ok=True)
+    (process_dir / "web").symlink_to(LIFECYCLE / "launcher")
+    port = free_port()
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "CNB_PLATFORM_API": PLATFORM_API,
+        "CNB_LAYERS_DIR": os.fspath(built.workspace.layers),
+        "CNB_APP_DIR": os.fspath(built.workspace.app),
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "1",
+    }
+    built.workspace.hand_over()
+    process = subprocess.Popen(built.workspace.as_user([os.fspath(process_dir / "web")]),
+                               cwd=built.workspace.app, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, f"the web process exited:\n{process.communicate()[0]}"
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the web process did not answer /healthz within 30 s"
+        time.sleep(0.1)
+    yield Launched(base, process)
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=30)
+
+
+def test_launch_serves_brotli_with_immutable_caching(launched: Launched) -> None:
+    response = httpx.get(launched.base + "/assets/app-3fA9c1bd.js",
+                         headers={"Accept-Encoding": "br, gzip"})
+    assert response.status_code == 200
+    assert response.headers["content-encoding"] == "br"
+    assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert response.headers["vary"] == "Accept-Encoding"
+    assert "function" in response.text  # httpx decoded the brotli body back to JavaScript
+
+
+def test_launch_uses_build_time_settings(launched: Launched) -> None:
+    response = httpx.get(launched.base + "/robots.txt")
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "public, max-age=120"  # BP_SERVESTATIC_MAX_AGE
+
+
+def test_launch_health_and_chained_app(launched: Launched) -> None:
+    health = httpx.get(launched.base + "/healthz")
+    assert (health.status_code, health.text.strip()) == (200, "ok")
+    assert health.headers["cache-control"] == "no-store"
+    dynamic = httpx.get(launched.base + "/hello/")
+    assert dynamic.status_code == 200
+    assert dynamic.text == "hello from the app at /hello/"
+
+
+def test_launch_stops_cleanly_on_sigterm(launched: Launched) -> None:
+    """The launcher and the entrypoint both exec, so the process the platform started is
+    gunicorn's master itself and gets SIGTERM first-hand. (Stops the process the tests
+    above used, so it comes after them.)"""
+    launched.process.send_signal(signal.SIGTERM)
+    output, _ = launched.process.communicate(timeout=40)
+    assert launched.process.returncode == 0, output
+    assert "Listening at: http://0.0.0.0:" in output
+    assert f"({launched.process.pid})" in output.split("Listening at:")[1].splitlines()[0]
+
+
+def test_rebuild_with_restored_cache_compresses_nothing(built: Built) -> None:
+    """A second build of unchanged sources in the same place, given only what the restorer
+    restores (the cache=true layers and their layer.toml): the venv is reused and every
+    variant comes from the compression cache. (Reuses the built workspace, so it runs last.)"""
+    workspace = built.workspace
+    first = compress_summary(built.output)
+    for path in workspace.layers.iterdir():  # keep only what a restorer brings back
+        if path.name != BP_LAYERS:
+            remove(path)
+    ours = workspace.layers / BP_LAYERS
+    cached = {toml.stem for toml in ours.glob("*.toml")
+              if tomllib.loads(toml.read_text()).get("types", {}).get("cache")}
+    for path in ours.iterdir():
+        if path.name.removesuffix(".toml") not in cached:
+            remove(path)
+    assert sorted(p.name for p in (workspace.layers / BP_LAYERS).iterdir()) == [
+        "compress-cache", "compress-cache.toml", "servestatic", "servestatic.toml"]
+    shutil.rmtree(workspace.app / "public")
+    _variant_free_copy(EXAMPLE_SITE, workspace.app / "public")
+
+    workspace.detect()
+    result = workspace.build()
+    summary = compress_summary(result.stdout)
+    assert "reusing the servestatic layer" in result.stdout
+    assert totals(summary, "compressed") == 0
+    assert totals(summary, "from_cache") == totals(first, "compressed") > 0
+    assert (workspace.app / "public" / "index.html.br").exists()
