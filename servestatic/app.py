@@ -36,6 +36,8 @@ BLOCK_SIZE = 64 * 1024
 ALLOW = ("Allow", "GET, HEAD")
 TEXT = ("Content-Type", "text/plain; charset=utf-8")
 NO_STORE = ("Cache-Control", "no-store")
+_NOT_ON_404 = frozenset({"content-length", "etag", "last-modified", "accept-ranges", "cache-control",
+                         "expires"})
 _HEADER_LIST = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]*,[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*")
 
 
@@ -304,8 +306,10 @@ class StaticApp:
                 except OSError:
                     body = None
                 if body is not None:
+                    # The page's own headers (type, coding, nosniff, CSP from a rule...)
+                    # without those that would describe it as a cacheable 200.
                     headers = [pair for pair in representation.headers
-                               if pair[0] in ("Content-Type", "Content-Encoding", "Vary")]
+                               if pair[0].lower() not in _NOT_ON_404]
                     headers.append(("Cache-Control", self.miss_cache))
                     return self.simple(start_response, "404 Not Found", headers, body, method)
         return self.simple(start_response, "404 Not Found",
