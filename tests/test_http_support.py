@@ -71,7 +71,8 @@ class RawResponse:
 
 
 def raw_request(server: ServerProcess, target: bytes | str, method: str = "GET",
-                headers: dict[str, str] | None = None, raw: bytes | None = None) -> RawResponse:
+                headers: dict[str, str] | None = None, raw: bytes | None = None,
+                body: bytes = b"") -> RawResponse:
     """Send exactly one request as written (request-target not normalised), read the answer.
 
     `raw` replaces the whole request when even the header block must be hand-made.
@@ -81,8 +82,10 @@ def raw_request(server: ServerProcess, target: bytes | str, method: str = "GET",
     if raw is None:
         lines = [method.encode() + b" " + target + b" HTTP/1.1", b"Host: 127.0.0.1"]
         lines += [f"{name}: {value}".encode("latin-1") for name, value in (headers or {}).items()]
+        if body:
+            lines.append(b"Content-Length: %d" % len(body))
         lines.append(b"Connection: close")
-        raw = b"\r\n".join(lines) + b"\r\n\r\n"
+        raw = b"\r\n".join(lines) + b"\r\n\r\n" + body
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(raw)
         chunks = []
@@ -95,15 +98,15 @@ def raw_request(server: ServerProcess, target: bytes | str, method: str = "GET",
                 break
             chunks.append(chunk)
     data = b"".join(chunks)
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, _, answer = data.partition(b"\r\n\r\n")
     if not head:
         raise AssertionError(f"no response to {raw[:200]!r}")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     _version, status, reason = [*status_line.split(" ", 2), ""][:3]
     pairs = [line.split(":", 1) for line in header_lines]
     parsed = RawResponse(int(status), reason, [(name.strip(), value.strip()) for name, value in pairs],
-                         body)
+                         answer)
     length = parsed.header("Content-Length")
     if length is not None and method != "HEAD":
-        assert len(body) == int(length), f"body of {len(body)} bytes, Content-Length {length}"
+        assert len(answer) == int(length), f"body of {len(answer)} bytes, Content-Length {length}"
     return parsed

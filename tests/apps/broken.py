@@ -1,0 +1,3 @@
+"""A module that fails on import, for the start-up error test."""
+
+raise RuntimeError("this app is broken on purpose")
