@@ -234,6 +234,25 @@ def summarize_startup(runs: dict[str, dict[int, list[dict[str, object]]]]) -> st
     return "\n".join(lines)
 
 
+def snapshot(revision: str) -> str | None:
+    """Our package as committed at `revision`, exported outside the work tree; None: the work tree.
+
+    Other engineers edit servestatic/ while the benchmark runs; a snapshot keeps
+    every round of a run on the same code, and names that code in the results.
+    """
+    if revision == "worktree":
+        return None
+    commit = subprocess.run(["git", "rev-parse", "--short", revision], cwd=BENCH.parent, check=True,
+                            capture_output=True, text=True).stdout.strip()
+    target = sites.CACHE / f"ours-{commit}"
+    if not (target / "servestatic" / "__init__.py").is_file():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", commit, "servestatic"], cwd=BENCH.parent,
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return str(target)
+
+
 def parse_variant(text: str) -> ServerSpec:
     """NAME=ITEM[,ITEM...]: ours with `path:DIR` on PYTHONPATH and/or KEY=VALUE in its env."""
     name, _, items = text.partition("=")
@@ -258,6 +277,9 @@ def main() -> int:
     parser.add_argument("--variant", action="append", default=[],
                         help="extra 'ours' server, NAME=path:DIR,KEY=VALUE (a patched copy "
                         "of the package on PYTHONPATH, and/or settings)")
+    parser.add_argument("--ours-from", default="HEAD",
+                        help="git revision of our package to run (exported to .cache/), "
+                        "or 'worktree' for the files as they are now")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk before each run")
@@ -268,13 +290,19 @@ def main() -> int:
                         help="seconds of random hits over a tree before measuring memory again")
     args = parser.parse_args()
 
+    ours_path = snapshot(args.ours_from)
+    if ours_path is not None:
+        SPECS["ours"].pythonpath = ours_path
     specs = [SPECS[name] for name in args.servers.split(",") if name]
     specs += [parse_variant(text) for text in args.variant]
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     log_path = RESULTS / f"serve-{stamp}.log"
     report: dict[str, object] = {
-        "argv": sys.argv, "started": stamp, "cpus": os.cpu_count(), "load_at_start": os.getloadavg(),
+        "argv": sys.argv, "started": stamp, "ours_from": args.ours_from, "ours_path": ours_path,
+        "git_head": subprocess.run(["git", "rev-parse", "HEAD"], cwd=BENCH.parent, capture_output=True,
+                                   text=True).stdout.strip(),
+        "cpus": os.cpu_count(), "load_at_start": os.getloadavg(),
         "wrk": {"connections": args.connections, "threads": args.threads, "duration": args.duration},
     }
     print(f"load average at start: {os.getloadavg()}; server logs in {log_path}", flush=True)
