@@ -233,3 +233,63 @@ def _make_strict(node: Any) -> None:
     elif isinstance(node, list):
         for value in node:
             _make_strict(value)
+
+
+# --- the real image ---------------------------------------------------------------------
+
+CHART_TEST_IMAGE = "localhost/servestatic/base:chart-test"
+
+
+def build_image() -> str:
+    """Build servestatic/base from the working tree the way the image tests do; return its name.
+
+    No registry is reachable: the base is a local debootstrap root (scripts/image-base.sh)
+    and pip installs from a host wheelhouse (scripts/wheelhouse.sh) under --network none.
+    podman's layer cache makes a rebuild of an unchanged tree take seconds.
+    """
+
+    def output(*command: str) -> str:
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False, timeout=900)
+        assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}"
+        return result.stdout.strip().splitlines()[-1]
+
+    base = output("scripts/image-base.sh")
+    wheelhouse = REPO / output("scripts/wheelhouse.sh")
+    output("podman", "build", "--quiet", "--network", "none", "-v", f"{wheelhouse}:/wheelhouse:ro",
+           "--build-arg", "PIP_NO_INDEX=1", "--build-arg", "PIP_FIND_LINKS=/wheelhouse",
+           "--build-arg", f"BASE_IMAGE={base}", "-t", CHART_TEST_IMAGE, ".")
+    return CHART_TEST_IMAGE
+
+
+def podman_run_args(pod_spec: dict[str, Any], container: dict[str, Any]) -> list[str]:
+    """`podman run` options that give a container what the pod spec asks the kubelet for.
+
+    Security context: user, read-only root, capabilities, no-new-privileges (seccomp is
+    podman's default profile, like the runtime default). The /tmp emptyDir becomes a
+    tmpfs; podman's own tmpfs mounts of a read-only container are turned off, so only what
+    the pod mounts is writable.
+    """
+    pod_sc = pod_spec.get("securityContext") or {}
+    sc = container.get("securityContext") or {}
+    args = []
+    user = sc.get("runAsUser", pod_sc.get("runAsUser"))
+    group = sc.get("runAsGroup", pod_sc.get("runAsGroup"))
+    if user is not None:
+        args += ["--user", f"{user}:{group}" if group is not None else str(user)]
+    if sc.get("readOnlyRootFilesystem"):
+        args += ["--read-only", "--read-only-tmpfs=false"]
+    capabilities = sc.get("capabilities") or {}
+    for capability in capabilities.get("drop") or []:
+        args += ["--cap-drop", capability]
+    for capability in capabilities.get("add") or []:
+        args += ["--cap-add", capability]
+    if sc.get("allowPrivilegeEscalation") is False:
+        args += ["--security-opt", "no-new-privileges"]
+    volumes = {volume["name"]: volume for volume in pod_spec.get("volumes") or []}
+    for mount in container.get("volumeMounts") or []:
+        volume = volumes[mount["name"]]
+        assert "emptyDir" in volume, f"volume {mount['name']}: only emptyDir is emulated here"
+        args += ["--tmpfs", f"{mount['mountPath']}:rw,mode=1777"]
+    for entry in container.get("env") or []:
+        args += ["--env", f"{entry['name']}={entry['value']}"]
+    return args

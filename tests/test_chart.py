@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ import yaml
 import servestatic
 from servestatic.settings import SETTINGS, load_settings
 from tests import helmchart
-from tests.conftest import REPO, needs
+from tests.conftest import REPO, needs, needs_tool
 from tests.helmchart import CHART, kinds, objects, one, render, restricted_violations
 from tests.server import compress, free_port
 
@@ -648,3 +649,77 @@ def test_rendered_pod_works_with_the_real_server(name: str, site: Path, tmp_path
     finally:
         code = _stop(process)
     assert code == 0
+
+
+@pytest.fixture(scope="module")
+def chart_image() -> str:
+    needs_tool("podman")
+    needs(Path("/usr/sbin/debootstrap").exists() or shutil.which("debootstrap") is not None,
+          "debootstrap is not installed (scripts/install/podman.sh installs it)")
+    return helmchart.build_image()
+
+
+@pytest.mark.image
+def test_rendered_pod_runs_in_the_real_image(chart_image: str, site: Path) -> None:
+    """The default chart's pod, as podman runs it: restricted security context, read-only
+    root with only the /tmp emptyDir writable, the rendered env and port. The probes answer,
+    the helm test pod's command and the pre-1.30 preStop command work in the image, and
+    SIGTERM ends it with exit code 0 well inside terminationGracePeriodSeconds.
+    """
+    found = objects(render())
+    pod = one(found, "Deployment")["spec"]["template"]["spec"]
+    main = pod["containers"][0]
+    container_port = main["ports"][0]["containerPort"]
+    host_port = free_port()
+    compress(site)
+    name = f"servestatic-chart-{host_port}"
+    run = [
+        "podman", "run", "--detach", "--name", name,
+        *helmchart.podman_run_args(pod, main),
+        # The site as a user's `FROM servestatic/base` image has it, at the image's root.
+        "--volume", f"{site}:/srv/www:ro",
+        "--publish", f"127.0.0.1:{host_port}:{container_port}",
+        chart_image,
+    ]
+    subprocess.run(run, check=True, capture_output=True, text=True, timeout=120)
+    try:
+        deadline = time.monotonic() + 60
+        url = f"http://127.0.0.1:{host_port}"
+        probe_paths = {main[probe]["httpGet"]["path"] for probe in PROBES}
+        while True:
+            try:
+                if httpx.get(url + sorted(probe_paths)[0], timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            logs = subprocess.run(["podman", "logs", name], capture_output=True, text=True).stdout
+            assert time.monotonic() < deadline, f"the pod never became ready:\n{logs}"
+            time.sleep(0.1)  # poll interval, not a readiness guess
+        for path in probe_paths:
+            assert httpx.get(url + path).status_code == 200
+        page = httpx.get(url + "/assets/app-3fA9c1bd.js", headers={"Accept-Encoding": "br"})
+        assert (page.status_code, page.headers["content-encoding"]) == (200, "br")
+
+        # The helm test pod's command, pointed at the pod instead of the Service.
+        test_command = one(found, "Pod")["spec"]["containers"][0]["command"]
+        local = [*test_command[:-1], f"http://127.0.0.1:{container_port}{main['startupProbe']['httpGet']['path']}"]
+        result = subprocess.run(["podman", "exec", name, *local], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        # The preStop command rendered for clusters before 1.30 (shortened to 1 s).
+        pre_stop = container(kube_version="v1.29.0")["lifecycle"]["preStop"]["exec"]["command"]
+        pre_stop = [*pre_stop[:-1], pre_stop[-1].replace("sleep(10)", "sleep(1)")]
+        started = time.monotonic()
+        assert subprocess.run(["podman", "exec", name, *pre_stop], timeout=60).returncode == 0
+        assert time.monotonic() - started >= 1
+
+        grace = pod["terminationGracePeriodSeconds"]
+        started = time.monotonic()
+        subprocess.run(["podman", "stop", "--time", str(grace), name], check=True, capture_output=True,
+                       timeout=grace + 30)
+        stopped_after = time.monotonic() - started
+        state = subprocess.run(["podman", "inspect", name, "--format", "{{.State.ExitCode}}"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        assert state == "0", subprocess.run(["podman", "logs", name], capture_output=True, text=True).stdout
+        assert stopped_after < grace
+    finally:
+        subprocess.run(["podman", "rm", "--force", name], capture_output=True, check=False)
