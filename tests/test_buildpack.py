@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -27,6 +28,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from servestatic.cnb import BuildError, buildable_settings, settings_from_build_env
 from tests.conftest import EXAMPLE_SITE, REPO, needs
 
 pytestmark = pytest.mark.buildpack
@@ -117,10 +119,10 @@ class Workspace:
             "-group", "layers/group.toml", "-plan", "layers/plan.toml", "-layers", "layers",
             "-platform", "platform", check=check)
 
-    def build(self) -> subprocess.CompletedProcess[str]:
+    def build(self, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.phase(
             "builder", "-app", "app", "-buildpacks", os.fspath(self.store), "-group", "layers/group.toml",
-            "-plan", "layers/plan.toml", "-layers", "layers", "-platform", "platform")
+            "-plan", "layers/plan.toml", "-layers", "layers", "-platform", "platform", check=check)
 
     def plan(self) -> dict:
         return tomllib.loads((self.layers / "plan.toml").read_text())
@@ -248,6 +250,38 @@ def test_detect_and_build_without_a_cpython_provider(workspace: Workspace) -> No
     result = workspace.build()
     assert totals(compress_summary(result.stdout), "compressed") > 0
     assert (workspace.app / "dist" / "index.html.br").exists()
+
+
+# --- build-time settings
+
+
+def test_readme_documents_every_bp_variable() -> None:
+    readme = (BUILDPACK / "README.md").read_text()
+    documented = set(re.findall(r"`(BP_SERVESTATIC_[A-Z_]+)`", readme))
+    assert documented == {"BP_" + setting.env for setting in buildable_settings()}
+
+
+def test_build_settings_are_checked_like_run_time_ones() -> None:
+    assert settings_from_build_env({"BP_SERVESTATIC_ZSTD": "yes", "SERVESTATIC_SPA": "x"}) == {
+        "SERVESTATIC_ZSTD": "yes"}
+    with pytest.raises(BuildError, match=r"^BP_SERVESTATIC_MAX_AGE: got 'soon'; expected a whole number"):
+        settings_from_build_env({"BP_SERVESTATIC_MAX_AGE": "soon"})
+    with pytest.raises(BuildError, match=r"^BP_SERVESTATIC_MAXAGE: not a servestatic build setting"):
+        settings_from_build_env({"BP_SERVESTATIC_MAXAGE": "60"})
+    with pytest.raises(BuildError, match=r"^BP_SERVESTATIC_PORT: not a servestatic build setting"):
+        settings_from_build_env({"BP_SERVESTATIC_PORT": "80"})
+
+
+def test_build_fails_in_one_line_on_a_bad_setting(workspace: Workspace) -> None:
+    (workspace.app / "public").mkdir()
+    workspace.set_env("BP_SERVESTATIC_CORS", "example.com")
+    workspace.detect()
+    result = workspace.build(check=False)
+    assert result.returncode != 0
+    errors = [line for line in result.stdout.splitlines() if line.startswith("servestatic: error:")]
+    assert errors == ["servestatic: error: BP_SERVESTATIC_CORS: got 'example.com'; expected '*', 'off', "
+                      "or comma-separated origins like https://example.com"]
+    assert not (workspace.layers / BP_LAYERS / "servestatic").exists()
 
 
 # --- build and launch
