@@ -36,7 +36,12 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (site / "escape.txt").symlink_to(outside / "secret.txt")
     (site / "escapedir").symlink_to(outside)
     (site / "alias.txt").symlink_to(site / "robots.txt")
+    (site / "swapped.txt").write_text("a listed file, replaced by a symlink after compress\n")
+    (site / "shrunk.txt").write_text("a listed file, cut short after compress\n")
     compress(site)
+    (site / "swapped.txt").unlink()
+    (site / "swapped.txt").symlink_to(outside / "secret.txt")
+    (site / "shrunk.txt").write_text("short\n")
     # Created after the manifest was written: the server must not find them either.
     (site / "late.txt").symlink_to(outside / "secret.txt")
     (site / "latedir").symlink_to(outside)
@@ -310,6 +315,22 @@ def test_garbage_headers_never_give_500(server: ServerProcess, name: str, value:
 @pytest.mark.parametrize("name", ["Range", "If-None-Match", "Accept-Encoding", "If-Modified-Since"])
 def test_control_bytes_in_a_header_are_refused_with_400(server: ServerProcess, name: str) -> None:
     assert raw_request(server, "/index.html", headers={name: "\x7f\x01"}).status == 400
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_listed_file_replaced_by_an_escaping_symlink_is_not_served(server: ServerProcess,
+                                                                   method: str) -> None:
+    response = raw_request(server, "/swapped.txt", method)
+    assert response.status == 404
+    assert SECRET not in response.body
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_file_changed_since_start_up_is_404_not_a_short_answer(server: ServerProcess,
+                                                               method: str) -> None:
+    """Its Content-Length and ETag no longer describe it; sending it would cut the answer short."""
+    response = raw_request(server, "/shrunk.txt", method)
+    assert response.status == 404
 
 
 def test_file_deleted_after_start_up_is_404_not_500(server: ServerProcess, root: Path) -> None:
