@@ -8,13 +8,14 @@ page. The hit path does no string building beyond what a condition asks for.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from servestatic.http import (
@@ -109,6 +110,7 @@ class StaticApp:
         self.cors_any = settings.cors == ("*",)
         self.cors_allowed = frozenset(settings.cors) if not self.cors_any else frozenset()
         self.miss_cache = f"public, max-age={settings.max_age}"
+        self.real_root = os.path.join(os.path.realpath(settings.root), "")
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
@@ -164,18 +166,16 @@ class StaticApp:
                 headers += [("Content-Length", str(length)),
                             ("Content-Range", f"bytes {first}-{last}/{representation.size}")]
 
-        if method == "HEAD":
-            if not os.path.isfile(representation.path):
-                # As GET would find: removed since start-up (a stat; HEAD is rare).
-                return self.page_not_found(environ, start_response)
-            start_response(status, headers)
-            return []
         try:
-            stream = open(representation.path, "rb")  # noqa: SIM115 - the server closes it
+            stream = self.open_unchanged(representation)
         except OSError as error:
-            # Removed or replaced since start-up: a 404, never a 500.
+            # Removed or replaced since start-up: a 404, never a 500 (HEAD as GET).
             log.warning("%s: %s since start-up", representation.path, error.strerror)
             return self.page_not_found(environ, start_response)
+        if method == "HEAD":
+            stream.close()
+            start_response(status, headers)
+            return []
         if first:
             stream.seek(first)
         start_response(status, headers)
@@ -186,6 +186,34 @@ class StaticApp:
             # gunicorn's sendfile sends Content-Length bytes from the current offset.
             return file_wrapper(stream, BLOCK_SIZE)
         return FileIterator(stream, length)
+
+    def open_unchanged(self, representation: Representation) -> BinaryIO:
+        """Open a representation's file, refusing one that is no longer what the table says.
+
+        The table is built from the manifest without touching the tree, so a
+        file swapped since then for a symlink out of the root is caught here
+        (O_NOFOLLOW costs nothing; only a link pays for a realpath), and one of
+        another size would make Content-Length a lie and cut the answer short.
+        """
+        path = representation.path
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError as error:
+            if error.errno != errno.ELOOP:
+                raise
+            real = os.path.realpath(path)
+            if not real.startswith(self.real_root):
+                raise OSError(errno.EACCES, "became a symlink out of the root", path) from None
+            fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            size = os.fstat(fd).st_size
+        except OSError:
+            os.close(fd)
+            raise
+        if size != representation.size:
+            os.close(fd)
+            raise OSError(errno.ESTALE, f"changed size ({representation.size} -> {size} bytes)", path)
+        return os.fdopen(fd, "rb")
 
     @staticmethod
     def preconditions(static_file: StaticFile, representation: Representation,
