@@ -36,6 +36,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (site / "escape.txt").symlink_to(outside / "secret.txt")
     (site / "escapedir").symlink_to(outside)
     (site / "alias.txt").symlink_to(site / "robots.txt")
+    (site / "données").mkdir()
+    (site / "données" / "index.html").write_text("<!doctype html><title>données</title>\n")
     (site / "swapped.txt").write_text("a listed file, replaced by a symlink after compress\n")
     (site / "shrunk.txt").write_text("a listed file, cut short after compress\n")
     compress(site)
@@ -205,6 +207,20 @@ def test_directory_without_slash_redirects_keeping_the_query(server: ServerProce
     assert response.header("Location") == location
 
 
+def test_non_ascii_directory_redirect_is_percent_encoded(server: ServerProcess, root: Path) -> None:
+    response = raw_request(server, "/donn%C3%A9es?x=%C3%A9")
+    assert response.status == 301
+    assert response.header("Location") == "/donn%C3%A9es/?x=%C3%A9"
+    index = raw_request(server, "/donn%C3%A9es/")
+    assert index.status == 200
+    assert index.body == (root / "données" / "index.html").read_bytes()
+
+
+def test_only_get_and_head_are_redirected(server: ServerProcess) -> None:
+    assert raw_request(server, "/docs", "HEAD").status == 301
+    assert raw_request(server, "/docs", "POST").status == 404
+
+
 def test_missing_file_gets_the_404_page(http: httpx.Client, root: Path) -> None:
     response = http.get("/no/such/page")
     assert response.status_code == 404
@@ -246,6 +262,28 @@ def test_never_served_paths_get_404(http: httpx.Client, path: str) -> None:
     assert response.status_code == 404
     assert SECRET not in response.content
     assert b"SECRET_KEY" not in response.content
+
+
+def test_without_a_manifest_the_scan_applies_the_same_rules(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(SECRET)
+    site = copy_site(tmp_path / "site")
+    (site / "escape.txt").symlink_to(outside / "secret.txt")
+    (site / "escapedir").symlink_to(outside)
+    (site / "alias.txt").symlink_to(site / "robots.txt")
+    (site / "index.html.gz").write_bytes(gzip.compress((site / "index.html").read_bytes()))
+    with serving(site) as server:
+        for path in ("/escape.txt", "/escapedir/secret.txt", "/.env", "/index.html.gz"):
+            response = raw_request(server, path)
+            assert response.status == 404, path
+            assert SECRET not in response.body and b"SECRET_KEY" not in response.body
+        assert raw_request(server, "/alias.txt").body == (site / "robots.txt").read_bytes()
+        assert raw_request(server, "/.well-known/security.txt").status == 200
+        gz = raw_request(server, "/index.html", headers={"Accept-Encoding": "gzip"})
+        assert gz.header("Content-Encoding") == "gzip"
+        assert gzip.decompress(gz.body) == (site / "index.html").read_bytes()
+    assert "scanning" in server.log()
 
 
 def test_well_known_is_served(http: httpx.Client, root: Path) -> None:
