@@ -99,7 +99,7 @@ class Table:
                 directory = prefix + relative[: -len(INDEX)]
                 self.paths[wsgi_key(directory)] = relative
                 if directory != prefix:
-                    self.redirects[wsgi_key(directory[:-1])] = directory
+                    self.redirects[wsgi_key(directory[:-1])] = wsgi_key(directory)  # latin-1, as SCRIPT_NAME
         # A file and a directory cannot share a name, but a redirect must never
         # shadow a real file: drop any that would.
         for key in [key for key in self.redirects if key in self.paths]:
