@@ -36,7 +36,7 @@ from servestatic.manifest import load as load_manifest
 from servestatic.manifest import save as save_manifest
 from servestatic.mediatypes import content_type_for
 from servestatic.scan import ENCODING_SUFFIXES, FoundFile, walk
-from servestatic.settings import Settings
+from servestatic.settings import MANIFEST_NAME, Settings
 
 # A variant is kept only when it saves at least 5%.
 MAX_RATIO = 0.95
@@ -202,13 +202,17 @@ def process(job: Job) -> Outcome:
             os.chmod(temporary, 0o644)
             entry.variants[encoding] = Variant(size=len(output), hash=hash_bytes(output))
             counter.bytes_out = len(output)
+        # Renames last, once every variant is fully written: a full disk never
+        # leaves this file with one new variant beside one old one.
+        for index, (temporary, final) in enumerate(staged):
+            os.replace(temporary, final)
+            staged[index] = ("", final)
     except OSError as error:
         for temporary, _final in staged:
-            remove_quietly(temporary)
+            if temporary:
+                remove_quietly(temporary)
         reason = error.strerror or str(error)
         return Outcome(job.relative, job.previous, f"{job.relative}: cannot write variant: {reason}")
-    for temporary, final in staged:
-        os.replace(temporary, final)
     for path in stale:
         remove_quietly(path)
     # Variants of encodings no longer produced for this file (now too small,
@@ -234,17 +238,23 @@ def _previous_manifest(root: Path, parameters: dict[str, Any]) -> Manifest | Non
         previous = load_manifest(root)
     except ManifestError:
         return None
-    if previous.compression != parameters:
-        # Variants made with other parameters are not reused, but the entries
-        # still tell which variant files we wrote and may remove.
+    # Variants made with other parameters (another gzip effort) are not reused,
+    # but the entries still tell which variant files we wrote and may remove.
+    # Compared per encoding, so changing the gzip effort does not redo brotli.
+    trusted = {name for name, value in parameters.items() if previous.compression.get(name) == value}
+    if trusted != set(parameters):
         for entry in previous.files.values():
-            entry.tried = []
+            entry.tried = [name for name in entry.tried if name in trusted]
     return previous
 
 
-def _remove_orphans(root: Path, previous: Manifest | None, present: set[str]) -> int:
-    """Remove variants of files that are gone, before they could pass as files."""
-    removed = 0
+def _remove_orphans(root: Path, previous: Manifest | None, present: set[str]) -> set[str]:
+    """Remove variants of files that are gone, before they could pass as files.
+
+    The walk has already seen them as files (their original is gone), so the
+    caller drops the returned relative paths from what it found.
+    """
+    removed: set[str] = set()
     if previous is None:
         return removed
     for relative, entry in previous.files.items():
@@ -254,7 +264,7 @@ def _remove_orphans(root: Path, previous: Manifest | None, present: set[str]) ->
             path = variant_path(root / relative, encoding)
             if os.path.exists(path):
                 remove_quietly(path)
-                removed += 1
+                removed.add(variant_path(relative, encoding))
     return removed
 
 
@@ -276,8 +286,9 @@ def compress_tree(
         make_encoders(("zstd",), settings.gzip_effort)  # fail now if zstd is missing
     previous = _previous_manifest(root, parameters)
     found = list(walk(root))
-    summary = Summary(files=len(found), bytes=sum(item.size for item in found))
-    summary.removed = _remove_orphans(root, previous, {item.relative for item in found})
+    removed = _remove_orphans(root, previous, {item.relative for item in found})
+    found = [item for item in found if item.relative not in removed]
+    summary = Summary(files=len(found), bytes=sum(item.size for item in found), removed=len(removed))
 
     cache_dirs: dict[str, str] = {}
     if settings.cache_dir is not None:
@@ -311,8 +322,13 @@ def compress_tree(
                 setattr(total, key, getattr(total, key) + value)
         if on_progress:
             on_progress(done, len(jobs))
-    save_manifest(root, Manifest(files=files, compression=parameters,
-                                 generator=f"servestatic {__version__}"))
+    try:
+        save_manifest(root, Manifest(files=files, compression=parameters,
+                                     generator=f"servestatic {__version__}"))
+    except OSError as error:
+        # The previous manifest stays in place (written atomically); report it
+        # like any other file error rather than with a traceback.
+        summary.errors.append(f"{MANIFEST_NAME}: cannot write manifest: {error.strerror or error}")
     summary.seconds = time.perf_counter() - started
     return summary
 
