@@ -1,0 +1,370 @@
+"""The container image, built and run with podman.
+
+Builds servestatic/base from the root Dockerfile, then the README's two Dockerfiles
+(examples/docker/static-only and examples/docker/chained, the Django example) and the
+onbuild variant, and runs them on real sockets. No registry is reachable here, so the
+base is a Debian bookworm root made by scripts/image-base.sh and every Python package
+comes from a wheelhouse downloaded on the host (scripts/wheelhouse.sh); both are cached
+under .cache/, and podman's layer cache makes a rerun take seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import EXAMPLE_SITE, REPO, needs, needs_tool
+
+pytestmark = pytest.mark.image
+
+# What `FROM servestatic/base:0.1` in the example Dockerfiles resolves to locally.
+BASE_TAG = "localhost/servestatic/base:0.1"
+ONBUILD_TAG = "localhost/servestatic/base:0.1-onbuild"
+STATIC_TAG = "localhost/servestatic-test/static-only:latest"
+CHAINED_TAG = "localhost/servestatic-test/chained:latest"
+ONBUILD_SITE_TAG = "localhost/servestatic-test/onbuild-site:latest"
+EXAMPLE_DOCKERFILES = REPO / "examples" / "docker"
+BUILD_OUTPUTS = ("*.br", "*.gz", "*.zst", ".servestatic-manifest.json")
+MAX_GROWTH = 40 * 1000 * 1000  # bytes the image may add to its base
+MAX_START = 2.0  # seconds from `podman run` to the first 200 (median of START_RUNS)
+START_RUNS = 3
+MAX_STOP = 5.0  # seconds `podman stop` may take
+
+
+def run(*command: str | Path, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a command; on failure, fail the test with its output rather than a bare exit code."""
+    result = subprocess.run(
+        [str(part) for part in command], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+    if check and result.returncode != 0:
+        output = (result.stdout + result.stderr)[-4000:]
+        pytest.fail(f"{' '.join(map(str, command))} exited {result.returncode}:\n{output}", pytrace=False)
+    return result
+
+
+def podman(*args: str | Path, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run("podman", *args, timeout=timeout, check=check)
+
+
+def inspect(kind: str, name: str) -> dict:
+    return json.loads(podman(kind, "inspect", name).stdout)[0]
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """The local stand-in for python:*-slim and the wheelhouse that replaces PyPI."""
+
+    python_image: str
+    wheelhouse: Path
+
+    def build(self, dockerfile: Path, context: Path, tag: str, *, pip: bool = False, **args: str) -> None:
+        """`podman build` with no network; `pip` mounts the wheelhouse and points pip at it."""
+        command = ["build", "--format", "docker", "--network", "none", "--file", str(dockerfile),
+                   "--tag", tag]
+        if pip:
+            command += ["--volume", f"{self.wheelhouse.resolve()}:/wheelhouse:ro"]
+            args = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/wheelhouse", **args}
+        for name, value in args.items():
+            command += ["--build-arg", f"{name}={value}"]
+        podman(*command, str(context))
+
+
+@pytest.fixture(scope="module")
+def toolchain() -> Toolchain:
+    needs_tool("podman")
+    python_image = run("scripts/image-base.sh").stdout.strip()
+    version = podman(
+        "run", "--rm", python_image, "python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"
+    ).stdout.strip()
+    wheelhouse = Path(run("scripts/wheelhouse.sh", version).stdout.strip())
+    return Toolchain(python_image, REPO / wheelhouse)
+
+
+@pytest.fixture(scope="module")
+def base_image(toolchain: Toolchain) -> str:
+    toolchain.build(REPO / "Dockerfile", REPO, BASE_TAG, pip=True, BASE_IMAGE=toolchain.python_image)
+    return BASE_TAG
+
+
+def site_context(parent: Path) -> Path:
+    """A build context holding dist/: the example site without any build output."""
+    context = parent / "context"
+    shutil.copytree(EXAMPLE_SITE, context / "dist", symlinks=True,
+                    ignore=shutil.ignore_patterns(*BUILD_OUTPUTS))
+    return context
+
+
+@pytest.fixture(scope="module")
+def static_image(toolchain: Toolchain, base_image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    context = site_context(tmp_path_factory.mktemp("static-only"))
+    toolchain.build(EXAMPLE_DOCKERFILES / "static-only" / "Dockerfile", context, STATIC_TAG)
+    return STATIC_TAG
+
+
+@pytest.fixture(scope="module")
+def chained_image(toolchain: Toolchain, base_image: str) -> str:
+    toolchain.build(EXAMPLE_DOCKERFILES / "chained" / "Dockerfile", REPO / "examples" / "django",
+                    CHAINED_TAG, pip=True)
+    return CHAINED_TAG
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Container:
+    name: str
+    url: str
+    started: float  # time.monotonic() just before `podman run`
+
+    def running(self) -> bool:
+        return podman("inspect", "--format", "{{.State.Running}}", self.name).stdout.strip() == "true"
+
+    def logs(self) -> str:
+        result = podman("logs", self.name, check=False)
+        return result.stdout + result.stderr
+
+    def wait_ready(self, path: str = "/healthz", deadline: float = 15.0) -> float:
+        """Poll until `path` answers 200; return seconds since `podman run`."""
+        give_up = time.monotonic() + deadline
+        next_liveness_check = time.monotonic() + 0.5
+        while True:
+            try:
+                if httpx.get(self.url + path, timeout=1.0).status_code == 200:
+                    return time.monotonic() - self.started
+            except httpx.TransportError:
+                pass
+            now = time.monotonic()
+            if now > give_up:
+                pytest.fail(f"{path} never answered 200 within {deadline} s:\n{self.logs()}", pytrace=False)
+            if now > next_liveness_check:
+                if not self.running():
+                    pytest.fail(f"the container exited:\n{self.logs()}", pytrace=False)
+                next_liveness_check = now + 0.5
+            time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def container(image: str, *options: str) -> Iterator[Container]:
+    """Run `image` detached on a fresh 127.0.0.1 port; always removed afterwards."""
+    name = f"servestatic-test-{uuid.uuid4().hex[:10]}"
+    port = free_port()
+    started = time.monotonic()
+    podman("run", "--detach", "--name", name, "--publish", f"127.0.0.1:{port}:8000", *options, image)
+    try:
+        yield Container(name, f"http://127.0.0.1:{port}", started)
+    finally:
+        podman("rm", "--force", "--time", "0", name, check=False)
+
+
+# --- the Dockerfiles themselves
+
+
+def test_dockerfiles_pass_hadolint() -> None:
+    beside_python = Path(sys.executable).parent / "hadolint"
+    hadolint = str(beside_python) if beside_python.exists() else needs_tool("hadolint")
+    dockerfiles = [REPO / "Dockerfile", REPO / "Dockerfile.onbuild",
+                   *sorted(EXAMPLE_DOCKERFILES.glob("*/Dockerfile"))]
+    assert len(dockerfiles) == 5
+    result = run(hadolint, "--no-color", *dockerfiles, check=False)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_readme_shows_the_dockerfiles_the_tests_build() -> None:
+    documents = [path for path in (REPO / "README.md", REPO / "docs" / "image.md") if path.exists()]
+    needs(bool(documents), "neither README.md nor docs/image.md exists")
+    text = "\n".join(path.read_text() for path in documents)
+    for name in ("static-only", "chained"):
+        dockerfile = (EXAMPLE_DOCKERFILES / name / "Dockerfile").read_text()
+        assert dockerfile.strip() in text, f"examples/docker/{name}/Dockerfile is not in the README verbatim"
+
+
+# --- servestatic/base
+
+
+def test_base_image_metadata(base_image: str) -> None:
+    image = inspect("image", base_image)
+    config = image["Config"]
+    assert config["User"] == "10001"
+    assert config["WorkingDir"] == "/srv"
+    assert "8000/tcp" in config["ExposedPorts"]
+    assert config["StopSignal"] == "SIGTERM"
+    assert config["Entrypoint"] == ["/usr/local/bin/servestatic-entrypoint"]
+    assert not config.get("Cmd")
+    assert {"PYTHONUNBUFFERED=1", "SERVESTATIC_ROOT=/srv/www"} <= set(config["Env"])
+    assert image["Healthcheck"]["Test"][:2] == ["CMD", "python3"]  # exec form, no curl
+    labels = config["Labels"]
+    for key in ("title", "description", "version", "licenses", "source"):
+        assert labels.get(f"org.opencontainers.image.{key}"), key
+
+
+def test_base_image_is_small_and_has_no_compiler(toolchain: Toolchain, base_image: str) -> None:
+    growth = inspect("image", base_image)["Size"] - inspect("image", toolchain.python_image)["Size"]
+    print(f"\nservestatic/base adds {growth / 1e6:.1f} MB to its base")
+    assert 0 < growth <= MAX_GROWTH
+    probe = (
+        "import glob, shutil\n"
+        "compilers = [name for name in ('gcc', 'cc', 'c++', 'g++', 'clang', 'ld') if shutil.which(name)]\n"
+        "print(sorted(compilers + glob.glob('/usr/bin/*-gcc*')))"
+    )
+    found = podman("run", "--rm", "--entrypoint", "python3", base_image, "-c", probe).stdout.strip()
+    assert found == "[]"
+
+
+def test_arguments_pass_through_to_the_cli(base_image: str) -> None:
+    help_text = podman("run", "--rm", "--env", "COLUMNS=300", base_image, "--help").stdout
+    assert "Usage: servestatic serve" in help_text
+    assert "SERVESTATIC_PREFIX" in help_text and "WEB_CONCURRENCY" in help_text
+    version = podman("run", "--rm", base_image, "version").stdout.strip()
+    assert version == inspect("image", base_image)["Config"]["Labels"]["org.opencontainers.image.version"]
+    bad = podman("run", "--rm", "--env", "PORT=eighty", base_image, check=False)
+    assert bad.returncode == 2
+    assert "servestatic: error: PORT: got 'eighty'" in bad.stderr
+
+
+def test_a_volume_without_manifest_is_compressed_at_start(base_image: str, tmp_path: Path) -> None:
+    site = site_context(tmp_path) / "dist"
+    for path in [site, *site.rglob("*")]:  # the container's user must be able to write
+        path.chmod(0o777 if path.is_dir() else 0o666)
+    with container(base_image, "--volume", f"{site}:/srv/www") as running:
+        running.wait_ready()
+        response = httpx.get(running.url + "/css/print.css", headers={"Accept-Encoding": "br"})
+        assert response.headers.get("content-encoding") == "br"
+        assert (site / ".servestatic-manifest.json").exists()
+        assert "has no manifest; compressing it" in running.logs()
+
+
+# --- the README's static-only Dockerfile
+
+
+def test_start_to_first_200_is_fast(static_image: str) -> None:
+    # The median of a few runs: one run on a busy 2-core machine says more about its
+    # neighbours than about the image.
+    times = []
+    for _ in range(START_RUNS):
+        with container(static_image) as running:
+            times.append(running.wait_ready("/"))
+    print("\npodman run -> first 200: " + ", ".join(f"{took:.2f} s" for took in times))
+    assert sorted(times)[len(times) // 2] < MAX_START
+
+
+def test_static_only_image(static_image: str) -> None:
+    with container(static_image) as running:
+        running.wait_ready("/")
+
+        css = "/css/site.0123456789ab.css"
+        response = httpx.get(running.url + css, headers={"Accept-Encoding": "br"})
+        assert response.status_code == 200
+        assert response.headers["content-encoding"] == "br"
+        assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert response.content == (EXAMPLE_SITE / css.lstrip("/")).read_bytes()  # httpx decoded br
+
+        page = httpx.get(running.url + "/", headers={"Accept-Encoding": "gzip"})
+        assert page.headers["content-encoding"] == "gzip"
+        assert page.text == (EXAMPLE_SITE / "index.html").read_text()  # httpx decodes gzip
+
+        missing = httpx.get(running.url + "/no/such/file.js")
+        assert missing.status_code == 404
+        health = httpx.get(running.url + "/healthz")
+        assert (health.status_code, health.text.strip(), health.headers["cache-control"]) == (
+            200, "ok", "no-store")
+
+        assert "has no manifest" not in running.logs()  # compressed at build time
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--read-only", "--user", "12345"],
+        ["--read-only", "--user", "12345:0", "--cap-drop", "ALL"],
+        ["--read-only", "--read-only-tmpfs=false", "--user", "12345:12345", "--cap-drop", "ALL"],
+    ],
+    ids=["read-only-uid", "read-only-uid-gid0-no-caps", "read-only-no-tmp-no-caps"],
+)
+def test_runs_read_only_as_any_user(static_image: str, options: list[str]) -> None:
+    with container(static_image, *options) as running:
+        running.wait_ready()
+        response = httpx.get(running.url + "/js/analytics.js", headers={"Accept-Encoding": "gzip, br"})
+        assert response.status_code == 200
+        assert response.headers["content-encoding"] == "br"
+
+
+def test_podman_stop_is_graceful(static_image: str) -> None:
+    with container(static_image) as running:
+        running.wait_ready()
+        started = time.monotonic()
+        podman("stop", "--time", "20", running.name)
+        took = time.monotonic() - started
+        print(f"\npodman stop: {took:.2f} s")
+        state = inspect("container", running.name)["State"]
+        assert state["ExitCode"] == 0
+        assert took < MAX_STOP
+
+
+def test_healthcheck_passes(static_image: str) -> None:
+    with container(static_image, "--env", "SERVESTATIC_HEALTH_PATH=/ready") as running:
+        running.wait_ready("/ready")
+        result = podman("healthcheck", "run", running.name, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_healthcheck_fails_when_nothing_answers(static_image: str) -> None:
+    # The server listens on another port than the one the health check asks.
+    with container(static_image, "--env", "SERVESTATIC_BIND=0.0.0.0:9000") as running:
+        deadline = time.monotonic() + 15
+        while "Listening at" not in running.logs():
+            assert time.monotonic() < deadline, running.logs()
+            time.sleep(0.05)
+        result = podman("healthcheck", "run", running.name, check=False)
+        assert result.returncode != 0
+
+
+# --- the README's chained Dockerfile: the Django example
+
+
+def test_chained_django_image(chained_image: str) -> None:
+    with container(chained_image, "--read-only", "--user", "12345", "--cap-drop", "ALL") as running:
+        running.wait_ready()
+        hello = httpx.get(running.url + "/hello/")
+        assert hello.status_code == 200
+        assert "Hello from Django" in hello.text
+
+        home = httpx.get(running.url + "/")
+        assert home.status_code == 200
+        stylesheet = home.text.split('rel="stylesheet" href="', 1)[1].split('"', 1)[0]
+        assert stylesheet.startswith("/static/hello/style.") and stylesheet.endswith(".css")
+        css = httpx.get(running.url + stylesheet, headers={"Accept-Encoding": "br"})
+        assert css.status_code == 200
+        assert css.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert css.headers["content-encoding"] == "br"
+        assert httpx.get(running.url + "/static/hello/nothing.css").status_code == 404
+
+
+# --- the onbuild variant
+
+
+def test_onbuild_variant(toolchain: Toolchain, base_image: str, tmp_path: Path) -> None:
+    toolchain.build(REPO / "Dockerfile.onbuild", REPO, ONBUILD_TAG, BASE=base_image)
+    context = site_context(tmp_path)
+    toolchain.build(EXAMPLE_DOCKERFILES / "onbuild" / "Dockerfile", context, ONBUILD_SITE_TAG)
+    with container(ONBUILD_SITE_TAG, "--read-only") as running:
+        running.wait_ready()
+        response = httpx.get(running.url + "/assets/app-3fA9c1bd.js", headers={"Accept-Encoding": "br"})
+        assert response.headers["content-encoding"] == "br"
+        assert "immutable" in response.headers["cache-control"]
+        assert "has no manifest" not in running.logs()
