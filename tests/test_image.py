@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -36,6 +37,7 @@ STATIC_TAG = "localhost/servestatic-test/static-only:latest"
 CHAINED_TAG = "localhost/servestatic-test/chained:latest"
 ONBUILD_SITE_TAG = "localhost/servestatic-test/onbuild-site:latest"
 EXAMPLE_DOCKERFILES = REPO / "examples" / "docker"
+STATIC_DOCKERFILE = EXAMPLE_DOCKERFILES / "static-only" / "Dockerfile"
 BUILD_OUTPUTS = ("*.br", "*.gz", "*.zst", ".servestatic-manifest.json")
 MAX_GROWTH = 40 * 1000 * 1000  # bytes the image may add to its base
 MAX_START = 2.0  # seconds from `podman run` to the first 200 (median of START_RUNS)
@@ -69,7 +71,9 @@ class Toolchain:
     python_image: str
     wheelhouse: Path
 
-    def build(self, dockerfile: Path, context: Path, tag: str, *, pip: bool = False, **args: str) -> None:
+    def build(
+        self, dockerfile: Path, context: Path, tag: str, *, pip: bool = False, **args: str
+    ) -> subprocess.CompletedProcess[str]:
         """`podman build` with no network; `pip` mounts the wheelhouse and points pip at it."""
         command = ["build", "--format", "docker", "--network", "none", "--file", str(dockerfile),
                    "--tag", tag]
@@ -78,7 +82,7 @@ class Toolchain:
             args = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/wheelhouse", **args}
         for name, value in args.items():
             command += ["--build-arg", f"{name}={value}"]
-        podman(*command, str(context))
+        return podman(*command, str(context))
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +113,7 @@ def site_context(parent: Path) -> Path:
 @pytest.fixture(scope="module")
 def static_image(toolchain: Toolchain, base_image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     context = site_context(tmp_path_factory.mktemp("static-only"))
-    toolchain.build(EXAMPLE_DOCKERFILES / "static-only" / "Dockerfile", context, STATIC_TAG)
+    toolchain.build(STATIC_DOCKERFILE, context, STATIC_TAG)
     return STATIC_TAG
 
 
@@ -285,6 +289,23 @@ def test_static_only_image(static_image: str) -> None:
             200, "ok", "no-store")
 
         assert "has no manifest" not in running.logs()  # compressed at build time
+
+
+def test_rebuild_after_a_small_change_recompresses_only_that(
+    toolchain: Toolchain, base_image: str, tmp_path: Path
+) -> None:
+    context = site_context(tmp_path)
+    changed = context / "dist" / "css" / "print.css"
+    summaries = []
+    for _ in range(2):  # the first build fills the cache mount whatever ran before
+        changed.write_text(changed.read_text() + f"/* {uuid.uuid4().hex} */\n")
+        output = toolchain.build(STATIC_DOCKERFILE, context, STATIC_TAG + "-rebuilt").stdout
+        summaries.append(re.search(r"br: (\d+) files .*?\((\d+) compressed, (\d+) cached", output))
+    assert summaries[-1] is not None, output
+    files, compressed, cached = map(int, summaries[-1].groups())
+    print(f"\nrebuild after one change: br {compressed} compressed, {cached} cached")
+    assert (compressed, cached) == (1, files - 1)
+    podman("rmi", STATIC_TAG + "-rebuilt", check=False)
 
 
 @pytest.mark.parametrize(
