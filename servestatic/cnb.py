@@ -124,9 +124,14 @@ def install(layer: Path, wheel_dir: Path, entrypoint: Path) -> None:
         run([sys.executable, "-m", "venv", "--system-site-packages", os.fspath(layer)])
         pip = [os.fspath(layer / "bin" / "python"), "-m", "pip"]
     extras = "[zstd]" if any(wheel_dir.glob("zstandard-*.whl")) else ""
-    run([*pip, "install", "--quiet", "--no-index",
+    run([*pip, "install", "--quiet", "--no-index", "--no-compile",
          "--disable-pip-version-check", "--no-cache-dir", "--ignore-installed",
          "--find-links", os.fspath(wheel_dir), f"servestatic-origin{extras}"])
+    # Bytecode checked by hash, not mtime: the lifecycle resets mtimes when it exports and
+    # restores layers, and timestamp-checked .pyc files would then be rewritten at the next
+    # run, changing the layer (no reuse) or failing on a read-only one.
+    run([os.fspath(layer / "bin" / "python"), "-m", "compileall", "-q", "-j", "0",
+         "--invalidation-mode", "unchecked-hash", os.fspath(layer / "lib")])
     shutil.copy2(entrypoint, layer / "bin" / ENTRYPOINT)
     (layer / "bin" / ENTRYPOINT).chmod(0o755)
 
@@ -151,6 +156,7 @@ def compress(layer: Path, root: Path, cache: Path, settings: Mapping[str, str]) 
     """`servestatic compress` from the installed layer, its cache in a cache layer."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("SERVESTATIC_")}
     env.update(settings)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave the launch layer exactly as installed
     output = run([os.fspath(layer / "bin" / "servestatic"), "compress", os.fspath(root),
                   "--cache-dir", os.fspath(cache), "--json"], env=env)
     return json.loads(output)

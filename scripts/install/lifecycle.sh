@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# The Cloud Native Buildpacks lifecycle (and pack), built from their Go modules with
-# the machine's Go, for tests/test_buildpack.py. No prebuilt binaries can be fetched
-# here, but the Go module proxy serves the source. Idempotent: a stamp per version
-# makes a second run instant. Also creates the unprivileged user the lifecycle
-# insists on (it refuses to run as root).
+# The Cloud Native Buildpacks lifecycle and pack, built from their Go modules with the
+# machine's Go, for tests/test_buildpack.py. No prebuilt binaries can be fetched here,
+# but the Go module proxy serves the source. Idempotent: a stamp per version makes a
+# second run instant. Also creates the unprivileged user the lifecycle insists on (it
+# refuses to run as root).
 #
 # Layout (.cache/ is gitignored):
-#   .cache/cnb/lifecycle-VERSION/{lifecycle,launcher,detector,builder,...}
-#   .cache/cnb/lifecycle -> lifecycle-VERSION
-#   .cache/cnb/bin/pack   (PACK=1 or when PACK_VERSION is set)
+#   .cache/cnb/lifecycle-VERSION/lifecycle/   lifecycle, launcher, and the phase symlinks
+#   .cache/cnb/lifecycle-VERSION/lifecycle.tgz  the same as a release archive (for pack)
+#   .cache/cnb/lifecycle -> lifecycle-VERSION/lifecycle
+#   .cache/cnb/bin/pack
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -25,36 +26,44 @@ if [ ! -x "$go" ]; then
     exit 1
 fi
 
-build() {  # build OUT_FILE MODULE VERSION PACKAGE_DIR [LDFLAGS]
-    # Built as its own main module (as its Makefile does), from the module cache:
-    # `go install pkg@version` would also ask the proxy for the version list, which
-    # this network's proxy refuses.
-    local target=$1 module=$2 version=$3 package=$4 ldflags=${5:-}
+source_dir() {  # source_dir MODULE VERSION: download a module, print its directory
     local dir
-    dir=$("$go" mod download -json "$module@$version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-    [ -n "$dir" ] || { echo "lifecycle.sh: cannot download $module@$version" >&2; exit 1; }
-    (cd "$dir" && CGO_ENABLED=0 GOFLAGS="-buildvcs=false -mod=readonly" \
-        "$go" build -trimpath -ldflags "-s -w $ldflags" -o "$target" "$package")
+    dir=$("$go" mod download -json "$1@$2" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+    [ -n "$dir" ] || { echo "lifecycle.sh: cannot download $1@$2" >&2; exit 1; }
+    echo "$dir"
 }
 
-if [ ! -e "$out/.built" ]; then
+build() {  # build OUT_FILE MODULE_DIR PACKAGE [LDFLAGS]
+    # Built as its own main module, as its Makefile does: `go install pkg@version` would
+    # also ask the proxy for the module's version list, which this network refuses.
+    (cd "$2" && CGO_ENABLED=0 GOFLAGS="-buildvcs=false -mod=readonly" \
+        "$go" build -trimpath -ldflags "-s -w ${4:-}" -o "$1" "$3")
+}
+
+if [ ! -e "$out/.built" ] || [ ! -x "$out/lifecycle/launcher" ] || [ ! -s "$out/lifecycle.tgz" ]; then
     echo "lifecycle.sh: building CNB lifecycle $LIFECYCLE_VERSION from its Go module (a few minutes)"
-    mkdir -p "$out"
+    src=$(source_dir github.com/buildpacks/lifecycle "v$LIFECYCLE_VERSION")
+    rm -rf "$out"
+    mkdir -p "$out/lifecycle"
     version_flag="-X github.com/buildpacks/lifecycle/cmd.Version=$LIFECYCLE_VERSION"
-    build "$out/lifecycle" github.com/buildpacks/lifecycle "v$LIFECYCLE_VERSION" ./cmd/lifecycle "$version_flag"
-    build "$out/launcher" github.com/buildpacks/lifecycle "v$LIFECYCLE_VERSION" ./cmd/launcher "$version_flag"
+    build "$out/lifecycle/lifecycle" "$src" ./cmd/lifecycle "$version_flag"
+    build "$out/lifecycle/launcher" "$src" ./cmd/launcher "$version_flag"
     # One multi-call binary; the phase is chosen by the name it is run under.
     for phase in detector analyzer restorer builder exporter rebaser creator extender; do
-        ln -sfn lifecycle "$out/$phase"
+        ln -sfn lifecycle "$out/lifecycle/$phase"
     done
+    # The release archive pack puts into a builder, made by the lifecycle's own packager.
+    (cd "$src" && GOFLAGS="-buildvcs=false -mod=readonly" "$go" run ./tools/packager \
+        -inputDir "$out/lifecycle" -archivePath "$out/lifecycle.tgz" \
+        -descriptorPath lifecycle.toml -version "$LIFECYCLE_VERSION" >/dev/null)
     touch "$out/.built"
 fi
-ln -sfn "lifecycle-$LIFECYCLE_VERSION" "$root/lifecycle"
+ln -sfn "lifecycle-$LIFECYCLE_VERSION/lifecycle" "$root/lifecycle"
 
-if [ -n "${PACK:-}" ] && [ ! -e "$root/bin/.pack-$PACK_VERSION" ]; then
+if [ ! -e "$root/bin/.pack-$PACK_VERSION" ]; then
     echo "lifecycle.sh: building pack $PACK_VERSION from its Go module (a few minutes)"
     mkdir -p "$root/bin"
-    build "$root/bin/pack" github.com/buildpacks/pack "v$PACK_VERSION" ./cmd/pack \
+    build "$root/bin/pack" "$(source_dir github.com/buildpacks/pack "v$PACK_VERSION")" ./cmd/pack \
         "-X github.com/buildpacks/pack.Version=$PACK_VERSION"
     touch "$root/bin/.pack-$PACK_VERSION"
 fi
