@@ -27,7 +27,12 @@ if [ ! -s "$tarball" ]; then
     echo "scripts/image-base.sh: debootstrap bookworm into $cache (once per machine)" >&2
     rootfs=$(mktemp -d "$cache/rootfs.XXXXXX")
     trap 'rm -rf "$rootfs"' EXIT
-    debootstrap --variant=minbase --include=python3,python3-venv bookworm "$rootfs" "$mirror" >&2
+    if ! debootstrap --variant=minbase --include=python3,python3-venv bookworm "$rootfs" "$mirror" \
+            >"$cache/debootstrap.log" 2>&1; then
+        tail -n 20 "$cache/debootstrap.log" >&2
+        echo "scripts/image-base.sh: debootstrap failed; the whole log is $cache/debootstrap.log" >&2
+        exit 1
+    fi
     # What the official slim images also leave out: package caches, lists, docs.
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
         "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/*

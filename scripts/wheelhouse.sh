@@ -17,6 +17,8 @@ scripts/setup
 python=.venv/bin/python
 dest=.cache/wheelhouse/py$version
 mkdir -p "$dest"
+exec 9>"$dest/.lock"
+flock 9  # the image, chart and buildpack tests may ask at the same time
 
 requirements=$("$python" - <<'PY'
 import tomllib
