@@ -473,3 +473,151 @@ def test_rebuild_with_restored_cache_compresses_nothing(built: Built) -> None:
     assert totals(summary, "compressed") == 0
     assert totals(summary, "from_cache") == totals(first, "compressed") > 0
     assert (workspace.app / "public" / "index.html.br").exists()
+
+
+# --- the whole platform: pack build against podman's Docker API, no registry
+
+PACK = REPO / ".cache" / "cnb" / "bin" / "pack"
+LIFECYCLE_ARCHIVE = LIFECYCLE.resolve().parent / "lifecycle.tgz"
+STACK_IMAGE = "localhost/servestatic-test/cnb-stack:bookworm"
+BUILDER_IMAGE = "localhost/servestatic-test/cnb-builder:latest"
+APP_IMAGE = "localhost/servestatic-test/cnb-app:latest"
+
+# The build and run image: the image tests' debootstrap Python base, plus the user the
+# lifecycle runs buildpacks as and the labels/env a CNB stack carries.
+STACK_CONTAINERFILE = """\
+FROM {base}
+RUN groupadd --gid 1000 cnb && useradd --uid 1000 --gid 1000 --create-home --shell /bin/sh cnb
+ENV CNB_USER_ID=1000 CNB_GROUP_ID=1000 CNB_STACK_ID=io.servestatic.bookworm
+LABEL io.buildpacks.stack.id=io.servestatic.bookworm
+USER 1000:1000
+"""
+
+BUILDER_TOML = """\
+description = "servestatic test builder: the machine's CPython stand-in, then servestatic"
+
+[[buildpacks]]
+uri = "{cpython}"
+
+[[buildpacks]]
+uri = "{buildpack}"
+
+[[order]]
+[[order.group]]
+id = "{py_id}"
+version = "{py_version}"
+[[order.group]]
+id = "{bp_id}"
+version = "{bp_version}"
+
+[lifecycle]
+uri = "{lifecycle}"
+
+[stack]
+id = "io.servestatic.bookworm"
+build-image = "{stack}"
+run-image = "{stack}"
+
+[build]
+image = "{stack}"
+
+[[run.images]]
+image = "{stack}"
+"""
+
+
+@dataclass
+class Platform:
+    """pack, talking to a podman API service of our own."""
+
+    env: dict[str, str]
+    root: Path
+
+    def run(self, *command: str, timeout: float = 600) -> str:
+        result = subprocess.run(command, env=self.env, cwd=self.root, text=True, timeout=timeout,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert result.returncode == 0, f"{' '.join(command[:3])} failed:\n{result.stdout}"
+        return result.stdout
+
+    def pack_build(self, app: Path, *extra: str) -> str:
+        return self.run(os.fspath(PACK), "build", APP_IMAGE, "--builder", BUILDER_IMAGE,
+                        "--path", os.fspath(app), "--pull-policy", "never", "--trust-builder",
+                        "--docker-host", "inherit", "--network", "none",
+                        "--env", "BP_SERVESTATIC_APP=hello:application", *extra)
+
+
+@pytest.fixture(scope="module")
+def platform(store: Path) -> Iterator[Platform]:
+    needs(PACK.exists() and LIFECYCLE_ARCHIVE.exists(), "pack is not built (scripts/install/lifecycle.sh)")
+    podman = shutil.which("podman")
+    needs(podman is not None, "podman is not installed (scripts/install/podman.sh installs it)")
+    needs(os.geteuid() == 0, "the image tests run podman as root")
+    assert podman is not None
+    root = Path(tempfile.mkdtemp(prefix="servestatic-pack-"))
+    socket_path = root / "podman.sock"
+    service = subprocess.Popen([podman, "system", "service", "--time=0", f"unix://{socket_path}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "DOCKER_HOST": f"unix://{socket_path}", "PACK_HOME": os.fspath(root / "pack")}
+    deadline = time.monotonic() + 30
+    while not socket_path.exists():
+        assert service.poll() is None, "podman system service exited"
+        assert time.monotonic() < deadline, "podman system service did not open its socket"
+        time.sleep(0.1)
+    try:
+        base = subprocess.run([os.fspath(REPO / "scripts" / "image-base.sh")], check=True, timeout=900,
+                              stdout=subprocess.PIPE, text=True).stdout.strip()
+        (root / "Containerfile").write_text(STACK_CONTAINERFILE.format(base=base))
+        platform = Platform(env, root)
+        platform.run(podman, "build", "--network", "none", "-t", STACK_IMAGE, "-f", "Containerfile", ".")
+        (root / "builder.toml").write_text(BUILDER_TOML.format(
+            cpython=store / PY_ID.replace("/", "_") / PY_VERSION, buildpack=store / BP_LAYERS / BP_VERSION,
+            py_id=PY_ID, py_version=PY_VERSION, bp_id=BP_ID, bp_version=BP_VERSION,
+            lifecycle=LIFECYCLE_ARCHIVE, stack=STACK_IMAGE))
+        platform.run(os.fspath(PACK), "builder", "create", BUILDER_IMAGE, "--config", "builder.toml",
+                     "--pull-policy", "never")
+        yield platform
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_pack_build_runs_and_rebuilds_from_cache(platform: Platform) -> None:
+    app = platform.root / "app"
+    _variant_free_copy(EXAMPLE_SITE, app / "public")
+    (app / "hello.py").write_text(HELLO_APP)
+
+    first = platform.pack_build(app, "--clear-cache")
+    assert totals(compress_summary(first), "compressed") > 0
+
+    port = free_port()
+    container = platform.run("podman", "run", "-d", "--read-only", "-p", f"127.0.0.1:{port}:8080",
+                             "-e", "PORT=8080", "-e", "WEB_CONCURRENCY=1", APP_IMAGE).strip()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, platform.run("podman", "logs", container)
+            time.sleep(0.2)
+        asset = httpx.get(base + "/assets/app-3fA9c1bd.js", headers={"Accept-Encoding": "br"})
+        assert asset.headers["content-encoding"] == "br"
+        assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert httpx.get(base + "/hello/").text == "hello from the app at /hello/"
+        platform.run("podman", "stop", "--time", "30", container)
+        assert platform.run("podman", "wait", container).strip() == "0"
+    finally:
+        subprocess.run(["podman", "rm", "--force", container], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+    # Same sources again: pack's restorer brings back the cache layers.
+    second = platform.pack_build(app)
+    summary = compress_summary(second)
+    assert "servestatic: reusing the servestatic layer" in second
+    assert totals(summary, "compressed") == 0
+    assert totals(summary, "from_cache") == totals(compress_summary(first), "compressed")
+    assert "Reusing layer 'servestatic/static-origin:servestatic'" in second
