@@ -3,9 +3,10 @@
 #
 # Air-gapped builds (no PyPI): put the wheels in a directory (scripts/wheelhouse.sh),
 # mount it into the build and point pip at it, e.g. with podman:
-#   podman build --network none -v "$PWD/.cache/wheelhouse/py3.11:/wheelhouse:ro" \
+#   podman build --format docker --network none -v "$PWD/.cache/wheelhouse/py3.11:/wheelhouse:ro" \
 #     --build-arg PIP_NO_INDEX=1 --build-arg PIP_FIND_LINKS=/wheelhouse \
-#     --build-arg BASE_IMAGE=<a local python image> -t servestatic/base .
+#     --build-arg BASE_IMAGE=<a local python image> -t servestatic/base:0.1 .
+# (`--format docker` keeps the HEALTHCHECK: the OCI image format has no field for it.)
 ARG BASE_IMAGE=python:3.12-slim-bookworm
 
 # --- builder: make wheels for servestatic and its dependencies, install them into a venv.
