@@ -27,7 +27,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
-from servestatic.settings import SETTINGS, Setting, SettingError, load_settings
+from servestatic.settings import MANIFEST_NAME, SETTINGS, Setting, SettingError, load_settings
 
 ENTRYPOINT = "servestatic-entrypoint"
 BUILD_PREFIX = "BP_"
@@ -162,6 +162,29 @@ def compress(layer: Path, root: Path, cache: Path, settings: Mapping[str, str]) 
     return json.loads(output)
 
 
+def collectstatic(venv: Path, app_dir: Path) -> None:
+    """Django's static root is made at build time. Python buildpacks that run collectstatic
+    themselves leave it in place; for the others it is run here, with the venv's Python,
+    which sees the packages the Python buildpack installed."""
+    print("servestatic: running python manage.py collectstatic --noinput")
+    run([os.fspath(venv / "bin" / "python"), os.fspath(app_dir / "manage.py"), "collectstatic",
+         "--noinput"], env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+
+
+def prune_cache(cache: Path, root: Path) -> int:
+    """Drop cached outputs no file in the root has any more, so the cache layer holds one
+    build's worth instead of growing with every deploy. `compress --cache-dir` names each
+    cached output by the content hash of its original, the hash the manifest records."""
+    manifest = json.loads((root / MANIFEST_NAME).read_text())
+    wanted = {entry["hash"] for entry in manifest["files"].values()}
+    removed = 0
+    for path in cache.rglob("*"):
+        if path.is_file() and path.name not in wanted:
+            path.unlink()
+            removed += 1
+    return removed
+
+
 def write_launch_env(layer: Path, values: Mapping[str, str]) -> None:
     """`.default` files: a variable set at launch still wins over the build's choice."""
     shutil.rmtree(layer, ignore_errors=True)
@@ -188,8 +211,8 @@ def build(environ: Mapping[str, str], app_dir: Path) -> None:
     settings = settings_from_build_env(environ)
     relative_root = planned_root(Path(environ["CNB_BP_PLAN_PATH"]))
     root = (app_dir / relative_root).resolve()
-    if not root.is_dir() or not root.is_relative_to(app_dir.resolve()):
-        raise BuildError(f"static root {relative_root!r} is not a directory inside the app")
+    if not root.is_relative_to(app_dir.resolve()):
+        raise BuildError(f"static root {relative_root!r} is not inside the app")
     settings["SERVESTATIC_ROOT"] = os.fspath(root)
 
     wheel_dir = buildpack / "wheels"
@@ -207,6 +230,12 @@ def build(environ: Mapping[str, str], app_dir: Path) -> None:
         install(venv, wheel_dir, entrypoint)
     write_layer_toml(layers, "servestatic", launch=True, cache=True, metadata={"key": key})
 
+    if not root.is_dir() and (app_dir / "manage.py").is_file():
+        collectstatic(venv, app_dir)
+    if not root.is_dir():
+        raise BuildError(f"static root {relative_root!r} is not a directory in the app "
+                         "(set BP_SERVESTATIC_ROOT to where your static files are)")
+
     cache = layers / "compress-cache"
     cache.mkdir(exist_ok=True)
     write_layer_toml(layers, "compress-cache", launch=False, cache=True)
@@ -214,6 +243,9 @@ def build(environ: Mapping[str, str], app_dir: Path) -> None:
     # One line with the whole summary: how a build log (and the tests) tell an
     # unchanged rebuild from one that compressed.
     print("servestatic: compress summary " + json.dumps(summary, separators=(",", ":")))
+    removed = prune_cache(cache, root)
+    if removed:
+        print(f"servestatic: dropped {removed} cached outputs no file uses any more")
 
     serve_names = {s.env for s in SETTINGS if "serve" in s.commands}
     write_launch_env(layers / "launch-env", {k: v for k, v in settings.items() if k in serve_names})

@@ -143,6 +143,10 @@ def compress_summary(build_output: str) -> dict:
     return json.loads(lines[0][len(marker):])
 
 
+def manifest_hash(root: Path, name: str) -> str:
+    return json.loads((root / ".servestatic-manifest.json").read_text())["files"][name]["hash"]
+
+
 def totals(summary: dict, key: str) -> int:
     return sum(stats[key] for stats in summary["encodings"].values())
 
@@ -227,14 +231,30 @@ def test_detect_uses_bp_servestatic_root(workspace: Workspace) -> None:
     assert servestatic[0]["requires"][0]["metadata"]["root"] == "web/assets"
 
 
-@pytest.mark.parametrize("value", ["missing", "../outside", "/etc"])
-def test_detect_rejects_a_bad_bp_servestatic_root(workspace: Workspace, value: str) -> None:
+@pytest.mark.parametrize("value", ["../outside", "/etc", "a/../../b"])
+def test_detect_rejects_a_bp_servestatic_root_outside_the_app(workspace: Workspace, value: str) -> None:
     (workspace.app / "public").mkdir()
     workspace.set_env("BP_SERVESTATIC_ROOT", value)
     result = workspace.detect(check=False)
-    assert result.returncode != 0
+    assert result.returncode == 21, result.stdout  # the lifecycle's "a buildpack erred"
     assert f"servestatic: error: BP_SERVESTATIC_ROOT: got '{value}'" in result.stdout
     assert f"err:  {BP_ID}@{BP_VERSION} (1)" in result.stdout
+
+
+def test_a_missing_bp_servestatic_root_fails_the_build(workspace: Workspace) -> None:
+    """It may be made by an earlier buildpack at build time, so detect lets it pass."""
+    workspace.set_env("BP_SERVESTATIC_ROOT", "missing")
+    workspace.detect()
+    result = workspace.build(check=False)
+    assert result.returncode != 0
+    assert "servestatic: error: static root 'missing' is not a directory in the app" in result.stdout
+
+
+def test_detect_passes_on_a_django_project_before_collectstatic(workspace: Workspace) -> None:
+    (workspace.app / "manage.py").write_text("")
+    workspace.detect()
+    servestatic = [e for e in workspace.plan()["entries"] if e["requires"][0]["name"] == "servestatic"]
+    assert servestatic[0]["requires"][0]["metadata"]["root"] == "staticfiles"
 
 
 def test_detect_and_build_without_a_cpython_provider(workspace: Workspace) -> None:
@@ -373,41 +393,52 @@ class Launched:
     process: subprocess.Popen[str]
 
 
-@pytest.fixture(scope="module")
-def launched(built: Built) -> Iterator[Launched]:
+def start_web(workspace: Workspace) -> Launched:
     """The image's default process, started the way an exported image starts it:
     the launcher run as /cnb/process/web (here a symlink named `web`)."""
-    process_dir = built.workspace.root / "process"
+    process_dir = workspace.root / "process"
     process_dir.mkdir(exist_ok=True)
     (process_dir / "web").symlink_to(LIFECYCLE / "launcher")
     port = free_port()
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "CNB_PLATFORM_API": PLATFORM_API,
-        "CNB_LAYERS_DIR": os.fspath(built.workspace.layers),
-        "CNB_APP_DIR": os.fspath(built.workspace.app),
+        "CNB_LAYERS_DIR": os.fspath(workspace.layers),
+        "CNB_APP_DIR": os.fspath(workspace.app),
         "PORT": str(port),
         "WEB_CONCURRENCY": "1",
     }
-    built.workspace.hand_over()
-    process = subprocess.Popen(built.workspace.as_user([os.fspath(process_dir / "web")]),
-                               cwd=built.workspace.app, env=env, stdout=subprocess.PIPE,
+    workspace.hand_over()
+    process = subprocess.Popen(workspace.as_user([os.fspath(process_dir / "web")]),
+                               cwd=workspace.app, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
-        assert process.poll() is None, f"the web process exited:\n{process.communicate()[0]}"
+        if process.poll() is not None:
+            raise AssertionError(f"the web process exited:\n{process.communicate()[0]}")
         try:
             if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
+                return Launched(base, process)
         except httpx.TransportError:
             pass
-        assert time.monotonic() < deadline, "the web process did not answer /healthz within 30 s"
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"no answer on /healthz within 30 s:\n{process.communicate()[0]}")
         time.sleep(0.1)
-    yield Launched(base, process)
-    if process.poll() is None:
-        process.kill()
-        process.wait(timeout=30)
+
+
+def stop(launched: Launched) -> None:
+    if launched.process.poll() is None:
+        launched.process.kill()
+        launched.process.communicate(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def launched(built: Built) -> Iterator[Launched]:
+    web = start_web(built.workspace)
+    yield web
+    stop(web)
 
 
 def test_launch_serves_brotli_with_immutable_caching(launched: Launched) -> None:
@@ -473,6 +504,68 @@ def test_rebuild_with_restored_cache_compresses_nothing(built: Built) -> None:
     assert totals(summary, "compressed") == 0
     assert totals(summary, "from_cache") == totals(first, "compressed") > 0
     assert (workspace.app / "public" / "index.html.br").exists()
+
+    # One file changed: only it is compressed, and the cache forgets its old content.
+    cache = workspace.layers / BP_LAYERS / "compress-cache"
+    index = workspace.app / "public" / "index.html"
+    old_hash = manifest_hash(workspace.app / "public", "index.html")
+    assert old_hash in {path.name for path in cache.rglob("*")}
+    index.write_text(index.read_text().replace("</body>", "<p>changed</p></body>"))
+    result = workspace.build()
+    summary = compress_summary(result.stdout)
+    assert {name: stats["compressed"] for name, stats in summary["encodings"].items()} == {
+        "br": 1, "gzip": 1}
+    cached = {path.name for path in cache.rglob("*") if path.is_file()}
+    assert old_hash not in cached
+    assert manifest_hash(workspace.app / "public", "index.html") in cached
+
+
+# --- a Django project: collectstatic at build time, Django behind servestatic at launch
+
+
+@pytest.fixture(scope="module")
+def django_web(lifecycle_user: pwd.struct_passwd | None, store: Path) -> Iterator[Launched]:
+    """examples/django as pushed to a PaaS: sources only, no staticfiles/. The stand-in
+    Python buildpack installs requirements.txt (offline, from the host wheelhouse); this
+    buildpack runs collectstatic, compresses, and chains to mysite.wsgi:application."""
+    wheelhouse = subprocess.run([os.fspath(REPO / "scripts" / "wheelhouse.sh")], check=True, timeout=900,
+                                cwd=REPO, stdout=subprocess.PIPE, text=True).stdout.strip()
+    root = Path(tempfile.mkdtemp(prefix="servestatic-cnb-django-"))
+    try:
+        workspace = Workspace(root, lifecycle_user, store).setup()
+        shutil.copytree(REPO / wheelhouse, root / "wheelhouse")
+        shutil.copytree(REPO / "examples" / "django", workspace.app, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("staticfiles", "__pycache__", "*.sqlite3"))
+        workspace.set_env("BP_CPYTHON_FIND_LINKS", os.fspath(root / "wheelhouse"))
+        workspace.set_env("BP_SERVESTATIC_PREFIX", "/static/")
+        workspace.set_env("BP_SERVESTATIC_APP", "mysite.wsgi:application")
+        workspace.detect()
+        output = workspace.build().stdout
+        assert "servestatic: running python manage.py collectstatic --noinput" in output
+        assert totals(compress_summary(output), "compressed") > 0
+        web = start_web(workspace)
+        yield web
+        stop(web)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_django_views_come_from_django(django_web: Launched) -> None:
+    response = httpx.get(django_web.base + "/hello/?name=CDN")
+    assert response.status_code == 200
+    assert response.text == "Hello from Django, CDN!\n"
+    assert "etag" not in response.headers  # Django's own response, not a static file
+
+
+def test_django_static_files_come_compressed_from_servestatic(django_web: Launched) -> None:
+    home = httpx.get(django_web.base + "/")
+    assert home.status_code == 200
+    stylesheet = re.search(r'href="(/static/hello/style\.[0-9a-f]{12}\.css)"', home.text)
+    assert stylesheet, home.text
+    response = httpx.get(django_web.base + stylesheet.group(1), headers={"Accept-Encoding": "br"})
+    assert response.status_code == 200
+    assert response.headers["content-encoding"] == "br"
+    assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
 
 
 # --- the whole platform: pack build against podman's Docker API, no registry
