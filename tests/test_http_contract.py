@@ -155,6 +155,21 @@ def test_cache_control_by_kind_of_file(http: httpx.Client, path: str, cache_cont
     assert response.headers["cache-control"] == cache_control
 
 
+@pytest.mark.parametrize("target", ["/css/print.css?v=123", "/css/print%2Ecss", "/css/%70rint.css"])
+def test_query_strings_and_encoded_unreserved_characters_reach_the_file(server: ServerProcess,
+                                                                       root: Path, target: str) -> None:
+    response = raw_request(server, target)
+    assert response.status == 200
+    assert response.body == (root / "css/print.css").read_bytes()
+
+
+def test_head_then_get_on_one_keep_alive_connection(http: httpx.Client, root: Path) -> None:
+    """A HEAD answer announces a length but sends no body; the next answer must not be garbled."""
+    for _ in range(3):
+        assert http.head("/index.html").status_code == 200
+        assert http.get("/index.html").content == (root / "index.html").read_bytes()
+
+
 def test_non_ascii_file_name(http: httpx.Client, root: Path) -> None:
     response = http.get("/data/r%C3%A9sum%C3%A9.txt")
     assert response.status_code == 200

@@ -198,5 +198,6 @@ def test_smallest_variant_wins_even_when_it_is_gzip(tmp_path: Path) -> None:
         assert coding_for(server, "br, gzip, zstd", "/log.txt") == expected
         response = raw_request(server, "/log.txt", headers={"Accept-Encoding": "gzip"})
         assert gzip.decompress(response.body) == data
-        assert raw_request(server, "/log.txt.gz").status == 404
+        for variant in ("/log.txt.gz", "/log.txt.br", "/log.txt.zst"):
+            assert raw_request(server, variant, headers={"Accept-Encoding": "*"}).status == 404
     assert "scanning" in server.log()
