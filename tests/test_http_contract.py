@@ -301,6 +301,35 @@ def test_without_a_manifest_the_scan_applies_the_same_rules(tmp_path: Path) -> N
     assert "scanning" in server.log()
 
 
+def test_a_tampered_manifest_cannot_open_paths_outside_the_root(tmp_path: Path) -> None:
+    """Defence in depth: the server checks manifest paths too, not only the compressor."""
+    import json
+
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.txt").write_bytes(SECRET)
+    site = copy_site(tmp_path / "site")
+    compress(site)
+    manifest_path = site / ".servestatic-manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    entry = {**manifest["files"]["robots.txt"], "size": len(SECRET), "variants": {}}
+    hostile = {"../outside/secret.txt": "/../outside/secret.txt",
+               "docs/../../outside/secret.txt": "/docs/../../outside/secret.txt",
+               ".env": "/.env", ".well-known/../.env": "/.well-known/../.env",
+               str(tmp_path / "outside" / "secret.txt"): "/" + str(tmp_path / "outside" / "secret.txt"),
+               "docs\\..\\..\\outside\\secret.txt": "/docs%5c..%5c..%5coutside%5csecret.txt",
+               "./.env": "/./.env"}
+    for relative in hostile:
+        manifest["files"][relative] = entry
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    with serving(site) as server:
+        for target in hostile.values():
+            response = raw_request(server, target)
+            assert 400 <= response.status < 500, target
+            assert SECRET not in response.body and b"SECRET_KEY" not in response.body
+        assert raw_request(server, "/robots.txt").status == 200
+    assert "never served" in server.log()
+
+
 def test_well_known_is_served(http: httpx.Client, root: Path) -> None:
     response = http.get("/.well-known/security.txt")
     assert response.status_code == 200
