@@ -42,6 +42,9 @@ _NOT_ON_404 = frozenset({"content-length", "etag", "last-modified", "accept-rang
 _HEADER_LIST = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]*,[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*")
 
 
+HAVE_PROC_FD = os.path.isdir("/proc/self/fd")
+
+
 class AppImportError(Exception):
     """SERVESTATIC_APP names something that cannot be imported or is not a WSGI app."""
 
@@ -207,9 +210,16 @@ class StaticApp:
             fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC)
         try:
             size = os.fstat(fd).st_size
+            # O_NOFOLLOW looks at the last name only: a directory on the way
+            # swapped for a link out of the root is caught by where the
+            # descriptor really points (one readlink, no race with the swap).
+            opened = os.readlink(f"/proc/self/fd/{fd}") if HAVE_PROC_FD else os.path.realpath(path)
         except OSError:
             os.close(fd)
             raise
+        if not opened.startswith(self.real_root):
+            os.close(fd)
+            raise OSError(errno.EACCES, "reached through a symlink out of the root", path)
         if size != representation.size:
             os.close(fd)
             raise OSError(errno.ESTALE, f"changed size ({representation.size} -> {size} bytes)", path)
@@ -329,7 +339,7 @@ class StaticApp:
             representation = page.select(acceptable_codings(environ.get("HTTP_ACCEPT_ENCODING")))
             if representation is not None:
                 try:
-                    with open(representation.path, "rb") as stream:
+                    with self.open_unchanged(representation) as stream:
                         body = stream.read()
                 except OSError:
                     body = None
