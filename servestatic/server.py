@@ -95,7 +95,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {
         "bind": [settings.bind_address],
         "workers": settings.worker_count,
-        "worker_class": "gthread",
+        "worker_class": "servestatic.worker.ThreadWorker",  # gthread, hardened for slow clients
         "threads": settings.threads,
         "keepalive": settings.keepalive,
         "timeout": settings.timeout,

@@ -1,0 +1,356 @@
+"""Reliability under hostile or unlucky conditions, against a real `servestatic serve`.
+
+Symlinks and files changed after start-up, slow and idle clients, shutdown
+while requests are in flight, a worker killed outright, and start-up errors.
+Every wait is a poll for a condition with a deadline; the only sleep is in the
+test app below, where it stands for a slow view that shutdown must let finish.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.server import REPO, SERVESTATIC, ServerProcess, compress
+
+CANARY = b"CANARY-outside-the-root-6f1d2c"
+
+
+def wait_for(condition, timeout: float, what: str):
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)  # poll interval
+
+
+def worker_pids(server: ServerProcess) -> set[int]:
+    """The gunicorn workers: children of the master process."""
+    assert server.process is not None
+    pid = server.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return {int(child) for child in children}
+
+
+def raw_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    """One GET on a fresh connection; (status, body). Raises OSError as the socket does."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as client:
+        client.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := client.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A directory beside the root holding a canary file that must never be served."""
+    directory = tmp_path / "outside"
+    directory.mkdir()
+    (directory / "secret.txt").write_bytes(CANARY * 20)
+    (directory / "secret.css").write_bytes(CANARY * 20)
+    return directory
+
+
+def same_size_canary(size: int) -> bytes:
+    return (CANARY * (size // len(CANARY) + 1))[:size]
+
+
+# --- symlinks and files that change under a running server
+
+
+def test_symlink_leaving_the_root_before_compress_is_never_served(site: Path, outside: Path) -> None:
+    (site / "leak.txt").symlink_to(outside / "secret.txt")
+    (site / "leakdir").symlink_to(outside, target_is_directory=True)
+    compress(site)
+    with ServerProcess(site) as server:
+        for path in ("/leak.txt", "/leakdir/secret.txt", "/leakdir/"):
+            response = httpx.get(server.url + path, headers={"Accept-Encoding": "br, gzip"})
+            assert response.status_code == 404, path
+            assert CANARY not in response.content
+        assert not (site / "leak.txt.br").exists()
+
+
+def test_served_file_replaced_by_outward_symlink_after_start_is_not_followed(
+    site: Path, outside: Path
+) -> None:
+    compress(site)
+    with ServerProcess(site) as server:
+        assert httpx.get(server.url + "/css/print.css").status_code == 200
+        # Replace the file, then its brotli variant, with links out of the root
+        # to files of the same sizes, so that only the path can give them away.
+        (outside / "secret.css").write_bytes(same_size_canary((site / "css/print.css").stat().st_size))
+        (outside / "secret.txt").write_bytes(same_size_canary((site / "css/print.css.br").stat().st_size))
+        (site / "css/print.css").unlink()
+        (site / "css/print.css").symlink_to(outside / "secret.css")
+        (site / "css/print.css.br").unlink()
+        (site / "css/print.css.br").symlink_to(outside / "secret.txt")
+        # And a whole directory: the link is in the middle of the path.
+        (site / "data").rename(site.parent / "data-moved")
+        (site / "data").symlink_to(outside, target_is_directory=True)
+        size = (site.parent / "data-moved/feed.json").stat().st_size
+        (outside / "feed.json").write_bytes(same_size_canary(size))
+        for path, coding in [("/css/print.css", "identity"), ("/css/print.css", "br"),
+                             ("/data/feed.json", "identity")]:
+            response = httpx.get(server.url + path, headers={"Accept-Encoding": coding})
+            assert CANARY not in response.content, (path, coding)
+            assert response.status_code == 404, (path, coding)
+        assert httpx.get(server.url + "/index.html").status_code == 200
+
+
+def test_symlink_inside_the_root_still_works(site: Path) -> None:
+    (site / "latest.css").symlink_to("css/print.css")
+    compress(site)
+    with ServerProcess(site) as server:
+        response = httpx.get(server.url + "/latest.css")
+        assert response.status_code == 200
+        assert response.content == (site / "css/print.css").read_bytes()
+
+
+def test_file_removed_after_start_is_404_and_the_worker_survives(site: Path) -> None:
+    compress(site)
+    with ServerProcess(site) as server:
+        workers = worker_pids(server)
+        for name in ("css/print.css", "css/print.css.br", "css/print.css.gz"):
+            (site / name).unlink()
+        for coding in ("br", "gzip", "identity"):
+            response = httpx.get(server.url + "/css/print.css", headers={"Accept-Encoding": coding})
+            assert response.status_code == 404
+        assert httpx.head(server.url + "/index.html").status_code == 200
+        assert httpx.get(server.url + "/index.html").status_code == 200
+        assert worker_pids(server) == workers
+    assert server.returncode == 0
+
+
+# --- slow and idle clients
+
+
+def test_idle_and_half_sent_connections_do_not_hold_up_other_clients(site: Path) -> None:
+    """300 idle or slowloris connections; with the default settings others are still served.
+
+    Measured before the hardened worker (gthread, 2 workers x 8 threads): 300 idle
+    connections delayed a request by 45 s, 300 half-sent heads stopped the server.
+    """
+    compress(site)
+    expected = (site / "index.html").read_bytes()
+    with ServerProcess(site, workers=0) as server:  # 0: one worker per core, the default
+        hostile: list[socket.socket] = []
+        try:
+            for number in range(300):
+                client = socket.create_connection(("127.0.0.1", server.port))
+                if number % 3 == 1:  # slowloris: a head that never ends
+                    client.sendall(b"GET /index.html HTTP/1.1\r\nHost: t\r\nX-a: ")
+                elif number % 3 == 2:  # a kept-alive connection that goes quiet
+                    client.sendall(b"GET /index.html HTTP/1.1\r\nHost: t\r\n\r\n")
+                    client.recv(65536)
+                hostile.append(client)
+            with httpx.Client(base_url=server.url, timeout=2.0) as client:
+                started = time.monotonic()
+                for _ in range(20):
+                    response = client.get("/index.html", headers={"Connection": "close"})
+                    assert response.status_code == 200
+                    assert response.content == expected
+                elapsed = time.monotonic() - started
+            print(f"\n20 requests beside 300 idle/slowloris connections: {elapsed:.3f} s")
+            assert elapsed < 5
+        finally:
+            for client in hostile:
+                client.close()
+
+
+def test_head_that_never_completes_gets_408_and_is_closed(site: Path) -> None:
+    from servestatic.worker import HEAD_TIMEOUT
+
+    compress(site)
+    with ServerProcess(site) as server, socket.create_connection(("127.0.0.1", server.port)) as client:
+        started = time.monotonic()
+        client.sendall(b"GET /index.html HTTP/1.1\r\n")
+        client.settimeout(HEAD_TIMEOUT + 5)
+        # Trickle a header byte at a time: each byte must not restart the clock.
+        for byte in b"X-Slow: 1":
+            client.sendall(bytes([byte]))
+        data = b""
+        while chunk := client.recv(4096):
+            data += chunk
+        elapsed = time.monotonic() - started
+    assert data.startswith(b"HTTP/1.1 408 ")
+    assert HEAD_TIMEOUT - 0.5 <= elapsed <= HEAD_TIMEOUT + 3
+
+
+def test_oversized_head_gets_431(site: Path) -> None:
+    compress(site)
+    with ServerProcess(site) as server, socket.create_connection(("127.0.0.1", server.port)) as client:
+        client.settimeout(10)
+        client.sendall(b"GET /index.html HTTP/1.1\r\nHost: t\r\n")
+        try:
+            for _ in range(100):
+                client.sendall(b"X-Filler: " + b"a" * 1000 + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may already have answered and closed
+        data = client.recv(4096)
+    assert data.startswith(b"HTTP/1.1 431 ")
+
+
+def test_client_that_stops_reading_releases_its_thread(site: Path) -> None:
+    """A reader that stalls is dropped after SERVESTATIC_TIMEOUT; the thread serves others."""
+    (site / "big.zip").write_bytes(os.urandom(64 * 1024 * 1024))  # .zip: not compressed
+    compress(site)
+    env = {"SERVESTATIC_THREADS": "1", "SERVESTATIC_TIMEOUT": "2"}
+    with ServerProcess(site, env=env) as server, socket.create_connection(("127.0.0.1", server.port)) as stall:
+        stall.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stall.sendall(b"GET /big.zip HTTP/1.1\r\nHost: t\r\n\r\n")
+        stall.recv(1024)  # the response has started; now never read again
+        started = time.monotonic()
+        status, body = raw_get(server.port, "/index.html", timeout=15)
+        elapsed = time.monotonic() - started
+    assert status == 200 and body == (site / "index.html").read_bytes()
+    print(f"\nrequest behind a stalled reader (timeout 2 s, 1 thread) answered in {elapsed:.2f} s")
+    assert elapsed < 10
+
+
+# --- shutdown and crashes
+
+SLOW_APP = '''
+import os, threading, time
+
+def application(environ, start_response):
+    marker = os.path.join(os.environ["SLOWAPP_MARKERS"], f"{os.getpid()}-{threading.get_ident()}")
+    open(marker + "-" + str(time.monotonic_ns()), "w").close()
+    time.sleep(float(os.environ.get("SLOWAPP_SECONDS", "1.5")))  # a slow view, not a wait
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+    return [b"done"]
+'''
+
+
+def test_sigterm_under_load_finishes_in_flight_requests_and_refuses_cleanly(
+    site: Path, tmp_path: Path
+) -> None:
+    compress(site)
+    (tmp_path / "slowapp.py").write_text(SLOW_APP)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    in_flight = 12
+    env = {"SERVESTATIC_APP": "slowapp:application", "SLOWAPP_MARKERS": str(markers),
+           "SERVESTATIC_THREADS": "16"}
+    server = ServerProcess(site, env=env, cwd=tmp_path, workers=2).start()
+    slow_results: list[object] = []
+    newcomer_results: list[str] = []
+    stop_newcomers = threading.Event()
+    terminated_at: list[float] = []
+
+    def slow_request() -> None:
+        try:
+            slow_results.append(raw_get(server.port, "/slow", timeout=30))
+        except OSError as error:
+            slow_results.append(error)
+
+    def newcomers() -> None:
+        """Fresh connections in a loop through the shutdown: each is served or refused."""
+        while not stop_newcomers.is_set():
+            try:
+                status, body = raw_get(server.port, "/index.html", timeout=10)
+                outcome = "ok" if status == 200 else f"status {status}"
+            except ConnectionRefusedError:
+                outcome = "refused"
+            except OSError as error:
+                outcome = f"error {type(error).__name__}: {error}"
+            after = bool(terminated_at)
+            newcomer_results.append(f"{'after' if after else 'before'} {outcome}")
+            if after and outcome == "refused":
+                return
+
+    try:
+        slow_threads = [threading.Thread(target=slow_request) for _ in range(in_flight)]
+        for thread in slow_threads:
+            thread.start()
+        wait_for(lambda: len(list(markers.iterdir())) >= in_flight, 15, "all slow requests to start")
+        newcomer = threading.Thread(target=newcomers)
+        newcomer.start()
+        wait_for(lambda: len(newcomer_results) >= 5, 10, "newcomers to be served")
+        assert server.process is not None
+        terminated_at.append(time.monotonic())
+        server.process.send_signal(signal.SIGTERM)
+        for thread in slow_threads:
+            thread.join(30)
+        newcomer.join(30)
+        stop_newcomers.set()
+        assert server.process.wait(30) == 0
+        stopped = time.monotonic() - terminated_at[0]
+    finally:
+        stop_newcomers.set()
+        server.stop()
+
+    assert slow_results == [(200, b"done")] * in_flight
+    after = [result for result in newcomer_results if result.startswith("after")]
+    served_after = after.count("after ok")
+    print(f"\nSIGTERM with {in_flight} requests in flight: all completed; exit 0 after {stopped:.2f} s; "
+          f"newcomers after SIGTERM: {served_after} served, then {after[-1:]}")
+    # Every newcomer was either served or cleanly refused: none hung, was reset or got a 5xx.
+    assert set(newcomer_results) <= {"before ok", "after ok", "after refused"}, newcomer_results
+    assert after[-1] == "after refused"
+    assert stopped < 10
+
+
+def test_sigkilled_worker_is_replaced_and_service_continues(site: Path) -> None:
+    compress(site)
+    with ServerProcess(site, workers=2) as server:
+        before = wait_for(lambda: len(worker_pids(server)) == 2 and worker_pids(server), 10, "2 workers")
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        started = time.monotonic()
+        after = wait_for(lambda: (pids := worker_pids(server)) and victim not in pids and len(pids) == 2
+                         and pids, 15, "a replacement worker")
+        replaced = time.monotonic() - started
+        with httpx.Client(base_url=server.url) as client:
+            statuses = [client.get("/index.html", headers={"Connection": "close"}).status_code
+                        for _ in range(50)]
+        print(f"\nSIGKILLed worker replaced in {replaced:.2f} s; then 50/50 requests: "
+              f"{statuses.count(200)} x 200")
+        assert statuses == [200] * 50
+        assert len(after - before) == 1
+    assert server.returncode == 0
+
+
+# --- start-up errors
+
+
+def start_failure(env: dict[str, str], args: list[str], cwd: Path) -> tuple[int, str, float]:
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "SERVESTATIC_BIND": "127.0.0.1:0", **env}
+    started = time.monotonic()
+    result = subprocess.run([*SERVESTATIC, "serve", *args], env=full_env, cwd=cwd,
+                            capture_output=True, text=True, timeout=30)
+    return result.returncode, result.stderr, time.monotonic() - started
+
+
+@pytest.mark.parametrize("case", ["bad setting", "missing root", "broken app import", "app raises"])
+def test_startup_error_exits_nonzero_with_one_line_fast(case: str, site: Path, tmp_path: Path) -> None:
+    compress(site)
+    (tmp_path / "brokenapp.py").write_text("import not_a_module_anywhere\n")
+    (tmp_path / "raisingapp.py").write_text("raise RuntimeError('settings are wrong')\n")
+    env, args = {
+        "bad setting": ({"SERVESTATIC_THREADS": "lots"}, [str(site)]),
+        "missing root": ({}, [str(tmp_path / "nowhere")]),
+        "broken app import": ({"SERVESTATIC_APP": "brokenapp:application"}, [str(site)]),
+        "app raises": ({"SERVESTATIC_APP": "raisingapp:application"}, [str(site)]),
+    }[case]
+    code, stderr, seconds = start_failure(env, args, tmp_path)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    print(f"\nstart-up error '{case}': exit {code} in {seconds:.2f} s: {lines}")
+    assert code != 0
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("servestatic: error: ")
+    assert "Traceback" not in stderr
+    assert seconds < 5
