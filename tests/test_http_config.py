@@ -47,13 +47,14 @@ def configured(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 @pytest.fixture(scope="module")
 def spa(root: Path) -> Iterator[ServerProcess]:
-    with serving(root, {"SERVESTATIC_SPA": "true"}) as running:
+    with serving(root, {"SERVESTATIC_SPA": "true", "SERVESTATIC_IMMUTABLE_PATTERN": "banner"}) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def prefixed(root: Path) -> Iterator[ServerProcess]:
-    env = {"SERVESTATIC_PREFIX": "/static/", "SERVESTATIC_HEALTH_PATH": "/_ready"}
+    env = {"SERVESTATIC_PREFIX": "/static/", "SERVESTATIC_HEALTH_PATH": "/_ready",
+           "SERVESTATIC_IMMUTABLE_PATTERN": "none"}
     with serving(root, env) as running:
         yield running
 
@@ -199,3 +200,18 @@ def test_health_path_is_configurable(prefixed: ServerProcess) -> None:
         assert response.header("Cache-Control") == "no-store"
     assert raw_request(prefixed, "/_ready").body == b"ok\n"
     assert raw_request(prefixed, "/_ready", "POST").status == 405
+
+
+# --- which names count as hashed, decided at serve time
+
+
+def test_immutable_pattern_none_caches_hashed_names_briefly(prefixed: ServerProcess) -> None:
+    for path in ("/static/assets/app-3fA9c1bd.js", "/static/css/site.0123456789ab.css"):
+        assert raw_request(prefixed, path).header("Cache-Control") == "public, max-age=60"
+
+
+def test_immutable_pattern_regex_replaces_auto(spa: ServerProcess) -> None:
+    immutable = "public, max-age=31536000, immutable"
+    assert raw_request(spa, "/img/banner.png").header("Cache-Control") == immutable
+    assert raw_request(spa, "/assets/app-3fA9c1bd.js").header("Cache-Control") == "public, max-age=60"
+    assert raw_request(spa, "/index.html").header("Cache-Control") == "no-cache"

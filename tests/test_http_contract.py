@@ -369,6 +369,27 @@ def test_raw_control_and_invalid_bytes_in_the_path(server: ServerProcess, target
     assert b"SECRET_KEY" not in response.body
 
 
+def test_http_1_0_request(server: ServerProcess, root: Path) -> None:
+    request = b"GET /robots.txt HTTP/1.0\r\n\r\n"
+    response = raw_request(server, "", raw=request)
+    assert response.status == 200
+    assert response.body == (root / "robots.txt").read_bytes()
+    ranged = raw_request(server, "", raw=b"GET /robots.txt HTTP/1.0\r\nRange: bytes=0-3\r\n\r\n")
+    assert ranged.status == 206
+    assert ranged.body == (root / "robots.txt").read_bytes()[:4]
+
+
+def test_overlong_header_is_a_4xx_and_long_lists_are_parsed(server: ServerProcess) -> None:
+    too_long = raw_request(server, "/index.html", headers={"Accept-Encoding": "x" * 20_000})
+    assert too_long.status in (400, 431)  # 431 from gunicorn 24 on
+    many = ", ".join(f"coding{i};q=0.5" for i in range(400)) + ", br"
+    response = raw_request(server, "/index.html", headers={"Accept-Encoding": many})
+    assert response.status == 200
+    assert response.header("Content-Encoding") == "br"
+    tags = ", ".join(f'"tag{i}"' for i in range(500))
+    assert raw_request(server, "/index.html", headers={"If-None-Match": tags}).status == 200
+
+
 def test_overlong_path_is_a_4xx_never_500(server: ServerProcess) -> None:
     response = raw_request(server, "/" + "a" * 10_000)
     assert 400 <= response.status < 500
