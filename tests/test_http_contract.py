@@ -20,6 +20,8 @@ from tests.server import ServerProcess, compress
 from tests.test_http_support import client, copy_site, manifest_entry, raw_request, serving
 
 SECRET = b"TOP-SECRET-OUTSIDE-THE-ROOT"
+SPECIAL_NAMES = {"my file.txt": "my%20file.txt", "a%20b.txt": "a%2520b.txt", "c+d.txt": "c+d.txt",
+                 "e;f.txt": "e;f.txt", "g'h.txt": "g'h.txt", "日本.txt": "%E6%97%A5%E6%9C%AC.txt"}
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +38,9 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (site / "escape.txt").symlink_to(outside / "secret.txt")
     (site / "escapedir").symlink_to(outside)
     (site / "alias.txt").symlink_to(site / "robots.txt")
+    (site / "names").mkdir()
+    for name in SPECIAL_NAMES:
+        (site / "names" / name).write_text(f"file {name}\n")
     (site / "données").mkdir()
     (site / "données" / "index.html").write_text("<!doctype html><title>données</title>\n")
     (site / "swapped.txt").write_text("a listed file, replaced by a symlink after compress\n")
@@ -168,6 +173,14 @@ def test_head_then_get_on_one_keep_alive_connection(http: httpx.Client, root: Pa
     for _ in range(3):
         assert http.head("/index.html").status_code == 200
         assert http.get("/index.html").content == (root / "index.html").read_bytes()
+
+
+@pytest.mark.parametrize(("name", "encoded"), SPECIAL_NAMES.items())
+def test_names_with_spaces_percent_signs_and_punctuation(server: ServerProcess, name: str,
+                                                         encoded: str) -> None:
+    response = raw_request(server, "/names/" + encoded)
+    assert response.status == 200
+    assert response.body == f"file {name}\n".encode()
 
 
 def test_non_ascii_file_name(http: httpx.Client, root: Path) -> None:
