@@ -291,6 +291,9 @@ def test_static_only_image(static_image: str) -> None:
 
         assert "has no manifest" not in running.logs()  # compressed at build time
 
+    checked = podman("run", "--rm", static_image, "check")  # other subcommands pass through too
+    assert checked.stdout.startswith("ok: ") and "manifest" in checked.stdout
+
 
 def test_rebuild_after_a_small_change_recompresses_only_that(
     toolchain: Toolchain, base_image: str, tmp_path: Path
