@@ -104,7 +104,7 @@ def test_head_has_the_headers_of_get_and_no_body(server: ServerProcess, path: st
         (k, v) for k, v in get.headers if k.lower() not in drop]
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "TRACE", "PROPFIND", "FOO"])
 def test_other_methods_on_a_static_path_get_405_with_allow(http: httpx.Client, method: str) -> None:
     response = http.request(method, "/css/print.css", content=b"x=1")
     assert response.status_code == 405
@@ -401,6 +401,23 @@ def test_overlong_header_is_a_4xx_and_long_lists_are_parsed(server: ServerProces
     assert response.header("Content-Encoding") == "br"
     tags = ", ".join(f'"tag{i}"' for i in range(500))
     assert raw_request(server, "/index.html", headers={"If-None-Match": tags}).status == 200
+
+
+@pytest.mark.parametrize(("request_line", "status"), [
+    (b"OPTIONS * HTTP/1.1", None),
+    (b"get /index.html HTTP/1.1", None),
+    (b"GET index.html HTTP/1.1", None),
+    (b"GET /index.html HTTP/2.0", None),
+    (b"GET /index.html;x=1 HTTP/1.1", 404),
+    (b"GET http://other.example/index.html HTTP/1.1", 200),
+])
+def test_odd_request_lines_get_an_answer_never_500(server: ServerProcess, request_line: bytes,
+                                                   status: int | None) -> None:
+    response = raw_request(server, "", raw=request_line + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
+    if status is None:
+        assert 400 <= response.status < 500
+    else:
+        assert response.status == status
 
 
 def test_overlong_path_is_a_4xx_never_500(server: ServerProcess) -> None:
