@@ -177,3 +177,34 @@ def test_gunicorn_cli_serves_the_same_answers(root: Path, chained: ServerProcess
     finally:
         code = cli.stop()
     assert code == 0, cli.log()
+
+
+class WsgirefServer(ServerProcess):
+    """servestatic.wsgi:application under the standard library's wsgiref server (no sendfile)."""
+
+    def __init__(self, root: Path):
+        super().__init__(None, env={"SERVESTATIC_ROOT": str(root)})
+        code = ("import sys; from wsgiref.simple_server import make_server; "
+                "from servestatic.wsgi import application; "
+                "make_server('127.0.0.1', int(sys.argv[1]), application).serve_forever()")
+        self.args = [sys.executable, "-c", code, str(self.port)]
+        self.cwd = REPO
+
+
+def test_another_wsgi_server_gets_exact_ranges_and_files(root: Path) -> None:
+    """Without gunicorn's sendfile the app must send exactly the range, not the rest of the file."""
+    font = (root / "fonts/open-sans-700.woff2").read_bytes()
+    server = WsgirefServer(root).start()
+    try:
+        for first, last in ((0, 0), (100, 199), (40000, 44987), (44000, 99999)):
+            response = raw_request(server, "/fonts/open-sans-700.woff2",
+                                   headers={"Range": f"bytes={first}-{last}"})
+            assert response.status == 206
+            assert response.body == font[first:last + 1]
+        whole = raw_request(server, "/fonts/open-sans-700.woff2")
+        assert whole.status == 200 and whole.body == font
+        br = raw_request(server, "/js/analytics.js", headers={"Accept-Encoding": "br"})
+        assert br.body == (root / "js/analytics.js.br").read_bytes()
+        assert raw_request(server, "/.env").status == 404
+    finally:
+        server.stop()
