@@ -61,7 +61,8 @@ WORKDIR /srv
 USER 10001
 EXPOSE 8000
 STOPSIGNAL SIGTERM
-# No curl in the image: the venv's Python asks the health endpoint.
+# No curl in the image: `servestatic healthcheck` asks the health endpoint where the
+# server listens (PORT, SERVESTATIC_BIND, SERVESTATIC_HEALTH_PATH).
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
-    CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s%s' % (os.environ.get('PORT') or '8000', os.environ.get('SERVESTATIC_HEALTH_PATH') or '/healthz'), timeout=2)"]
+    CMD ["servestatic", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/servestatic-entrypoint"]

@@ -29,7 +29,7 @@ app = typer.Typer(
 
 RootArgument = Annotated[
     str | None,
-    typer.Argument(help="Static root directory. [env: SERVESTATIC_ROOT]", show_default=False),
+    typer.Argument(help="Static root directory (env SERVESTATIC_ROOT; default: .)", show_default=False),
 ]
 
 
@@ -159,6 +159,19 @@ def check(**options: Any) -> None:
     except StartupError as error:
         raise fail(str(error)) from None
     typer.echo(f"ok: {application.table.describe()}")
+
+
+@app.command(help="Ask the running server's health endpoint; exit 0 when it answers 200. "
+                  "For container HEALTHCHECKs: needs no curl and honours PORT and SERVESTATIC_BIND.")
+@with_setting_options("healthcheck")
+def healthcheck(**options: Any) -> None:
+    from servestatic.health import HealthCheckError, check_health
+
+    settings = settings_from(options)
+    try:
+        check_health(settings)
+    except HealthCheckError as error:
+        raise fail(str(error), code=1) from None
 
 
 @app.command(help="Print the version.")

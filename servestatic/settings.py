@@ -152,16 +152,16 @@ class Setting:
     parse: Callable[[str], Any]
     help: str
     flag: str = ""
-    commands: tuple[str, ...] = ("serve", "check")
+    commands: tuple[str, ...] = ("serve", "check", "healthcheck")
 
     @property
     def option(self) -> str:
         return self.flag or "--" + self.name.replace("_", "-")
 
 
-_SERVE = ("serve", "check")
+_SERVE = ("serve", "check", "healthcheck")
 _COMPRESS = ("compress",)
-_ALL = ("serve", "check", "compress")
+_ALL = ("serve", "check", "healthcheck", "compress")
 
 DEFAULT_SKIP_EXTENSIONS = (
     "jpg,jpeg,png,gif,webp,avif,jxl,heic,heif,ico,woff,woff2,zip,gz,tgz,bz2,xz,zst,br,7z,rar,"

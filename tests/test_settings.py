@@ -123,3 +123,20 @@ def test_readme_documents_every_setting() -> None:
     readme = (REPO / "README.md").read_text()
     for setting in SETTINGS:
         assert f"| `{setting.env}` |" in readme, setting.env
+
+
+def test_healthcheck_follows_the_server_settings(site: Path) -> None:
+    from tests.server import ServerProcess, free_port
+
+    compress(site)
+    with ServerProcess(site, env={"SERVESTATIC_HEALTH_PATH": "/-/up"}) as server:
+        ok = run_cli("healthcheck", env={"SERVESTATIC_BIND": f"127.0.0.1:{server.port}",
+                                         "SERVESTATIC_HEALTH_PATH": "/-/up"})
+        assert ok.returncode == 0, ok.stderr
+        wrong_path = run_cli("healthcheck", env={"SERVESTATIC_BIND": f"0.0.0.0:{server.port}"})
+        assert wrong_path.returncode == 1
+        assert wrong_path.stderr.strip() == f"servestatic: error: 0.0.0.0:{server.port}/healthz answered 404"
+    nobody = run_cli("healthcheck", env={"PORT": str(free_port())})
+    assert nobody.returncode == 1
+    assert len(nobody.stderr.strip().splitlines()) == 1
+    assert "Connection refused" in nobody.stderr
