@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,7 +46,13 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (site / "données" / "index.html").write_text("<!doctype html><title>données</title>\n")
     (site / "swapped.txt").write_text("a listed file, replaced by a symlink after compress\n")
     (site / "shrunk.txt").write_text("a listed file, cut short after compress\n")
+    (site / "swapdir").mkdir()
+    (site / "swapdir" / "same.txt").write_bytes(b"x" * len(SECRET))  # the secret's size
     compress(site)
+    # A listed directory swapped for a link out of the root, holding a file of the same size.
+    shutil.rmtree(site / "swapdir")
+    (outside / "same.txt").write_bytes(SECRET)
+    (site / "swapdir").symlink_to(outside)
     (site / "swapped.txt").unlink()
     (site / "swapped.txt").symlink_to(outside / "secret.txt")
     (site / "shrunk.txt").write_text("short\n")
@@ -456,6 +463,14 @@ def test_listed_file_replaced_by_an_escaping_symlink_is_not_served(server: Serve
     response = raw_request(server, "/swapped.txt", method)
     assert response.status == 404
     assert SECRET not in response.body
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_listed_directory_replaced_by_an_escaping_symlink_is_not_served(server: ServerProcess,
+                                                                        method: str) -> None:
+    response = raw_request(server, "/swapdir/same.txt", method, {"Range": "bytes=0-3"})
+    assert response.status == 404
+    assert SECRET not in response.body and SECRET[:4] not in response.body
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
