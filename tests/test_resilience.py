@@ -209,7 +209,8 @@ def test_client_that_stops_reading_releases_its_thread(site: Path) -> None:
     (site / "big.zip").write_bytes(os.urandom(64 * 1024 * 1024))  # .zip: not compressed
     compress(site)
     env = {"SERVESTATIC_THREADS": "1", "SERVESTATIC_TIMEOUT": "2"}
-    with ServerProcess(site, env=env) as server, socket.create_connection(("127.0.0.1", server.port)) as stall:
+    with ServerProcess(site, env=env) as server, \
+            socket.create_connection(("127.0.0.1", server.port)) as stall:
         stall.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         stall.sendall(b"GET /big.zip HTTP/1.1\r\nHost: t\r\n\r\n")
         stall.recv(1024)  # the response has started; now never read again
@@ -261,7 +262,7 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_refuses_cleanly(
         """Fresh connections in a loop through the shutdown: each is served or refused."""
         while not stop_newcomers.is_set():
             try:
-                status, body = raw_get(server.port, "/index.html", timeout=10)
+                status, _ = raw_get(server.port, "/index.html", timeout=10)
                 outcome = "ok" if status == 200 else f"status {status}"
             except ConnectionRefusedError:
                 outcome = "refused"
