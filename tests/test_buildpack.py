@@ -572,51 +572,8 @@ def test_django_static_files_come_compressed_from_servestatic(django_web: Launch
 
 PACK = REPO / ".cache" / "cnb" / "bin" / "pack"
 LIFECYCLE_ARCHIVE = LIFECYCLE.resolve().parent / "lifecycle.tgz"
-STACK_IMAGE = "localhost/servestatic-test/cnb-stack:bookworm"
 BUILDER_IMAGE = "localhost/servestatic-test/cnb-builder:latest"
 APP_IMAGE = "localhost/servestatic-test/cnb-app:latest"
-
-# The build and run image: the image tests' debootstrap Python base, plus the user the
-# lifecycle runs buildpacks as and the labels/env a CNB stack carries.
-STACK_CONTAINERFILE = """\
-FROM {base}
-RUN groupadd --gid 1000 cnb && useradd --uid 1000 --gid 1000 --create-home --shell /bin/sh cnb
-ENV CNB_USER_ID=1000 CNB_GROUP_ID=1000 CNB_STACK_ID=io.servestatic.bookworm
-LABEL io.buildpacks.stack.id=io.servestatic.bookworm
-USER 1000:1000
-"""
-
-BUILDER_TOML = """\
-description = "servestatic test builder: the machine's CPython stand-in, then servestatic"
-
-[[buildpacks]]
-uri = "{cpython}"
-
-[[buildpacks]]
-uri = "{buildpack}"
-
-[[order]]
-[[order.group]]
-id = "{py_id}"
-version = "{py_version}"
-[[order.group]]
-id = "{bp_id}"
-version = "{bp_version}"
-
-[lifecycle]
-uri = "{lifecycle}"
-
-[stack]
-id = "io.servestatic.bookworm"
-build-image = "{stack}"
-run-image = "{stack}"
-
-[build]
-image = "{stack}"
-
-[[run.images]]
-image = "{stack}"
-"""
 
 
 @dataclass
@@ -640,7 +597,7 @@ class Platform:
 
 
 @pytest.fixture(scope="module")
-def platform(store: Path) -> Iterator[Platform]:
+def platform(store: Path) -> Iterator[Platform]:  # store: buildpack/package has run
     needs(PACK.exists() and LIFECYCLE_ARCHIVE.exists(), "pack is not built (scripts/install/lifecycle.sh)")
     podman = shutil.which("podman")
     needs(podman is not None, "podman is not installed (scripts/install/podman.sh installs it)")
@@ -657,17 +614,11 @@ def platform(store: Path) -> Iterator[Platform]:
         assert time.monotonic() < deadline, "podman system service did not open its socket"
         time.sleep(0.1)
     try:
-        base = subprocess.run([os.fspath(REPO / "scripts" / "image-base.sh")], check=True, timeout=900,
-                              stdout=subprocess.PIPE, text=True).stdout.strip()
-        (root / "Containerfile").write_text(STACK_CONTAINERFILE.format(base=base))
         platform = Platform(env, root)
-        platform.run(podman, "build", "--network", "none", "-t", STACK_IMAGE, "-f", "Containerfile", ".")
-        (root / "builder.toml").write_text(BUILDER_TOML.format(
-            cpython=store / PY_ID.replace("/", "_") / PY_VERSION, buildpack=store / BP_LAYERS / BP_VERSION,
-            py_id=PY_ID, py_version=PY_VERSION, bp_id=BP_ID, bp_version=BP_VERSION,
-            lifecycle=LIFECYCLE_ARCHIVE, stack=STACK_IMAGE))
-        platform.run(os.fspath(PACK), "builder", "create", BUILDER_IMAGE, "--config", "builder.toml",
-                     "--pull-policy", "never")
+        # buildpack/dev-builder: stack image from scripts/image-base.sh, the lifecycle archive,
+        # the cpython stand-in and this buildpack (packaged by the `store` fixture).
+        assert platform.run(os.fspath(BUILDPACK / "dev-builder"), BUILDER_IMAGE).splitlines()[-1] == (
+            BUILDER_IMAGE)
         yield platform
     finally:
         service.terminate()
