@@ -68,6 +68,14 @@ if [ ! -e "$root/bin/.pack-$PACK_VERSION" ]; then
     touch "$root/bin/.pack-$PACK_VERSION"
 fi
 
+# The test stand-in for a Python buildpack (tests/buildpacks/cpython) provides the
+# system Python, which needs venv and pip to be of use to a buildpack.
+if [ "$(id -u)" = 0 ] && ! /usr/bin/python3 -c 'import ensurepip, venv, pip' 2>/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        python3 python3-venv python3-pip >/dev/null
+fi
+
 # The lifecycle refuses to run as root; the tests run its phases as this user.
 if [ "$(id -u)" = 0 ] && ! id -u "$CNB_USER" >/dev/null 2>&1; then
     useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "$CNB_USER"
