@@ -97,6 +97,22 @@ class FileIterator:
         self.stream.close()
 
 
+class Answer:
+    """A decided response: status, headers, and the body as an open file range or bytes."""
+
+    __slots__ = ("body", "first", "headers", "length", "size", "status", "stream")
+
+    def __init__(self, status: str, headers: list[tuple[str, str]], *, body: bytes | None = None,
+                 stream: BinaryIO | None = None, first: int = 0, length: int = 0, size: int = 0):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.stream = stream
+        self.first = first
+        self.length = length
+        self.size = size
+
+
 class StaticApp:
     """The servestatic WSGI app. Build it with `servestatic.server.prepare`."""
 
@@ -119,20 +135,41 @@ class StaticApp:
         path = environ.get("PATH_INFO") or "/"
         static_file = self.files.get(path) or self.table.lookup(path)
         if static_file is not None:
-            return self.serve(static_file, environ, start_response)
+            return self.respond(self.answer(static_file, environ), environ, start_response)
         return self.miss(environ, start_response)
+
+    @staticmethod
+    def respond(answer: Answer, environ: dict[str, Any],
+                start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Hand an Answer to a WSGI server: the file through `wsgi.file_wrapper` (sendfile)."""
+        start_response(answer.status, answer.headers)
+        stream = answer.stream
+        if stream is None:
+            return [answer.body] if answer.body else []
+        file_wrapper = environ.get("wsgi.file_wrapper")
+        if file_wrapper is not None and (
+            answer.first + answer.length == answer.size
+            # gunicorn's sendfile sends Content-Length bytes from the current offset.
+            or environ.get("SERVER_SOFTWARE", "").startswith("gunicorn")
+        ):
+            return file_wrapper(stream, BLOCK_SIZE)
+        return FileIterator(stream, answer.length)
 
     # --- hits
 
-    def serve(self, static_file: StaticFile, environ: dict[str, Any],
-              start_response: Callable[..., Any], status: str = "200 OK") -> Iterable[bytes]:
+    def answer(self, static_file: StaticFile, environ: dict[str, Any]) -> Answer:
+        """Everything a request for a static file gets, decided without writing anything.
+
+        The WSGI path (`respond`) and the worker's fast path (fastpath.py) both
+        send what this returns, so they cannot disagree on the contract.
+        """
         method = environ["REQUEST_METHOD"]
         if method != "GET" and method != "HEAD":
-            return self.other_method(method, environ, start_response)
+            return self.other_method(method, environ)
         representation = static_file.select(acceptable_codings(environ.get("HTTP_ACCEPT_ENCODING")))
         if representation is None:
-            return self.simple(start_response, "406 Not Acceptable",
-                               [("Vary", "Accept-Encoding")], b"406 Not Acceptable\n", method)
+            return self.simple("406 Not Acceptable", [("Vary", "Accept-Encoding")],
+                               b"406 Not Acceptable\n", method)
         headers = representation.headers
         if self.cors_allowed:
             headers = self.with_cors_origin(headers, environ)
@@ -141,12 +178,11 @@ class StaticApp:
         if precondition is not None:
             extra = self.with_cors_origin([], environ) if self.cors_allowed else []
             if precondition == 304:
-                start_response("304 Not Modified", representation.not_modified_headers + extra)
-                return []
-            return self.simple(start_response, "412 Precondition Failed",
-                               representation.not_modified_headers + extra,
+                return Answer("304 Not Modified", representation.not_modified_headers + extra)
+            return self.simple("412 Precondition Failed", representation.not_modified_headers + extra,
                                b"412 Precondition Failed\n", method)
 
+        status = "200 OK"
         first, length = 0, representation.size
         range_header = environ.get("HTTP_RANGE")
         if range_header is not None and method == "GET" and self.range_applies(
@@ -157,7 +193,7 @@ class StaticApp:
             except Unsatisfiable:
                 extra = self.with_cors_origin([], environ) if self.cors_allowed else []
                 return self.simple(
-                    start_response, "416 Range Not Satisfiable",
+                    "416 Range Not Satisfiable",
                     [*representation.not_modified_headers, *extra,
                      ("Content-Range", f"bytes */{representation.size}"), TEXT],
                     b"416 Range Not Satisfiable\n", method)
@@ -174,21 +210,14 @@ class StaticApp:
         except OSError as error:
             # Removed or replaced since start-up: a 404, never a 500 (HEAD as GET).
             log.warning("%s: %s since start-up", representation.path, error.strerror)
-            return self.page_not_found(environ, start_response)
+            return self.page_not_found(environ)
         if method == "HEAD":
             stream.close()
-            start_response(status, headers)
-            return []
+            return Answer(status, headers)
         if first:
             stream.seek(first)
-        start_response(status, headers)
-        file_wrapper = environ.get("wsgi.file_wrapper")
-        if file_wrapper is not None and length == representation.size - first:
-            return file_wrapper(stream, BLOCK_SIZE)
-        if file_wrapper is not None and environ.get("SERVER_SOFTWARE", "").startswith("gunicorn"):
-            # gunicorn's sendfile sends Content-Length bytes from the current offset.
-            return file_wrapper(stream, BLOCK_SIZE)
-        return FileIterator(stream, length)
+        return Answer(status, headers, stream=stream, first=first, length=length,
+                      size=representation.size)
 
     def open_unchanged(self, representation: Representation) -> BinaryIO:
         """Open a representation's file, refusing one that is no longer what the table says.
@@ -275,14 +304,12 @@ class StaticApp:
             return [*headers, ("Access-Control-Allow-Origin", origin)]
         return headers
 
-    def other_method(self, method: str, environ: dict[str, Any],
-                     start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def other_method(self, method: str, environ: dict[str, Any]) -> Answer:
         if method == "OPTIONS" and self.cors and environ.get("HTTP_ACCESS_CONTROL_REQUEST_METHOD"):
-            return self.preflight(environ, start_response)
-        return self.simple(start_response, "405 Method Not Allowed", [ALLOW],
-                           b"405 Method Not Allowed\n", method)
+            return self.preflight(environ)
+        return self.simple("405 Method Not Allowed", [ALLOW], b"405 Method Not Allowed\n", method)
 
-    def preflight(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def preflight(self, environ: dict[str, Any]) -> Answer:
         """Answer a CORS preflight for a static path: GET and HEAD, any simple headers asked."""
         headers = [ALLOW, ("Access-Control-Allow-Methods", "GET, HEAD"),
                    ("Access-Control-Max-Age", "86400")]
@@ -294,8 +321,7 @@ class StaticApp:
         requested = environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", "").strip()
         if requested and len(requested) <= 1024 and _HEADER_LIST.fullmatch(requested):
             headers.append(("Access-Control-Allow-Headers", requested))
-        start_response("204 No Content", headers)
-        return []
+        return Answer("204 No Content", headers)
 
     # --- misses
 
@@ -304,35 +330,34 @@ class StaticApp:
         method = environ["REQUEST_METHOD"]
         if path == self.health_key:
             if method not in ("GET", "HEAD"):
-                return self.simple(start_response, "405 Method Not Allowed", [ALLOW],
-                                   b"405 Method Not Allowed\n", method)
-            return self.simple(start_response, "200 OK", [NO_STORE], b"ok\n", method)
+                answer = self.simple("405 Method Not Allowed", [ALLOW], b"405 Method Not Allowed\n", method)
+            else:
+                answer = self.simple("200 OK", [NO_STORE], b"ok\n", method)
+            return self.respond(answer, environ, start_response)
         target = self.redirects.get(path)
         if target is not None and method in ("GET", "HEAD"):
-            return self.redirect(target, environ, start_response)
+            return self.respond(self.redirect(target, environ), environ, start_response)
         if self.spa_index is not None and method in ("GET", "HEAD") and self.is_spa_route(path):
-            return self.serve(self.spa_index, environ, start_response)
+            return self.respond(self.answer(self.spa_index, environ), environ, start_response)
         if self.app is not None:
             return self.app(environ, start_response)
-        return self.page_not_found(environ, start_response)
+        return self.respond(self.page_not_found(environ), environ, start_response)
 
     def is_spa_route(self, path: str) -> bool:
         """An unknown extension-less path under the prefix: a client-side route."""
         return path.startswith(self.prefix_key) and "." not in path.rpartition("/")[2]
 
-    def redirect(self, target: str, environ: dict[str, Any],
-                 start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def redirect(self, target: str, environ: dict[str, Any]) -> Answer:
         location = quote(environ.get("SCRIPT_NAME", "") + target, safe="/!$&'()*+,;=:@~-._",
                          encoding="latin-1")
         query = environ.get("QUERY_STRING")
         if query:
             location += "?" + query
-        return self.simple(start_response, "301 Moved Permanently",
+        return self.simple("301 Moved Permanently",
                            [("Location", location), ("Cache-Control", self.miss_cache)],
                            b"", environ["REQUEST_METHOD"])
 
-    def page_not_found(self, environ: dict[str, Any],
-                       start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def page_not_found(self, environ: dict[str, Any]) -> Answer:
         method = environ["REQUEST_METHOD"]
         page = self.not_found
         if page is not None and method in ("GET", "HEAD"):
@@ -349,15 +374,14 @@ class StaticApp:
                     headers = [pair for pair in representation.headers
                                if pair[0].lower() not in _NOT_ON_404]
                     headers.append(("Cache-Control", self.miss_cache))
-                    return self.simple(start_response, "404 Not Found", headers, body, method)
-        return self.simple(start_response, "404 Not Found",
-                           [("Cache-Control", self.miss_cache)], b"404 Not Found\n", method)
+                    return self.simple("404 Not Found", headers, body, method)
+        return self.simple("404 Not Found", [("Cache-Control", self.miss_cache)],
+                           b"404 Not Found\n", method)
 
     @staticmethod
-    def simple(start_response: Callable[..., Any], status: str, headers: list[tuple[str, str]],
-               body: bytes, method: str) -> Iterable[bytes]:
-        """A small response whose body is in memory (none for HEAD)."""
+    def simple(status: str, headers: list[tuple[str, str]], body: bytes, method: str) -> Answer:
+        """A small answer whose body is in memory (sent for GET, not for HEAD)."""
         if not any(name == "Content-Type" for name, _ in headers) and body:
             headers = [*headers, TEXT]
-        start_response(status, [*headers, ("Content-Length", str(len(body)))])
-        return [] if method == "HEAD" else [body]
+        return Answer(status, [*headers, ("Content-Length", str(len(body)))],
+                      body=None if method == "HEAD" else body)
