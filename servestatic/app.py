@@ -100,10 +100,14 @@ class FileIterator:
 class Answer:
     """A decided response: status, headers, and the body as an open file range or bytes."""
 
-    __slots__ = ("body", "first", "headers", "length", "size", "status", "stream")
+    __slots__ = ("body", "first", "headers", "length", "representation", "size", "status", "stream")
 
     def __init__(self, status: str, headers: list[tuple[str, str]], *, body: bytes | None = None,
-                 stream: BinaryIO | None = None, first: int = 0, length: int = 0, size: int = 0):
+                 stream: BinaryIO | None = None, first: int = 0, length: int = 0, size: int = 0,
+                 representation: Representation | None = None):
+        # `representation` is set when headers is one of its precomputed lists,
+        # so a server can keep that list's encoded form with it (fastpath.py).
+        self.representation = representation
         self.status = status
         self.headers = headers
         self.body = body
@@ -129,6 +133,8 @@ class StaticApp:
         self.cors_any = settings.cors == ("*",)
         self.cors_allowed = frozenset(settings.cors) if not self.cors_any else frozenset()
         self.miss_cache = f"public, max-age={settings.max_age}"
+        # Read by servestatic.worker: whether static hits may skip gunicorn's WSGI layer.
+        self.fast_path = settings.fast_path
         self.real_root = os.path.join(os.path.realpath(settings.root), "")
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -178,7 +184,10 @@ class StaticApp:
         if precondition is not None:
             extra = self.with_cors_origin([], environ) if self.cors_allowed else []
             if precondition == 304:
-                return Answer("304 Not Modified", representation.not_modified_headers + extra)
+                if extra:
+                    return Answer("304 Not Modified", representation.not_modified_headers + extra)
+                return Answer("304 Not Modified", representation.not_modified_headers,
+                              representation=representation)
             return self.simple("412 Precondition Failed", representation.not_modified_headers + extra,
                                b"412 Precondition Failed\n", method)
 
@@ -213,11 +222,11 @@ class StaticApp:
             return self.page_not_found(environ)
         if method == "HEAD":
             stream.close()
-            return Answer(status, headers)
+            return Answer(status, headers, representation=representation)
         if first:
             stream.seek(first)
         return Answer(status, headers, stream=stream, first=first, length=length,
-                      size=representation.size)
+                      size=representation.size, representation=representation)
 
     def open_unchanged(self, representation: Representation) -> BinaryIO:
         """Open a representation's file, refusing one that is no longer what the table says.

@@ -204,6 +204,8 @@ SETTINGS: tuple[Setting, ...] = (
             "TOML file of per-glob response header rules (for CSP and the like)."),
     Setting("health_path", "SERVESTATIC_HEALTH_PATH", "/healthz", _parse_url_path,
             "Path answered 200 for load balancers and probes; never reaches your app."),
+    Setting("fast_path", "SERVESTATIC_FAST_PATH", "true", _parse_bool,
+            "Answer plain static GET/HEAD requests in the worker without gunicorn's WSGI layer."),
     Setting("access_log", "SERVESTATIC_ACCESS_LOG", "text", _parse_choice("text", "json", "off"),
             "Access log to stdout: text, json or off."),
     Setting("log_level", "SERVESTATIC_LOG_LEVEL", "info",
@@ -254,6 +256,7 @@ class Settings:
     spa: bool = False
     headers_file: Path | None = None
     health_path: str = "/healthz"
+    fast_path: bool = True
     access_log: str = "text"
     log_level: str = "info"
     immutable_pattern: str = "auto"

@@ -41,7 +41,8 @@ NOT_FOUND_PAGE = "404.html"
 class Representation:
     """One variant of one file: where its bytes are and the headers of a 200."""
 
-    __slots__ = ("coding", "etag", "headers", "not_modified_headers", "path", "size")
+    __slots__ = ("coding", "etag", "header_block", "headers", "not_modified_block",
+                 "not_modified_headers", "path", "size")
 
     def __init__(self, coding: str, path: str, size: int, etag: str,
                  headers: list[tuple[str, str]], not_modified_headers: list[tuple[str, str]]):
@@ -51,6 +52,10 @@ class Representation:
         self.etag = etag
         self.headers = headers
         self.not_modified_headers = not_modified_headers
+        # The same two lists as HTTP/1.1 header bytes, made on first use by a
+        # server that writes them itself (fastpath.py).
+        self.header_block: bytes | None = None
+        self.not_modified_block: bytes | None = None
 
 
 class StaticFile:

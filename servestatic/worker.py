@@ -39,6 +39,9 @@ from typing import Any
 
 from gunicorn.workers import gthread
 
+from servestatic.app import StaticApp
+from servestatic.fastpath import FastPath
+
 HEAD_TIMEOUT = 10.0
 MAX_HEAD = 64 * 1024
 RECV_SIZE = 64 * 1024
@@ -78,6 +81,30 @@ class ThreadWorker(gthread.ThreadWorker):
         super().__init__(*args, **kwargs)
         # Connections with part of a head, oldest first: their deadlines are in order.
         self.head_conns: deque[gthread.TConn] = deque()
+        self.fast_path: FastPath | None = None
+
+    def init_process(self) -> None:
+        # self.wsgi is the app loaded in the master (preload_app), before the loop starts.
+        app = self.app.wsgi()
+        if isinstance(app, StaticApp) and app.fast_path:
+            self.fast_path = FastPath(app, self)
+        super().init_process()
+
+    def handle(self, conn: gthread.TConn) -> Any:
+        """Pool thread: a static hit goes by the fast path; anything else to gunicorn."""
+        fast_path = self.fast_path
+        if fast_path is not None and conn.initialized and not conn.is_http2:
+            unreader = conn.parser.unreader
+            data = unreader.take_buffered()
+            conn.sock.setblocking(True)  # as gthread's handle does: blocking, with io_timeout
+            try:
+                keep_alive = fast_path.serve(conn, data)
+            except OSError:
+                return False  # the client went away mid-answer
+            if keep_alive is not None:
+                return keep_alive
+            unreader.unread(data)
+        return super().handle(conn)
 
     def enqueue_req(self, conn: gthread.TConn) -> None:
         """Main thread: read what the client has sent; queue the request once its head is whole."""
