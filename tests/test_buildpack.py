@@ -607,7 +607,10 @@ def platform(store: Path) -> Iterator[Platform]:  # store: buildpack/package has
     socket_path = root / "podman.sock"
     service = subprocess.Popen([podman, "system", "service", "--time=0", f"unix://{socket_path}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = {**os.environ, "DOCKER_HOST": f"unix://{socket_path}", "PACK_HOME": os.fspath(root / "pack")}
+    # A fixed volume key: pack then keeps one build cache for APP_IMAGE across runs instead
+    # of a new pair of volumes each time (the first build of a test clears it).
+    env = {**os.environ, "DOCKER_HOST": f"unix://{socket_path}", "PACK_HOME": os.fspath(root / "pack"),
+           "PACK_VOLUME_KEY": "servestatic-tests"}
     deadline = time.monotonic() + 30
     while not socket_path.exists():
         assert service.poll() is None, "podman system service exited"
