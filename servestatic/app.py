@@ -338,11 +338,7 @@ class StaticApp:
         path = environ.get("PATH_INFO") or "/"
         method = environ["REQUEST_METHOD"]
         if path == self.health_key:
-            if method not in ("GET", "HEAD"):
-                answer = self.simple("405 Method Not Allowed", [ALLOW], b"405 Method Not Allowed\n", method)
-            else:
-                answer = self.simple("200 OK", [NO_STORE], b"ok\n", method)
-            return self.respond(answer, environ, start_response)
+            return self.respond(self.health(method), environ, start_response)
         target = self.redirects.get(path)
         if target is not None and method in ("GET", "HEAD"):
             return self.respond(self.redirect(target, environ), environ, start_response)
@@ -351,6 +347,12 @@ class StaticApp:
         if self.app is not None:
             return self.app(environ, start_response)
         return self.respond(self.page_not_found(environ), environ, start_response)
+
+    def health(self, method: str) -> Answer:
+        """The health endpoint: 200 for GET and HEAD while the worker runs; never cached."""
+        if method not in ("GET", "HEAD"):
+            return self.simple("405 Method Not Allowed", [ALLOW], b"405 Method Not Allowed\n", method)
+        return self.simple("200 OK", [NO_STORE], b"ok\n", method)
 
     def is_spa_route(self, path: str) -> bool:
         """An unknown extension-less path under the prefix: a client-side route."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from email.utils import formatdate
 from types import SimpleNamespace
@@ -56,11 +57,15 @@ class Request:
         self.keep_alive = keep_alive
 
 
-def parse_head(data: bytes, max_line: int, max_fields: int, max_field_size: int) -> Request | None:
+def parse_head(data: bytes, max_line: int, max_fields: int, max_field_size: int,
+               wanted: Callable[[str], bool] = lambda path: True) -> Request | None:
     """Parse one complete request head, or None when gunicorn should handle the request.
 
     `data` must be exactly one head: anything after the blank line (a body, a
     pipelined request) means None, as does any form the fast path does not take.
+    `wanted(path)` is asked before the header fields are parsed, so a request
+    the fast path would not answer anyway (a miss for the user's app) costs
+    only its request line.
     """
     end = data.find(b"\r\n\r\n")
     if end < 0 or end + 4 != len(data):
@@ -78,8 +83,8 @@ def parse_head(data: bytes, max_line: int, max_fields: int, max_field_size: int)
     if method is None or version is None or not _TARGET.fullmatch(target):
         return None
     raw_path, _, raw_query = target.partition(b"?")
-    path_bytes = unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path
-    if len(lines) - 1 > max_fields:
+    path = (unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path).decode("latin-1")
+    if not wanted(path) or len(lines) - 1 > max_fields:
         return None
     environ: dict[str, Any] = {"REQUEST_METHOD": method}
     headers: list[tuple[str, str]] = []
@@ -105,8 +110,8 @@ def parse_head(data: bytes, max_line: int, max_fields: int, max_field_size: int)
     if "upgrade" in tokens:
         return None
     keep_alive = "close" not in tokens if version == (1, 1) else "keep-alive" in tokens
-    return Request(method, target.decode("latin-1"), path_bytes.decode("latin-1"),
-                   raw_query.decode("latin-1"), version, headers, environ, keep_alive)
+    return Request(method, target.decode("latin-1"), path, raw_query.decode("latin-1"), version,
+                   headers, environ, keep_alive)
 
 
 class FastPath:
@@ -121,6 +126,9 @@ class FastPath:
         self.max_field_size = cfg.limit_request_field_size
         self._second = 0
         self._date = b""
+        paths, health = app.table.paths, app.health_key
+        # Static paths and the health endpoint; all else is gunicorn's (and the app's).
+        self.wanted = lambda path: path in paths or path == health
 
     def date_line(self) -> bytes:
         now = int(time.time())
@@ -135,18 +143,19 @@ class FastPath:
         Returns whether to keep the connection alive, or None (having written
         nothing) when gunicorn must handle the request instead.
         """
-        request = parse_head(data, self.max_line, self.max_fields, self.max_field_size)
+        request = parse_head(data, self.max_line, self.max_fields, self.max_field_size, self.wanted)
         if request is None:
             return None
         app = self.app
-        static_file = app.files.get(request.path) or app.table.lookup(request.path)
-        if static_file is None:
-            return None
         started = time.monotonic()
         environ = request.environ
         environ["PATH_INFO"] = request.path
         try:
-            answer = app.answer(static_file, environ)
+            static_file = app.files.get(request.path) or app.table.lookup(request.path)
+            if static_file is not None:
+                answer = app.answer(static_file, environ)
+            else:
+                answer = app.health(request.method)
         except Exception:
             return None  # gunicorn runs the WSGI path and answers the error its own way
         worker = self.worker

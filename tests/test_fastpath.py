@@ -21,7 +21,7 @@ FILES = [
     "/", "/index.html", "/docs/", "/css/site.0123456789ab.css", "/css/print.css",
     "/assets/app-3fA9c1bd.js", "/assets/app-3fA9c1bd.js.map", "/fonts/open-sans-700.woff2",
     "/img/banner.png", "/img/logo.svg", "/data/r%C3%A9sum%C3%A9.txt", "/data/feed.json",
-    "/.well-known/security.txt", "/site.webmanifest",
+    "/.well-known/security.txt", "/site.webmanifest", "/healthz",
 ]
 HEADER_SETS: list[list[str]] = [
     [],
@@ -102,6 +102,7 @@ def test_fast_path_and_wsgi_path_answer_byte_for_byte_alike(
         compared += 1
     assert compared == len(FILES) * len(HEADER_SETS)
     assert f"fast path: {method} /css/site.0123456789ab.css 200 OK" in fast.log()
+    assert f"fast path: {method} /healthz 200 OK" in fast.log()
     assert "fast path:" not in slow.log()
 
 
