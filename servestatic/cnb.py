@@ -213,6 +213,11 @@ def build(environ: Mapping[str, str], app_dir: Path) -> None:
     root = (app_dir / relative_root).resolve()
     if not root.is_relative_to(app_dir.resolve()):
         raise BuildError(f"static root {relative_root!r} is not inside the app")
+    django = (app_dir / "manage.py").is_file()
+    missing = (f"static root {relative_root!r} is not a directory in the app "
+               "(set BP_SERVESTATIC_ROOT to where your static files are)")
+    if not root.is_dir() and not django:
+        raise BuildError(missing)  # before the install: nothing here could make it
     settings["SERVESTATIC_ROOT"] = os.fspath(root)
 
     wheel_dir = buildpack / "wheels"
@@ -230,11 +235,10 @@ def build(environ: Mapping[str, str], app_dir: Path) -> None:
         install(venv, wheel_dir, entrypoint)
     write_layer_toml(layers, "servestatic", launch=True, cache=True, metadata={"key": key})
 
-    if not root.is_dir() and (app_dir / "manage.py").is_file():
+    if not root.is_dir():
         collectstatic(venv, app_dir)
     if not root.is_dir():
-        raise BuildError(f"static root {relative_root!r} is not a directory in the app "
-                         "(set BP_SERVESTATIC_ROOT to where your static files are)")
+        raise BuildError(missing)
 
     cache = layers / "compress-cache"
     cache.mkdir(exist_ok=True)
