@@ -13,7 +13,7 @@ import base64
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -138,9 +138,24 @@ def dump(manifest: Manifest) -> bytes:
         "format": FORMAT_VERSION,
         "generator": manifest.generator,
         "compression": manifest.compression,
-        "files": {path: asdict(entry) for path, entry in sorted(manifest.files.items())},
+        "files": {path: _entry_json(entry) for path, entry in sorted(manifest.files.items())},
     }
-    return json.dumps(data, indent=1, ensure_ascii=False).encode("utf-8") + b"\n"
+    # No indent: json's C encoder runs only without one, and a 3,500-file
+    # manifest then takes 40 ms instead of most of a second to write.
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+def _entry_json(entry: FileEntry) -> dict[str, Any]:
+    """`asdict`, written out: asdict deep-copies field by field and is 10x slower."""
+    return {
+        "size": entry.size,
+        "hash": entry.hash,
+        "content_type": entry.content_type,
+        "immutable": entry.immutable,
+        "mtime": entry.mtime,
+        "variants": {name: {"size": v.size, "hash": v.hash} for name, v in entry.variants.items()},
+        "tried": list(entry.tried),
+    }
 
 
 def save(root: Path, manifest: Manifest) -> None:

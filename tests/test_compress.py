@@ -415,9 +415,9 @@ def test_full_disk_keeps_previous_variants_and_manifest_entry(tmp_path: Path) ->
 
 
 def test_full_disk_on_the_manifest_keeps_the_previous_one(tmp_path: Path) -> None:
-    # Many small files make a manifest of ~100 KB; each file is under the limit.
-    for index in range(400):
-        write(tmp_path / f"f{index:03}.txt", b"x" * 10)
+    # Many small files make a manifest of ~150 KB; each file is under the limit.
+    for index in range(1000):
+        write(tmp_path / f"f{index:04}.txt", b"x" * 10)
     compress_json(tmp_path)
     previous = (tmp_path / MANIFEST_NAME).read_bytes()
     assert len(previous) > 64 * 1024
