@@ -393,3 +393,26 @@ def test_onbuild_variant(toolchain: Toolchain, base_image: str, tmp_path: Path) 
         assert response.headers["content-encoding"] == "br"
         assert "immutable" in response.headers["cache-control"]
         assert "has no manifest" not in running.logs()
+
+
+def test_hardened_run_writes_nothing_outside_temp(static_image: str) -> None:
+    """Non-root, no capabilities, no privilege escalation, and (with a writable root
+    file system, so that a write could happen) nothing written outside /tmp."""
+    # --passwd=false: podman itself would otherwise add the user to /etc/group at start.
+    options = ["--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--passwd=false"]
+    with container(static_image, *options) as running:
+        running.wait_ready()
+        for path, headers in [("/", {"Accept-Encoding": "br"}), ("/img/banner.png", {"Range": "bytes=0-9"}),
+                              ("/missing", {}), ("/docs", {}), ("/healthz", {})]:
+            assert httpx.get(running.url + path, headers=headers).status_code in (200, 206, 301, 404)
+        users = podman("top", running.name, "user", "huser").stdout.split()[2:]
+        assert users and "root" not in users, users
+        capabilities = podman("top", running.name, "capeff").stdout.split()[2:]  # after "EFFECTIVE CAPS"
+        assert capabilities and set(capabilities) == {"none"}, capabilities
+        changed = [line.split(None, 1)[1] for line in podman("diff", running.name).stdout.splitlines()
+                   if line.strip()]
+        # "/etc" itself shows as changed for the mount points podman makes for
+        # /etc/hosts, /etc/resolv.conf and /etc/hostname; any file in it would be listed.
+        outside = [path for path in changed
+                   if path != "/etc" and not (path == "/tmp" or path.startswith("/tmp/"))]
+        assert outside == [], changed
