@@ -18,7 +18,7 @@ import brotli
 import zopfli.gzip
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from servestatic.settings import DEFAULT_SKIP_EXTENSIONS  # noqa: E402
+from servestatic.settings import DEFAULT_SKIP_EXTENSIONS
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
