@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_SITE = REPO / "examples" / "site"
+if TYPE_CHECKING:
+    from tests.server import ServerProcess
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -45,3 +51,23 @@ def site(tmp_path: Path) -> Path:
         ignore=shutil.ignore_patterns("*.br", "*.gz", "*.zst", ".servestatic-manifest.json"),
     )
     return target
+
+
+# For test modules that define a module-scoped `root` fixture (a prepared site):
+# one server on it, and one keep-alive client, for the whole module.
+
+
+@pytest.fixture(scope="module")
+def server(root: Path) -> Iterator[ServerProcess]:
+    from tests.test_http_support import serving
+
+    with serving(root) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def http(server: ServerProcess) -> Iterator[httpx.Client]:
+    from tests.test_http_support import client
+
+    with client(server) as session:
+        yield session

@@ -16,7 +16,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -30,6 +29,7 @@ import pytest
 
 from servestatic.cnb import BuildError, buildable_settings, settings_from_build_env
 from tests.conftest import EXAMPLE_SITE, REPO, needs
+from tests.server import free_port
 
 pytestmark = pytest.mark.buildpack
 
@@ -379,12 +379,6 @@ def remove(path: Path) -> None:
         shutil.rmtree(path)
     else:
         path.unlink()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

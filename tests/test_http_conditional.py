@@ -4,7 +4,6 @@ If-Unmodified-Since, and Last-Modified only where the mtime is real."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from email.utils import formatdate
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import httpx
 import pytest
 
 from tests.server import ServerProcess, compress
-from tests.test_http_support import client, copy_site, manifest_entry, raw_request, run_compress, serving
+from tests.test_http_support import copy_site, manifest_entry, raw_request, run_compress, serving
 
 PATH = "/css/print.css"  # has br and gzip variants, not immutable
 
@@ -29,18 +28,6 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.utime(path, (mtime, mtime), follow_symlinks=False)
     compress(site)
     return site
-
-
-@pytest.fixture(scope="module")
-def server(root: Path) -> Iterator[ServerProcess]:
-    with serving(root) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def http(server: ServerProcess) -> Iterator[httpx.Client]:
-    with client(server) as session:
-        yield session
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,13 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.server import ServerProcess, compress
-from tests.test_http_support import client, copy_site, manifest_entry, raw_request, serving
+from tests.test_http_support import copy_site, manifest_entry, raw_request, serving
 
 SECRET = b"TOP-SECRET-OUTSIDE-THE-ROOT"
 SPECIAL_NAMES = {"my file.txt": "my%20file.txt", "a%20b.txt": "a%2520b.txt", "c+d.txt": "c+d.txt",
@@ -61,18 +60,6 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (site / "latedir").symlink_to(outside)
     (site / "late-plain.txt").write_text("not in the manifest\n")
     return site
-
-
-@pytest.fixture(scope="module")
-def server(root: Path) -> Iterator[ServerProcess]:
-    with serving(root) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def http(server: ServerProcess) -> Iterator[httpx.Client]:
-    with client(server) as session:
-        yield session
 
 
 # --- GET and HEAD

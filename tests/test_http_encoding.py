@@ -4,15 +4,13 @@ acceptable variant, `Vary: Accept-Encoding`, and one strong ETag per variant."""
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
 from pathlib import Path
 
 import brotli
-import httpx
 import pytest
 
 from tests.server import ServerProcess, compress
-from tests.test_http_support import client, copy_site, manifest_entry, raw_request, serving
+from tests.test_http_support import copy_site, manifest_entry, raw_request, serving
 
 WITH_VARIANTS = "/js/analytics.js"
 WITHOUT_VARIANTS = "/robots.txt"
@@ -23,18 +21,6 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     site = copy_site(tmp_path_factory.mktemp("encoding") / "site")
     compress(site)
     return site
-
-
-@pytest.fixture(scope="module")
-def server(root: Path) -> Iterator[ServerProcess]:
-    with serving(root) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def http(server: ServerProcess) -> Iterator[httpx.Client]:
-    with client(server) as session:
-        yield session
 
 
 def coding_for(server: ServerProcess, accept_encoding: str | None, path: str = WITH_VARIANTS) -> str:

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.server import ServerProcess, compress
-from tests.test_http_support import client, copy_site, raw_request, serving
+from tests.test_http_support import copy_site, raw_request
 
 FONT = "/fonts/open-sans-700.woff2"  # 44988 bytes, no variants, immutable
 SCRIPT = "/js/analytics.js"  # has br and gzip variants
@@ -23,18 +22,6 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (site / "big.mp4").write_bytes(bytes(range(256)) * 8192)  # 2 MiB, never compressed
     compress(site)
     return site
-
-
-@pytest.fixture(scope="module")
-def server(root: Path) -> Iterator[ServerProcess]:
-    with serving(root) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def http(server: ServerProcess) -> Iterator[httpx.Client]:
-    with client(server) as session:
-        yield session
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ import contextlib
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import httpx
 import pytest
 
 from tests.conftest import EXAMPLE_SITE, REPO, needs, needs_tool
+from tests.server import free_port
 
 pytestmark = pytest.mark.image
 
@@ -122,12 +122,6 @@ def chained_image(toolchain: Toolchain, base_image: str) -> str:
     toolchain.build(EXAMPLE_DOCKERFILES / "chained" / "Dockerfile", REPO / "examples" / "django",
                     CHAINED_TAG, pip=True)
     return CHAINED_TAG
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
