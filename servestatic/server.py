@@ -101,7 +101,8 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "timeout": settings.timeout,
         "graceful_timeout": settings.graceful_timeout,
         "worker_tmp_dir": worker_tmp_dir(),
-        "sendfile": True,
+        # No "sendfile" key: gunicorn uses sendfile unless told otherwise, and its
+        # setting is a store_const flag, so setting it to True turns sendfile off.
         "preload_app": True,
         "proc_name": "servestatic",
         "errorlog": "-",
