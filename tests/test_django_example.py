@@ -70,9 +70,10 @@ def test_health_never_reaches_django(django_server: ServerProcess) -> None:
     assert response.text == "ok\n"
 
 
-def test_unimportable_app_stops_startup_with_one_line(tmp_path: Path) -> None:
+def test_unimportable_app_stops_startup_with_one_line(site: Path, tmp_path: Path) -> None:
+    compress(site)
     result = subprocess.run(
-        [sys.executable, "-m", "servestatic", "serve", str(REPO / "examples" / "site")],
+        [sys.executable, "-m", "servestatic", "serve", str(site)],
         env={**os.environ, "PYTHONPATH": str(REPO), "SERVESTATIC_APP": "nosuchmodule.wsgi:application",
              "SERVESTATIC_BIND": "127.0.0.1:0"},
         capture_output=True, text=True, timeout=30, cwd=tmp_path,
