@@ -2,7 +2,11 @@
 
 Used to choose `GZIP_EFFORTS` in servestatic/encoders.py. CPU seconds (summed
 over the worker processes) rather than wall time, so that other load on the
-machine moves the numbers less. Run: .venv/bin/python bench/gzip_tune.py [EVERY]
+machine moves the numbers less.
+
+    .venv/bin/python bench/gzip_tune.py                 # every 5th compressible file
+    .venv/bin/python bench/gzip_tune.py 1 8000          # every file of 8,000 bytes or more
+    .venv/bin/python bench/gzip_tune.py 1 8000 gzip9,i1-split2   # only these settings
 """
 
 from __future__ import annotations
@@ -26,12 +30,14 @@ CONFIGS: dict[str, dict] = {
     "i1-nosplit": {"numiterations": 1, "blocksplitting": False},
     "i5-nosplit": {"numiterations": 5, "blocksplitting": False},
     "i15-nosplit": {"numiterations": 15, "blocksplitting": False},
+    "i1-split2": {"numiterations": 1, "blocksplitting": True, "blocksplittingmax": 2},
+    "i1-split3": {"numiterations": 1, "blocksplitting": True, "blocksplittingmax": 3},
+    "i3-split3": {"numiterations": 3, "blocksplitting": True, "blocksplittingmax": 3},
     "i1-split15": {"numiterations": 1, "blocksplitting": True, "blocksplittingmax": 15},
     "i2-split15": {"numiterations": 2, "blocksplitting": True, "blocksplittingmax": 15},
     "i5-split15": {"numiterations": 5, "blocksplitting": True, "blocksplittingmax": 15},
     "i1-split15-last": {"numiterations": 1, "blocksplitting": True, "blocksplittingmax": 15,
                         "blocksplittinglast": True},
-    "i1-split3": {"numiterations": 1, "blocksplitting": True, "blocksplittingmax": 3},
     "i15-split15": {"numiterations": 15, "blocksplitting": True, "blocksplittingmax": 15},
 }
 
@@ -54,19 +60,21 @@ def measure(args: tuple[str, str]) -> tuple[str, int, float]:
     return name, len(out), time.process_time() - started
 
 
-def sample(every: int) -> list[str]:
+def sample(every: int, min_size: int = 256) -> list[str]:
     skip = set(DEFAULT_SKIP_EXTENSIONS.split(","))
     files = sorted(p for p in CORPUS.rglob("*") if p.is_file() and not p.name.startswith("."))
-    files = [p for p in files if p.stat().st_size >= 256 and p.suffix.lstrip(".").lower() not in skip]
+    files = [p for p in files if p.stat().st_size >= min_size and p.suffix.lstrip(".").lower() not in skip]
     return [str(p) for p in files[::every]]
 
 
 def main() -> None:
     every = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    names = sys.argv[2].split(",") if len(sys.argv) > 2 else ["gzip9", "brotli11", *CONFIGS]
-    files = sample(every)
+    min_size = int(sys.argv[2]) if len(sys.argv) > 2 else 256
+    names = sys.argv[3].split(",") if len(sys.argv) > 3 else ["gzip9", "brotli11", *CONFIGS]
+    files = sample(every, min_size)
     size = sum(Path(p).stat().st_size for p in files)
-    print(f"sample: {len(files)} files, {size:,} bytes (every {every}th compressible file)")
+    print(f"sample: {len(files)} files, {size:,} bytes (every {every}th compressible file "
+          f"of {min_size} bytes or more)")
     results = {}
     with ProcessPoolExecutor(2) as pool:
         for name in names:
