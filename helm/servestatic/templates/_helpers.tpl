@@ -108,6 +108,7 @@ names for it. Empty values are left out so the image's or servestatic's default 
   (list "SERVESTATIC_CORS" $s.cors)
   (list "SERVESTATIC_SPA" $s.spa)
   (list "SERVESTATIC_HEALTH_PATH" $s.healthPath)
+  (list "SERVESTATIC_FAST_PATH" $s.fastPath)
   (list "SERVESTATIC_ACCESS_LOG" $s.accessLog)
   (list "SERVESTATIC_LOG_LEVEL" $s.logLevel)
 }}
