@@ -53,8 +53,19 @@ def site(tmp_path: Path) -> Path:
     return target
 
 
-# For test modules that define a module-scoped `root` fixture (a prepared site):
-# one server on it, and one keep-alive client, for the whole module.
+# For black-box HTTP test modules: `root`, a compressed copy of the example site
+# (a module overrides it to prepare a site of its own), one server on it, and one
+# keep-alive client, each for the whole module.
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.server import compress
+    from tests.test_http_support import copy_site
+
+    site = copy_site(tmp_path_factory.mktemp("root") / "site")
+    compress(site)
+    return site
 
 
 @pytest.fixture(scope="module")

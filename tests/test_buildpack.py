@@ -30,6 +30,7 @@ import pytest
 from servestatic.cnb import BuildError, buildable_settings, settings_from_build_env
 from tests.conftest import EXAMPLE_SITE, REPO, needs
 from tests.server import free_port
+from tests.test_django_example import assert_static_files_come_from_servestatic
 
 pytestmark = pytest.mark.buildpack
 
@@ -552,14 +553,7 @@ def test_django_views_come_from_django(django_web: Launched) -> None:
 
 
 def test_django_static_files_come_compressed_from_servestatic(django_web: Launched) -> None:
-    home = httpx.get(django_web.base + "/")
-    assert home.status_code == 200
-    stylesheet = re.search(r'href="(/static/hello/style\.[0-9a-f]{12}\.css)"', home.text)
-    assert stylesheet, home.text
-    response = httpx.get(django_web.base + stylesheet.group(1), headers={"Accept-Encoding": "br"})
-    assert response.status_code == 200
-    assert response.headers["content-encoding"] == "br"
-    assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert_static_files_come_from_servestatic(django_web.base)
 
 
 # --- the whole platform: pack build against podman's Docker API, no registry

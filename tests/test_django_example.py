@@ -43,17 +43,25 @@ def test_views_come_from_django(django_server: ServerProcess) -> None:
     assert "accept-ranges" not in response.headers
 
 
-def test_collectstatic_output_comes_from_servestatic(django_server: ServerProcess) -> None:
-    home = httpx.get(django_server.url + "/")
+def assert_static_files_come_from_servestatic(base_url: str) -> None:
+    """Django's page links its hashed stylesheet; servestatic answers it, br and immutable.
+
+    Shared with the buildpack test, which runs the same project through the lifecycle.
+    """
+    home = httpx.get(base_url + "/")
     assert home.status_code == 200
     stylesheet = re.search(r'href="(/static/hello/style\.[0-9a-f]{12}\.css)"', home.text)
     assert stylesheet, home.text
-    response = httpx.get(django_server.url + stylesheet.group(1), headers={"Accept-Encoding": "br"})
+    response = httpx.get(base_url + stylesheet.group(1), headers={"Accept-Encoding": "br"})
     assert response.status_code == 200
     assert response.headers["content-encoding"] == "br"
     assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert response.headers["etag"].startswith('"')
     assert "body" in response.text
+
+
+def test_collectstatic_output_comes_from_servestatic(django_server: ServerProcess) -> None:
+    assert_static_files_come_from_servestatic(django_server.url)
 
 
 def test_static_misses_and_other_paths_reach_django(django_server: ServerProcess) -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.server import REPO, SERVESTATIC, ServerProcess, compress
-from tests.test_http_support import RawResponse, copy_site, raw_request, serving
+from tests.server import REPO, SERVESTATIC, ServerProcess
+from tests.test_http_support import RawResponse, raw_request, serving
 
 ECHO = "tests.apps.echo:application"
 
@@ -27,13 +27,6 @@ def echoed(response: RawResponse) -> dict | None:
     if response.header("X-Echo") != "yes":
         return None
     return json.loads(response.body)
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    site = copy_site(tmp_path_factory.mktemp("chained") / "site")
-    compress(site)
-    return site
 
 
 @pytest.fixture(scope="module")

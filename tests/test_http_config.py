@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.server import ServerProcess, compress
-from tests.test_http_support import copy_site, raw_request, serving
+from tests.server import ServerProcess
+from tests.test_http_support import raw_request, serving
 
 CSP = "default-src 'self'; img-src 'self' data:"
 RULES = f"""
@@ -25,13 +25,6 @@ headers = {{ Cache-Control = "public, max-age=600", Access-Control-Allow-Origin 
 glob = "docs/guide/*"
 headers = {{ Cache-Control = "private, max-age=5", X-Frame-Options = "DENY" }}
 """
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    site = copy_site(tmp_path_factory.mktemp("config") / "site")
-    compress(site)
-    return site
 
 
 @pytest.fixture(scope="module")

@@ -8,20 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.server import ServerProcess, compress
-from tests.test_http_support import copy_site, raw_request, serving
+from tests.server import ServerProcess
+from tests.test_http_support import raw_request, serving
 
 SCRIPT = "/js/analytics.js"  # has variants
 PLAIN = "/robots.txt"  # has none
 A, B = "https://a.example", "https://b.example"
 PREFLIGHT = {"Access-Control-Request-Method": "GET"}
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    site = copy_site(tmp_path_factory.mktemp("cors") / "site")
-    compress(site)
-    return site
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,11 @@ from pathlib import Path
 import brotli
 import pytest
 
-from tests.server import ServerProcess, compress
-from tests.test_http_support import copy_site, manifest_entry, raw_request, serving
+from tests.server import ServerProcess
+from tests.test_http_support import manifest_entry, raw_request, serving
 
 WITH_VARIANTS = "/js/analytics.js"
 WITHOUT_VARIANTS = "/robots.txt"
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    site = copy_site(tmp_path_factory.mktemp("encoding") / "site")
-    compress(site)
-    return site
 
 
 def coding_for(server: ServerProcess, accept_encoding: str | None, path: str = WITH_VARIANTS) -> str:
