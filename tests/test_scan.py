@@ -1,10 +1,10 @@
-"""The table's guard against a manifest that lists what must never be served."""
+"""The guard against a manifest that lists what must never be served."""
 
 from __future__ import annotations
 
 import pytest
 
-from servestatic.table import never_served
+from servestatic.scan import never_served
 
 
 @pytest.mark.parametrize(("relative", "refused"), [
