@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -163,109 +163,122 @@ _SERVE = ("serve", "check", "healthcheck")
 _COMPRESS = ("compress",)
 _ALL = ("serve", "check", "healthcheck", "compress")
 
+
+def setting(
+    env: str,
+    default: str,
+    parse: Callable[[str], Any],
+    help: str,
+    *,
+    flag: str = "",
+    commands: tuple[str, ...] = _SERVE,
+) -> Any:
+    """Declare one `Settings` field and its `Setting` together.
+
+    The field's default is `parse(default)`, so the default is written once, as
+    the text a user would write; the field's name is the setting's name.
+    """
+    declared = Setting("", env, default, parse, help, flag, commands)
+    return field(default=parse(default), metadata={"setting": declared})
+
+
 DEFAULT_SKIP_EXTENSIONS = (
     "jpg,jpeg,png,gif,webp,avif,jxl,heic,heif,ico,woff,woff2,zip,gz,tgz,bz2,xz,zst,br,7z,rar,"
     "mp3,mp4,m4a,m4v,webm,ogg,oga,ogv,opus,flac,aac,mov,avi,mkv,pdf,jar,whl,apk,dmg,"
     "docx,xlsx,pptx,odt,epub"
 )
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("root", "SERVESTATIC_ROOT", ".", _parse_path,
-            "Directory of static files to serve or compress.", commands=_ALL),
-    Setting("prefix", "SERVESTATIC_PREFIX", "/", _parse_prefix,
-            "URL path under which the root is served, such as /static/."),
-    Setting("app", "SERVESTATIC_APP", "", _parse_app,
-            "Your WSGI app as module:attribute; requests that are not static hits go to it."),
-    Setting("port", "PORT", "8000", _parse_int(1, 65535),
-            "Port to listen on (on all interfaces), as PaaS platforms set it."),
-    Setting("bind", "SERVESTATIC_BIND", "", _parse_bind,
-            "Address to listen on, HOST:PORT or unix:PATH; overrides PORT."),
-    Setting("workers", "WEB_CONCURRENCY", "0", _parse_int(0, 1024),
-            "Worker processes; 0 means one per CPU core."),
-    Setting("threads", "SERVESTATIC_THREADS", "8", _parse_int(1, 1024),
-            "Threads per worker (gthread): keep-alive connections from a CDN are held here."),
-    Setting("keepalive", "SERVESTATIC_KEEPALIVE", "75", _parse_int(0, 3600),
-            "Seconds an idle keep-alive connection is kept; longer than a CDN's origin idle timeout."),
-    Setting("timeout", "SERVESTATIC_TIMEOUT", "30", _parse_int(1, 3600),
-            "Seconds a worker may be silent before it is restarted."),
-    Setting("graceful_timeout", "SERVESTATIC_GRACEFUL_TIMEOUT", "20", _parse_int(1, 3600),
-            "Seconds in-flight requests get to finish after SIGTERM."),
-    Setting("max_age", "SERVESTATIC_MAX_AGE", "60", _parse_int(0),
-            "max-age in seconds for files whose names carry no content hash."),
-    Setting("immutable_max_age", "SERVESTATIC_IMMUTABLE_MAX_AGE", "31536000", _parse_int(0),
-            "max-age in seconds for files whose names carry a content hash (sent as immutable)."),
-    Setting("html_cache_control", "SERVESTATIC_HTML_CACHE_CONTROL", "no-cache", _parse_text,
-            "Cache-Control for HTML files."),
-    Setting("cors", "SERVESTATIC_CORS", "*", _parse_cors,
-            "Access-Control-Allow-Origin: '*', 'off', or comma-separated allowed origins."),
-    Setting("spa", "SERVESTATIC_SPA", "false", _parse_bool,
-            "Single-page app mode: unknown extension-less paths get /index.html."),
-    Setting("headers_file", "SERVESTATIC_HEADERS_FILE", "", _parse_optional_path,
-            "TOML file of per-glob response header rules (for CSP and the like)."),
-    Setting("health_path", "SERVESTATIC_HEALTH_PATH", "/healthz", _parse_url_path,
-            "Path answered 200 for load balancers and probes; never reaches your app."),
-    Setting("fast_path", "SERVESTATIC_FAST_PATH", "true", _parse_bool,
-            "Answer plain static GET/HEAD requests in the worker without gunicorn's WSGI layer."),
-    Setting("access_log", "SERVESTATIC_ACCESS_LOG", "text", _parse_choice("text", "json", "off"),
-            "Access log to stdout: text, json or off."),
-    Setting("log_level", "SERVESTATIC_LOG_LEVEL", "info",
-            _parse_choice("debug", "info", "warning", "error", "critical"),
-            "Error log level (to stderr)."),
-    Setting("immutable_pattern", "SERVESTATIC_IMMUTABLE_PATTERN", "auto", _parse_immutable,
-            "Which names carry a content hash: 'auto' (Django, Vite/Rollup, webpack), 'none', "
-            "or a regular expression searched in the URL path.", commands=_ALL),
-    Setting("zstd", "SERVESTATIC_ZSTD", "false", _parse_bool,
-            "Also write .zst variants (zstandard).", commands=_COMPRESS),
-    Setting("min_size", "SERVESTATIC_MIN_SIZE", "256", _parse_int(0),
-            "Files smaller than this many bytes are not compressed.", commands=_COMPRESS),
-    Setting("skip_extensions", "SERVESTATIC_SKIP_EXTENSIONS", DEFAULT_SKIP_EXTENSIONS,
-            _parse_extensions, "Comma-separated extensions that are never compressed.",
-            commands=_COMPRESS),
-    Setting("gzip_effort", "SERVESTATIC_GZIP_EFFORT", "balanced",
-            _parse_choice("fast", "balanced", "max"),
-            "zopfli effort for .gz: fast, balanced (default) or max.", commands=_COMPRESS),
-    Setting("compress_workers", "SERVESTATIC_COMPRESS_WORKERS", "0", _parse_int(0, 1024),
-            "Compression processes; 0 means one per CPU core.", flag="--workers",
-            commands=_COMPRESS),
-    Setting("cache_dir", "SERVESTATIC_CACHE_DIR", "", _parse_optional_path,
-            "Content-addressed cache of compressed outputs, reused across builds.",
-            commands=_COMPRESS),
-)
-
-SETTINGS_BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
-
 
 @dataclass(frozen=True)
 class Settings:
-    """Parsed settings. Build it with `load_settings`, never by hand outside tests."""
+    """Parsed settings, one field per setting. Build it with `load_settings`.
 
-    root: Path = Path(".")
-    prefix: str = "/"
-    app: str | None = None
-    port: int = 8000
-    bind: str | None = None
-    workers: int = 0
-    threads: int = 8
-    keepalive: int = 75
-    timeout: int = 30
-    graceful_timeout: int = 20
-    max_age: int = 60
-    immutable_max_age: int = 31536000
-    html_cache_control: str = "no-cache"
-    cors: tuple[str, ...] = ("*",)
-    spa: bool = False
-    headers_file: Path | None = None
-    health_path: str = "/healthz"
-    fast_path: bool = True
-    access_log: str = "text"
-    log_level: str = "info"
-    immutable_pattern: str = "auto"
-    zstd: bool = False
-    min_size: int = 256
-    skip_extensions: frozenset[str] = field(default_factory=frozenset)
-    gzip_effort: str = "balanced"
-    compress_workers: int = 0
-    cache_dir: Path | None = None
+    To add a setting, add one field here; the CLI option, the README's table
+    (checked by tests) and `SETTINGS` follow from it.
+    """
+
+    root: Path = setting(
+        "SERVESTATIC_ROOT", ".", _parse_path,
+        "Directory of static files to serve or compress.", commands=_ALL)
+    prefix: str = setting(
+        "SERVESTATIC_PREFIX", "/", _parse_prefix,
+        "URL path under which the root is served, such as /static/.")
+    app: str | None = setting(
+        "SERVESTATIC_APP", "", _parse_app,
+        "Your WSGI app as module:attribute; requests that are not static hits go to it.")
+    port: int = setting(
+        "PORT", "8000", _parse_int(1, 65535),
+        "Port to listen on (on all interfaces), as PaaS platforms set it.")
+    bind: str | None = setting(
+        "SERVESTATIC_BIND", "", _parse_bind,
+        "Address to listen on, HOST:PORT or unix:PATH; overrides PORT.")
+    workers: int = setting(
+        "WEB_CONCURRENCY", "0", _parse_int(0, 1024),
+        "Worker processes; 0 means one per CPU core.")
+    threads: int = setting(
+        "SERVESTATIC_THREADS", "8", _parse_int(1, 1024),
+        "Threads per worker (gthread): keep-alive connections from a CDN are held here.")
+    keepalive: int = setting(
+        "SERVESTATIC_KEEPALIVE", "75", _parse_int(0, 3600),
+        "Seconds an idle keep-alive connection is kept; longer than a CDN's origin idle timeout.")
+    timeout: int = setting(
+        "SERVESTATIC_TIMEOUT", "30", _parse_int(1, 3600),
+        "Seconds a worker may be silent before it is restarted.")
+    graceful_timeout: int = setting(
+        "SERVESTATIC_GRACEFUL_TIMEOUT", "20", _parse_int(1, 3600),
+        "Seconds in-flight requests get to finish after SIGTERM.")
+    max_age: int = setting(
+        "SERVESTATIC_MAX_AGE", "60", _parse_int(0),
+        "max-age in seconds for files whose names carry no content hash.")
+    immutable_max_age: int = setting(
+        "SERVESTATIC_IMMUTABLE_MAX_AGE", "31536000", _parse_int(0),
+        "max-age in seconds for files whose names carry a content hash (sent as immutable).")
+    html_cache_control: str = setting(
+        "SERVESTATIC_HTML_CACHE_CONTROL", "no-cache", _parse_text,
+        "Cache-Control for HTML files.")
+    cors: tuple[str, ...] = setting(
+        "SERVESTATIC_CORS", "*", _parse_cors,
+        "Access-Control-Allow-Origin: '*', 'off', or comma-separated allowed origins.")
+    spa: bool = setting(
+        "SERVESTATIC_SPA", "false", _parse_bool,
+        "Single-page app mode: unknown extension-less paths get /index.html.")
+    headers_file: Path | None = setting(
+        "SERVESTATIC_HEADERS_FILE", "", _parse_optional_path,
+        "TOML file of per-glob response header rules (for CSP and the like).")
+    health_path: str = setting(
+        "SERVESTATIC_HEALTH_PATH", "/healthz", _parse_url_path,
+        "Path answered 200 for load balancers and probes; never reaches your app.")
+    fast_path: bool = setting(
+        "SERVESTATIC_FAST_PATH", "true", _parse_bool,
+        "Answer plain static GET/HEAD requests in the worker without gunicorn's WSGI layer.")
+    access_log: str = setting(
+        "SERVESTATIC_ACCESS_LOG", "text", _parse_choice("text", "json", "off"),
+        "Access log to stdout: text, json or off.")
+    log_level: str = setting(
+        "SERVESTATIC_LOG_LEVEL", "info", _parse_choice("debug", "info", "warning", "error", "critical"),
+        "Error log level (to stderr).")
+    immutable_pattern: str = setting(
+        "SERVESTATIC_IMMUTABLE_PATTERN", "auto", _parse_immutable,
+        "Which names carry a content hash: 'auto' (Django, Vite/Rollup, webpack), 'none', "
+        "or a regular expression searched in the URL path.", commands=_ALL)
+    zstd: bool = setting(
+        "SERVESTATIC_ZSTD", "false", _parse_bool,
+        "Also write .zst variants (zstandard).", commands=_COMPRESS)
+    min_size: int = setting(
+        "SERVESTATIC_MIN_SIZE", "256", _parse_int(0),
+        "Files smaller than this many bytes are not compressed.", commands=_COMPRESS)
+    skip_extensions: frozenset[str] = setting(
+        "SERVESTATIC_SKIP_EXTENSIONS", DEFAULT_SKIP_EXTENSIONS, _parse_extensions,
+        "Comma-separated extensions that are never compressed.", commands=_COMPRESS)
+    gzip_effort: str = setting(
+        "SERVESTATIC_GZIP_EFFORT", "balanced", _parse_choice("fast", "balanced", "max"),
+        "zopfli effort for .gz: fast, balanced (default) or max.", commands=_COMPRESS)
+    compress_workers: int = setting(
+        "SERVESTATIC_COMPRESS_WORKERS", "0", _parse_int(0, 1024),
+        "Compression processes; 0 means one per CPU core.", flag="--workers", commands=_COMPRESS)
+    cache_dir: Path | None = setting(
+        "SERVESTATIC_CACHE_DIR", "", _parse_optional_path,
+        "Content-addressed cache of compressed outputs, reused across builds.", commands=_COMPRESS)
 
     @property
     def worker_count(self) -> int:
@@ -284,6 +297,12 @@ class Settings:
         return self.root / MANIFEST_NAME
 
 
+SETTINGS: tuple[Setting, ...] = tuple(
+    replace(item.metadata["setting"], name=item.name) for item in fields(Settings) if item.metadata
+)
+SETTINGS_BY_NAME: dict[str, Setting] = {item.name: item for item in SETTINGS}
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, str | None] | None = None,
@@ -295,17 +314,17 @@ def load_settings(
     environ = os.environ if environ is None else environ
     overrides = overrides or {}
     values: dict[str, Any] = {}
-    for setting in SETTINGS:
-        raw = overrides.get(setting.name)
-        source = setting.option
+    for declared in SETTINGS:
+        raw = overrides.get(declared.name)
+        source = declared.option
         if raw is None:
-            raw = environ.get(setting.env)
-            source = setting.env
+            raw = environ.get(declared.env)
+            source = declared.env
         if raw is None:
-            raw = setting.default
-            source = f"{setting.env} (default)"
+            raw = declared.default
+            source = f"{declared.env} (default)"
         try:
-            values[setting.name] = setting.parse(raw)
+            values[declared.name] = declared.parse(raw)
         except ValueError as error:
             raise SettingError(f"{source}: got {raw!r}; expected {error}") from None
     return Settings(**values)

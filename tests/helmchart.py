@@ -293,3 +293,33 @@ def podman_run_args(pod_spec: dict[str, Any], container: dict[str, Any]) -> list
     for entry in container.get("env") or []:
         args += ["--env", f"{entry['name']}={entry['value']}"]
     return args
+
+
+# --- the chart's map of values to environment variables -----------------------------
+
+ENVIRONMENT_FILE = CHART / "files" / "environment.yaml"
+
+
+def values_key(setting_name: str) -> str:
+    """A setting's key under `servestatic:` in values.yaml: its name in camelCase."""
+    first, *rest = setting_name.split("_")
+    return first + "".join(part.title() for part in rest)
+
+
+def environment_file_text() -> str:
+    """What files/environment.yaml must hold: every `serve` setting's values key and variable."""
+    from servestatic.settings import SETTINGS
+
+    lines = [
+        "# Generated from servestatic/settings.py by `python -m tests.helmchart`; do not edit.",
+        "# The environment variable of each setting, keyed by its name under `servestatic:` in",
+        "# values.yaml. Settings that values.yaml does not offer are never set by the chart.",
+    ]
+    lines += [f"{values_key(s.name)}: {s.env}" for s in SETTINGS if "serve" in s.commands]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    ENVIRONMENT_FILE.parent.mkdir(exist_ok=True)
+    ENVIRONMENT_FILE.write_text(environment_file_text())
+    print(f"wrote {ENVIRONMENT_FILE.relative_to(REPO)}")

@@ -380,6 +380,16 @@ ALL_SETTINGS_VALUES = {
 }
 
 
+def test_environment_map_is_generated_from_the_settings() -> None:
+    """files/environment.yaml, the chart's map of values to variables, is settings.py's."""
+    assert helmchart.ENVIRONMENT_FILE.read_text() == helmchart.environment_file_text(), (
+        "helm/servestatic/files/environment.yaml is out of date: run `.venv/bin/python -m tests.helmchart`")
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["servestatic"]
+    mapped = yaml.safe_load(helmchart.ENVIRONMENT_FILE.read_text())
+    # Every servestatic value is a setting the map knows, except the chart's own header rules.
+    assert set(values) - {"headerRules"} <= set(mapped), set(values) - set(mapped)
+
+
 def test_every_servestatic_value_reaches_its_environment_variable() -> None:
     """The rendered env, read by servestatic's own settings parser, gives back the values."""
     main = container({"servestatic": ALL_SETTINGS_VALUES})

@@ -87,35 +87,15 @@ that is too short is refused rather than silently cutting requests off.
 
 {{/*
 The container's environment: each servestatic value as the variable servestatic/settings.py
-names for it. Empty values are left out so the image's or servestatic's default applies.
+names for it. files/environment.yaml is that map, generated from settings.py (tests check it).
+Empty values are left out so the image's or servestatic's default applies.
 */}}
 {{- define "servestatic.env" -}}
 {{- $s := .Values.servestatic }}
-{{- $vars := list
-  (list "SERVESTATIC_ROOT" $s.root)
-  (list "SERVESTATIC_PREFIX" $s.prefix)
-  (list "SERVESTATIC_APP" $s.app)
-  (list "PORT" $s.port)
-  (list "WEB_CONCURRENCY" $s.workers)
-  (list "SERVESTATIC_THREADS" $s.threads)
-  (list "SERVESTATIC_KEEPALIVE" $s.keepalive)
-  (list "SERVESTATIC_TIMEOUT" $s.timeout)
-  (list "SERVESTATIC_GRACEFUL_TIMEOUT" $s.gracefulTimeout)
-  (list "SERVESTATIC_MAX_AGE" $s.maxAge)
-  (list "SERVESTATIC_IMMUTABLE_MAX_AGE" $s.immutableMaxAge)
-  (list "SERVESTATIC_HTML_CACHE_CONTROL" $s.htmlCacheControl)
-  (list "SERVESTATIC_IMMUTABLE_PATTERN" $s.immutablePattern)
-  (list "SERVESTATIC_CORS" $s.cors)
-  (list "SERVESTATIC_SPA" $s.spa)
-  (list "SERVESTATIC_HEALTH_PATH" $s.healthPath)
-  (list "SERVESTATIC_FAST_PATH" $s.fastPath)
-  (list "SERVESTATIC_ACCESS_LOG" $s.accessLog)
-  (list "SERVESTATIC_LOG_LEVEL" $s.logLevel)
-}}
-{{- range $vars }}
-{{- $value := index . 1 }}
+{{- range $key, $name := .Files.Get "files/environment.yaml" | fromYaml }}
+{{- $value := index $s $key }}
 {{- if not (or (kindIs "invalid" $value) (eq (toString $value) "")) }}
-- name: {{ index . 0 }}
+- name: {{ $name }}
   value: {{ include "servestatic.envValue" $value | quote }}
 {{- end }}
 {{- end }}
