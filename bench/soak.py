@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from servestatic.manifest import load as load_manifest  # noqa: E402
-from tests.server import ServerProcess, compress  # noqa: E402
+from tests.support.cli import compress  # noqa: E402
+from tests.support.server import ServerProcess  # noqa: E402
 
 VARIANTS = [
     [("Accept-Encoding", "br, gzip")],

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 CHART = REPO / "helm" / "servestatic"
 

@@ -28,9 +28,10 @@ import httpx
 import pytest
 
 from servestatic.cnb import BuildError, buildable_settings, settings_from_build_env
-from tests.conftest import EXAMPLE_SITE, REPO, needs
-from tests.server import free_port
-from tests.test_django_example import assert_static_files_come_from_servestatic
+from tests.support import REPO, needs
+from tests.support.django import assert_static_files_come_from_servestatic, assert_views_come_from_django
+from tests.support.server import free_port
+from tests.support.site import copy_site
 
 pytestmark = pytest.mark.buildpack
 
@@ -50,11 +51,6 @@ def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
 '''
-
-
-def _variant_free_copy(source: Path, target: Path) -> None:
-    shutil.copytree(source, target, symlinks=True, ignore=shutil.ignore_patterns(
-        "*.br", "*.gz", "*.zst", ".servestatic-manifest.json"))
 
 
 @dataclass
@@ -263,7 +259,7 @@ def test_detect_and_build_without_a_cpython_provider(workspace: Workspace) -> No
     passes, and the build uses whatever python3 is on PATH."""
     workspace.group = [(BP_ID, BP_VERSION)]
     workspace.setup()
-    _variant_free_copy(EXAMPLE_SITE, workspace.app / "dist")
+    copy_site(workspace.app / "dist")
     workspace.detect()
     assert workspace.group_ids() == [BP_ID]
     names = [entry["requires"][0]["name"] for entry in workspace.plan()["entries"]]
@@ -319,7 +315,7 @@ def built(lifecycle_user: pwd.struct_passwd | None, store: Path) -> Iterator[Bui
     """The example site as public/ of an app with its own WSGI app, detected and built once."""
     root = Path(tempfile.mkdtemp(prefix="servestatic-cnb-built-"))
     workspace = Workspace(root, lifecycle_user, store).setup()
-    _variant_free_copy(EXAMPLE_SITE, workspace.app / "public")
+    copy_site(workspace.app / "public")
     (workspace.app / "hello.py").write_text(HELLO_APP)
     workspace.set_env("BP_SERVESTATIC_APP", "hello:application")
     workspace.set_env("BP_SERVESTATIC_MAX_AGE", "120")
@@ -490,7 +486,7 @@ def test_rebuild_with_restored_cache_compresses_nothing(built: Built) -> None:
     assert sorted(p.name for p in (workspace.layers / BP_LAYERS).iterdir()) == [
         "compress-cache", "compress-cache.toml", "servestatic", "servestatic.toml"]
     shutil.rmtree(workspace.app / "public")
-    _variant_free_copy(EXAMPLE_SITE, workspace.app / "public")
+    copy_site(workspace.app / "public")
 
     workspace.detect()
     result = workspace.build()
@@ -546,10 +542,7 @@ def django_web(lifecycle_user: pwd.struct_passwd | None, store: Path) -> Iterato
 
 
 def test_django_views_come_from_django(django_web: Launched) -> None:
-    response = httpx.get(django_web.base + "/hello/?name=CDN")
-    assert response.status_code == 200
-    assert response.text == "Hello from Django, CDN!\n"
-    assert "etag" not in response.headers  # Django's own response, not a static file
+    assert_views_come_from_django(django_web.base)
 
 
 def test_django_static_files_come_compressed_from_servestatic(django_web: Launched) -> None:
@@ -619,7 +612,7 @@ def platform(store: Path) -> Iterator[Platform]:  # store: buildpack/package has
 
 def test_pack_build_runs_and_rebuilds_from_cache(platform: Platform) -> None:
     app = platform.root / "app"
-    _variant_free_copy(EXAMPLE_SITE, app / "public")
+    copy_site(app / "public")
     (app / "hello.py").write_text(HELLO_APP)
 
     first = platform.pack_build(app, "--clear-cache")

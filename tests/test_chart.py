@@ -25,9 +25,10 @@ import yaml
 import servestatic
 from servestatic.settings import SETTINGS, load_settings
 from tests import helmchart
-from tests.conftest import REPO, needs, needs_tool
 from tests.helmchart import CHART, kinds, objects, one, render, restricted_violations
-from tests.server import compress, free_port
+from tests.support import REPO, needs, needs_tool
+from tests.support.cli import compress
+from tests.support.server import free_port
 
 pytestmark = pytest.mark.chart
 

@@ -25,7 +25,8 @@ import pytest
 
 from servestatic.compress import compress_tree
 from servestatic.settings import MANIFEST_NAME, load_settings
-from tests.conftest import REPO, needs
+from tests.support import needs
+from tests.support.cli import run_compress
 
 WORDS = [
     "static", "origin", "cache", "brotli", "gzip", "zopfli", "manifest", "header", "variant",
@@ -54,17 +55,6 @@ def write(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
-
-
-def run_compress(*args: str, env: dict[str, str] | None = None, **kwargs: Any
-                 ) -> subprocess.CompletedProcess[str]:
-    """The real CLI, with a clean SERVESTATIC_* environment."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("SERVESTATIC_")}
-    environ.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "servestatic", "compress", *args],
-        capture_output=True, text=True, env=environ, cwd=REPO, timeout=300, **kwargs,
-    )
 
 
 def compress_json(root: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,8 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO
-from tests.server import ServerProcess, compress
+from tests.support import REPO
+from tests.support.cli import compress
+from tests.support.django import assert_static_files_come_from_servestatic, assert_views_come_from_django
+from tests.support.server import ServerProcess
 
 DJANGO_PROJECT = REPO / "examples" / "django"
 
@@ -35,29 +36,7 @@ def django_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
 
 
 def test_views_come_from_django(django_server: ServerProcess) -> None:
-    response = httpx.get(django_server.url + "/hello/?name=CDN")
-    assert response.status_code == 200
-    assert response.text == "Hello from Django, CDN!\n"
-    # None of servestatic's static-file headers: the response is Django's own.
-    assert "etag" not in response.headers
-    assert "accept-ranges" not in response.headers
-
-
-def assert_static_files_come_from_servestatic(base_url: str) -> None:
-    """Django's page links its hashed stylesheet; servestatic answers it, br and immutable.
-
-    Shared with the buildpack test, which runs the same project through the lifecycle.
-    """
-    home = httpx.get(base_url + "/")
-    assert home.status_code == 200
-    stylesheet = re.search(r'href="(/static/hello/style\.[0-9a-f]{12}\.css)"', home.text)
-    assert stylesheet, home.text
-    response = httpx.get(base_url + stylesheet.group(1), headers={"Accept-Encoding": "br"})
-    assert response.status_code == 200
-    assert response.headers["content-encoding"] == "br"
-    assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
-    assert response.headers["etag"].startswith('"')
-    assert "body" in response.text
+    assert_views_come_from_django(django_server.url)
 
 
 def test_collectstatic_output_comes_from_servestatic(django_server: ServerProcess) -> None:

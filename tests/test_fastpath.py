@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.server import ServerProcess, compress
+from tests.support.cli import compress
+from tests.support.server import ServerProcess
+from tests.support.site import copy_site
 
 FILES = [
     "/", "/index.html", "/docs/", "/css/site.0123456789ab.css", "/css/print.css",
@@ -70,13 +72,7 @@ def etag_of(port: int, path: str) -> str:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    import shutil
-
-    from tests.conftest import EXAMPLE_SITE
-
-    site = tmp_path_factory.mktemp("fastpath") / "site"
-    shutil.copytree(EXAMPLE_SITE, site, ignore=shutil.ignore_patterns("*.br", "*.gz", "*.zst",
-                                                                      ".servestatic-manifest.json"))
+    site = copy_site(tmp_path_factory.mktemp("fastpath") / "site")
     compress(site)
     common = {"SERVESTATIC_CORS": "https://a.example", "SERVESTATIC_LOG_LEVEL": "debug"}
     with ServerProcess(site, env=common) as fast, \

@@ -15,7 +15,6 @@ the requested slice of the representation on disk.
 from __future__ import annotations
 
 import gzip
-import shutil
 import socket
 import zlib
 from collections.abc import Iterator
@@ -28,8 +27,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from servestatic.manifest import load as load_manifest
-from tests.conftest import EXAMPLE_SITE
-from tests.server import ServerProcess, compress
+from tests.support.cli import compress
+from tests.support.server import ServerProcess
+from tests.support.site import copy_site
 
 CANARY = b"CANARY-b7e3a9-never-served"
 # Only the manifest holds this (it is a file name, never file content).
@@ -51,8 +51,7 @@ class Site:
 def fuzz_site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     base = tmp_path_factory.mktemp("fuzz")
     root = base / "site"
-    shutil.copytree(EXAMPLE_SITE, root, symlinks=True,
-                    ignore=shutil.ignore_patterns("*.br", "*.gz", "*.zst", ".servestatic-manifest.json"))
+    copy_site(root)
     # Canaries: beside the root, in a dotfile, in a hidden directory, behind a link out.
     (base / "secret.txt").write_bytes(CANARY)
     (base / "site-evil").mkdir()

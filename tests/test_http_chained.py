@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.server import REPO, SERVESTATIC, ServerProcess
-from tests.test_http_support import RawResponse, raw_request, serving
+from tests.support import REPO
+from tests.support.cli import SERVESTATIC
+from tests.support.http import RawResponse, raw_request
+from tests.support.server import ServerProcess, serving
 
 ECHO = "tests.apps.echo:application"
 

@@ -10,8 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server import ServerProcess, compress
-from tests.test_http_support import copy_site, manifest_entry, raw_request, run_compress, serving
+from tests.support.cli import compress
+from tests.support.http import raw_request
+from tests.support.server import ServerProcess, serving
+from tests.support.site import copy_site, manifest_entry
 
 PATH = "/css/print.css"  # has br and gzip variants, not immutable
 
@@ -148,7 +150,7 @@ def test_no_last_modified_for_a_build_epoch(tmp_path: Path, stamp: int,
     site = copy_site(tmp_path / "site")
     for path in site.rglob("*"):
         os.utime(path, (stamp, stamp), follow_symlinks=False)
-    run_compress(site, compress_env)
+    compress(site, env=compress_env)
     assert manifest_entry(site, "css/print.css")["mtime"] is None
     with serving(site) as server:
         response = raw_request(server, PATH)

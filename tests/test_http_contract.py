@@ -16,8 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server import ServerProcess, compress
-from tests.test_http_support import copy_site, manifest_entry, raw_request, serving
+from tests.support.cli import compress
+from tests.support.http import raw_request
+from tests.support.server import ServerProcess, serving
+from tests.support.site import copy_site, manifest_entry
 
 SECRET = b"TOP-SECRET-OUTSIDE-THE-ROOT"
 SPECIAL_NAMES = {"my file.txt": "my%20file.txt", "a%20b.txt": "a%2520b.txt", "c+d.txt": "c+d.txt",

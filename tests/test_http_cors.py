@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.server import ServerProcess
-from tests.test_http_support import raw_request, serving
+from tests.support.http import raw_request
+from tests.support.server import ServerProcess, serving
 
 SCRIPT = "/js/analytics.js"  # has variants
 PLAIN = "/robots.txt"  # has none

@@ -9,8 +9,9 @@ from pathlib import Path
 import brotli
 import pytest
 
-from tests.server import ServerProcess
-from tests.test_http_support import manifest_entry, raw_request, serving
+from tests.support.http import raw_request
+from tests.support.server import ServerProcess, serving
+from tests.support.site import manifest_entry
 
 WITH_VARIANTS = "/js/analytics.js"
 WITHOUT_VARIANTS = "/robots.txt"

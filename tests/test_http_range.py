@@ -8,8 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server import ServerProcess, compress
-from tests.test_http_support import copy_site, raw_request
+from tests.support.cli import compress
+from tests.support.http import raw_request
+from tests.support.server import ServerProcess
+from tests.support.site import copy_site
 
 FONT = "/fonts/open-sans-700.woff2"  # 44988 bytes, no variants, immutable
 SCRIPT = "/js/analytics.js"  # has br and gzip variants

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -25,8 +24,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import EXAMPLE_SITE, REPO, needs, needs_tool
-from tests.server import free_port
+from tests.support import EXAMPLE_SITE, REPO, needs, needs_tool
+from tests.support.server import free_port
+from tests.support.site import copy_site
 
 pytestmark = pytest.mark.image
 
@@ -38,7 +38,6 @@ CHAINED_TAG = "localhost/servestatic-test/chained:latest"
 ONBUILD_SITE_TAG = "localhost/servestatic-test/onbuild-site:latest"
 EXAMPLE_DOCKERFILES = REPO / "examples" / "docker"
 STATIC_DOCKERFILE = EXAMPLE_DOCKERFILES / "static-only" / "Dockerfile"
-BUILD_OUTPUTS = ("*.br", "*.gz", "*.zst", ".servestatic-manifest.json")
 MAX_GROWTH = 40 * 1000 * 1000  # bytes the image may add to its base
 MAX_START = 2.0  # seconds from `podman run` to the first 200 (median of START_RUNS)
 START_RUNS = 5
@@ -105,8 +104,7 @@ def base_image(toolchain: Toolchain) -> str:
 def site_context(parent: Path) -> Path:
     """A build context holding dist/: the example site without any build output."""
     context = parent / "context"
-    shutil.copytree(EXAMPLE_SITE, context / "dist", symlinks=True,
-                    ignore=shutil.ignore_patterns(*BUILD_OUTPUTS))
+    copy_site(context / "dist")
     return context
 
 

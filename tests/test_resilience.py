@@ -19,7 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server import REPO, SERVESTATIC, ServerProcess, compress
+from tests.support import REPO
+from tests.support.cli import SERVESTATIC, compress
+from tests.support.server import ServerProcess
 
 CANARY = b"CANARY-outside-the-root-6f1d2c"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from servestatic.server import Server, gunicorn_options, prepare
 from servestatic.settings import load_settings
-from tests.server import compress
+from tests.support.cli import compress
 
 
 def test_gunicorn_gets_the_origin_defaults(site: Path) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from servestatic.settings import SETTINGS, SettingError, Settings, load_settings
-from tests.conftest import REPO
-from tests.server import compress
+from tests.support import REPO
+from tests.support.cli import compress
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
 
@@ -123,7 +123,7 @@ def test_readme_documents_every_setting() -> None:
 
 
 def test_healthcheck_follows_the_server_settings(site: Path) -> None:
-    from tests.server import ServerProcess, free_port
+    from tests.support.server import ServerProcess, free_port
 
     compress(site)
     with ServerProcess(site, env={"SERVESTATIC_HEALTH_PATH": "/-/up"}) as server:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.server import ServerProcess, compress
+from tests.support.cli import compress
+from tests.support.server import ServerProcess
 
 
 def test_example_site_is_served_compressed_and_cached(site: Path) -> None:

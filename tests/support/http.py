@@ -1,4 +1,4 @@
-"""Helpers for the black-box HTTP contract tests (tests/test_http_*.py); no tests here.
+"""Raw HTTP for the black-box contract tests.
 
 httpx normalises what it sends (dot segments, backslashes, percent-encoding),
 so hostile requests go through `raw_request`, which writes the exact bytes of a
@@ -7,55 +7,10 @@ request to a socket and reads back the status line, headers and body.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import socket
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
-
-from tests.conftest import EXAMPLE_SITE
-from tests.server import REPO, SERVESTATIC, ServerProcess
-
-MANIFEST = ".servestatic-manifest.json"
-
-
-def copy_site(target: Path) -> Path:
-    """A private copy of examples/site without build output (as the `site` fixture makes)."""
-    shutil.copytree(EXAMPLE_SITE, target, symlinks=True,
-                    ignore=shutil.ignore_patterns("*.br", "*.gz", "*.zst", MANIFEST))
-    return target
-
-
-def run_compress(root: Path, env: dict[str, str] | None = None) -> None:
-    """`servestatic compress ROOT` with extra environment (SOURCE_DATE_EPOCH, say)."""
-    subprocess.run([*SERVESTATIC, "compress", str(root)], check=True, capture_output=True,
-                   env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
-
-
-def manifest_entry(root: Path, relative: str) -> dict:
-    return json.loads((root / MANIFEST).read_text(encoding="utf-8"))["files"][relative]
-
-
-@contextmanager
-def serving(root: Path | None, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
-    """A running server that must still exit 0 on SIGTERM when the tests are done."""
-    server = ServerProcess(root, env=env).start()
-    try:
-        yield server
-    finally:
-        code = server.stop()
-    assert code == 0, f"servestatic exited with {code}:\n{server.log()}"
-
-
-def client(server: ServerProcess) -> httpx.Client:
-    # No default Accept-Encoding: the tests say exactly what they send.
-    return httpx.Client(base_url=server.url, headers={"Accept-Encoding": "identity"}, timeout=10)
+from tests.support.server import ServerProcess
 
 
 @dataclass

@@ -11,14 +11,14 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parent.parent
-SERVESTATIC = [sys.executable, "-m", "servestatic"]
+from tests.support.cli import SERVESTATIC, environment
 
 
 def free_port() -> int:
@@ -34,14 +34,12 @@ class ServerProcess:
                  args: list[str] | None = None, cwd: Path | None = None, workers: int = 1):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
+        self.env = environment({
             "SERVESTATIC_BIND": f"127.0.0.1:{self.port}",
             "WEB_CONCURRENCY": str(workers),
             "SERVESTATIC_ACCESS_LOG": "off",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
             **(env or {}),
-        }
+        })
         self.args = [*SERVESTATIC, "serve", *([str(root)] if root is not None else []), *(args or [])]
         self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
@@ -95,7 +93,17 @@ class ServerProcess:
         self.stop()
 
 
-def compress(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `servestatic compress` on root; raises if it fails."""
-    return subprocess.run([*SERVESTATIC, "compress", str(root), *args], check=True,
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+@contextmanager
+def serving(root: Path | None, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+    """A running server that must still exit 0 on SIGTERM when the tests are done."""
+    server = ServerProcess(root, env=env).start()
+    try:
+        yield server
+    finally:
+        code = server.stop()
+    assert code == 0, f"servestatic exited with {code}:\n{server.log()}"
+
+
+def client(server: ServerProcess) -> httpx.Client:
+    """A keep-alive client that sends no Accept-Encoding unless a test says so."""
+    return httpx.Client(base_url=server.url, headers={"Accept-Encoding": "identity"}, timeout=10)
