@@ -137,9 +137,9 @@ def compress(**options: Any) -> None:
 @app.command(help="Serve ROOT with gunicorn; requests that are not static hits go to SERVESTATIC_APP.")
 @with_setting_options("serve")
 def serve(**options: Any) -> None:
+    settings = settings_from(options)  # first: importing gunicorn reads WEB_CONCURRENCY
     from servestatic.server import StartupError, run
 
-    settings = settings_from(options)
     _configure_logging(settings.log_level)
     try:
         run(settings)
@@ -150,9 +150,9 @@ def serve(**options: Any) -> None:
 @app.command(help="Check the settings, the root, the manifest and the app; exit non-zero on a problem.")
 @with_setting_options("check")
 def check(**options: Any) -> None:
+    settings = settings_from(options)  # first: importing gunicorn reads WEB_CONCURRENCY
     from servestatic.server import StartupError, prepare
 
-    settings = settings_from(options)
     _configure_logging(settings.log_level)
     try:
         application = prepare(settings)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import tempfile
 from typing import Any
@@ -141,6 +142,9 @@ def run(settings: Settings) -> None:
     # No gc.collect() first: there is little garbage, and for 100,000 files the
     # walk over the table would cost 40-80 ms of start-up.
     gc.freeze()
-    server = Server(application, gunicorn_options(settings))
+    options = gunicorn_options(settings)
+    source = "WEB_CONCURRENCY" if settings.workers else "one per CPU this process may use"
+    logging.getLogger("servestatic").info("workers: %d (%s)", options["workers"], source)
+    server = Server(application, options)
     server.cfg.set("default_proc_name", f"servestatic {__version__}")
     server.run()

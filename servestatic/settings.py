@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from servestatic.cpus import available_cpus
+
 MANIFEST_NAME = ".servestatic-manifest.json"
 
 
@@ -214,7 +216,7 @@ class Settings:
         "Address to listen on, HOST:PORT or unix:PATH; overrides PORT.")
     workers: int = setting(
         "WEB_CONCURRENCY", "0", _parse_int(0, 1024),
-        "Worker processes; 0 means one per CPU core.")
+        "Worker processes; 0 means one per CPU the process may use (cgroup quota, affinity).")
     threads: int = setting(
         "SERVESTATIC_THREADS", "8", _parse_int(1, 1024),
         "Threads per worker (gthread): keep-alive connections from a CDN are held here.")
@@ -275,18 +277,19 @@ class Settings:
         "zopfli effort for .gz: fast, balanced (default) or max.", commands=_COMPRESS)
     compress_workers: int = setting(
         "SERVESTATIC_COMPRESS_WORKERS", "0", _parse_int(0, 1024),
-        "Compression processes; 0 means one per CPU core.", flag="--workers", commands=_COMPRESS)
+        "Compression processes; 0 means one per CPU the process may use.",
+        flag="--workers", commands=_COMPRESS)
     cache_dir: Path | None = setting(
         "SERVESTATIC_CACHE_DIR", "", _parse_optional_path,
         "Content-addressed cache of compressed outputs, reused across builds.", commands=_COMPRESS)
 
     @property
     def worker_count(self) -> int:
-        return self.workers or (os.cpu_count() or 1)
+        return self.workers or available_cpus()
 
     @property
     def compress_worker_count(self) -> int:
-        return self.compress_workers or (os.cpu_count() or 1)
+        return self.compress_workers or available_cpus()
 
     @property
     def bind_address(self) -> str:

@@ -66,6 +66,15 @@ def test_a_wrong_setting_stops_serve_with_one_line(site: Path) -> None:
     ]
 
 
+def test_a_wrong_web_concurrency_is_ours_to_report(site: Path) -> None:
+    """gunicorn reads WEB_CONCURRENCY when imported; servestatic must have checked it first."""
+    result = run_cli("check", str(site), env={"WEB_CONCURRENCY": "two"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "servestatic: error: WEB_CONCURRENCY: got 'two'; expected a whole number at least 0 and at most 1024"
+    ]
+
+
 def test_a_flag_wins_over_the_environment_and_is_named_in_errors(site: Path) -> None:
     assert load_settings(environ={"PORT": "9000"}, overrides={"port": "9001"}).port == 9001
     result = run_cli("serve", str(site), "--port", "x", env={"PORT": "9000"})
