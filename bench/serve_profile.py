@@ -62,13 +62,13 @@ def serve(root: str, port: int, output: str) -> None:
     """Child process: our server with one profiled worker."""
     import yappi
 
-    from servestatic.server import Server, gunicorn_options, prepare
+    from servestatic.server import Server, configure, prepare
     from servestatic.settings import load_settings
 
     os.environ.setdefault("SERVESTATIC_APP", "serve_hello:application")
     os.environ["SERVESTATIC_ACCESS_LOG"] = os.environ.get("SERVESTATIC_ACCESS_LOG", "off")
     settings = load_settings(overrides={"root": root, "bind": f"127.0.0.1:{port}", "workers": "1"})
-    options = gunicorn_options(settings)
+    config = configure(settings).config
 
     def post_worker_init(worker: object) -> None:
         yappi.set_clock_type("cpu")
@@ -83,9 +83,9 @@ def serve(root: str, port: int, output: str) -> None:
                 for stat in yappi.get_func_stats()]
         Path(output).write_text(json.dumps(rows))
 
-    options["post_worker_init"] = post_worker_init
-    options["worker_exit"] = worker_exit
-    server = Server(prepare(settings), options)
+    config.set("post_worker_init", post_worker_init)
+    config.set("worker_exit", worker_exit)
+    server = Server(prepare(settings), config)
     server.run()
 
 

@@ -151,10 +151,11 @@ def serve(**options: Any) -> None:
 @with_setting_options("check")
 def check(**options: Any) -> None:
     settings = settings_from(options)  # first: importing gunicorn reads WEB_CONCURRENCY
-    from servestatic.server import StartupError, prepare
+    from servestatic.server import StartupError, configure, prepare
 
     _configure_logging(settings.log_level)
     try:
+        configure(settings)
         application = prepare(settings)
     except StartupError as error:
         raise fail(str(error)) from None

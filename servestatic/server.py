@@ -1,4 +1,5 @@
-"""gunicorn embedded as a library, configured from Settings.
+"""gunicorn embedded as a library, configured from Settings and gunicorn's own
+config layers (servestatic.gunicornconfig).
 
 `prepare` does everything that can fail before a socket is opened (the root,
 the manifest, the header rules, the user's app), so a bad deployment stops in
@@ -12,14 +13,15 @@ import gc
 import json
 import logging
 import os
-import tempfile
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
 from servestatic import __version__
 from servestatic.app import AppImportError, StaticApp, import_app
+from servestatic.gunicornconfig import ConfigError, Layers, build_config
 from servestatic.headerrules import HeaderRulesError
 from servestatic.manifest import ManifestError
 from servestatic.settings import Settings
@@ -54,13 +56,6 @@ def prepare(settings: Settings) -> StaticApp:
     return StaticApp(table, settings, user_app)
 
 
-def worker_tmp_dir() -> str:
-    """Where gunicorn's worker heartbeat files go: memory, so a read-only root works."""
-    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
-        return "/dev/shm"
-    return tempfile.gettempdir()
-
-
 class JsonAccessLogger(Logger):
     """gunicorn's logger with one JSON object per access-log line.
 
@@ -91,60 +86,52 @@ class JsonAccessLogger(Logger):
             self.exception("cannot write access log line")
 
 
-def gunicorn_options(settings: Settings) -> dict[str, Any]:
-    """gunicorn settings for an origin behind a CDN (see README, "Serving")."""
-    options: dict[str, Any] = {
-        "bind": [settings.bind_address],
-        "workers": settings.worker_count,
-        "worker_class": "servestatic.worker.ThreadWorker",  # gthread, hardened for slow clients
-        "threads": settings.threads,
-        "keepalive": settings.keepalive,
-        "timeout": settings.timeout,
-        "graceful_timeout": settings.graceful_timeout,
-        "worker_tmp_dir": worker_tmp_dir(),
-        # No "sendfile" key: gunicorn uses sendfile unless told otherwise, and its
-        # setting is a store_const flag, so setting it to True turns sendfile off.
-        "preload_app": True,
-        "proc_name": "servestatic",
-        "errorlog": "-",
-        "loglevel": settings.log_level,
-        "accesslog": None if settings.access_log == "off" else "-",
-        "control_socket_disable": True,
-        # The CDN in front sets X-Forwarded-*; trusting them is the app's business.
-        "forwarded_allow_ips": "127.0.0.1,::1",
-    }
-    if settings.access_log == "json":
-        options["logger_class"] = JsonAccessLogger
-    return options
-
-
 class Server(BaseApplication):
-    """gunicorn's BaseApplication around a prepared StaticApp."""
+    """gunicorn's BaseApplication around a prepared StaticApp and a built Config."""
 
-    def __init__(self, application: StaticApp, options: dict[str, Any]):
+    def __init__(self, application: StaticApp, config: Config):
         self.application = application
-        self.options = options
+        self.prepared_config = config
         super().__init__(prog="servestatic")
 
+    def load_default_config(self) -> None:
+        # The Config is built, layered and checked before gunicorn starts (see
+        # servestatic.gunicornconfig), so a SIGHUP reload reuses it as it is.
+        self.cfg = self.prepared_config
+
     def load_config(self) -> None:
-        for name, value in self.options.items():
-            self.cfg.set(name, value)
+        pass
 
     def load(self) -> StaticApp:
         return self.application
 
 
+def configure(settings: Settings) -> Layers:
+    """gunicorn's Config from every layer; a bad layer is a StartupError."""
+    try:
+        return build_config(settings)
+    except ConfigError as error:
+        raise StartupError(str(error)) from None
+
+
+def announce_workers(settings: Settings, layers: Layers) -> None:
+    """Say how many workers start and why: the number most worth knowing in a container."""
+    source = layers.source("workers")
+    if source == "servestatic":
+        source = "WEB_CONCURRENCY" if settings.workers else "one per CPU this process may use"
+    logging.getLogger("servestatic").info("workers: %d (%s)", layers.config.workers, source)
+
+
 def run(settings: Settings) -> None:
-    """Prepare, then hand the process to gunicorn's arbiter until it exits."""
+    """Configure and prepare, then hand the process to gunicorn's arbiter until it exits."""
+    layers = configure(settings)
     application = prepare(settings)
+    announce_workers(settings, layers)
     # Move everything built so far out of the collector's reach, so that a
     # worker's garbage collection does not touch (and copy) the shared table.
     # No gc.collect() first: there is little garbage, and for 100,000 files the
     # walk over the table would cost 40-80 ms of start-up.
     gc.freeze()
-    options = gunicorn_options(settings)
-    source = "WEB_CONCURRENCY" if settings.workers else "one per CPU this process may use"
-    logging.getLogger("servestatic").info("workers: %d (%s)", options["workers"], source)
-    server = Server(application, options)
+    server = Server(application, layers.config)
     server.cfg.set("default_proc_name", f"servestatic {__version__}")
     server.run()

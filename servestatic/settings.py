@@ -256,6 +256,10 @@ class Settings:
     access_log: str = setting(
         "SERVESTATIC_ACCESS_LOG", "text", _parse_choice("text", "json", "off"),
         "Access log to stdout: text, json or off.")
+    gunicorn_config: str | None = setting(
+        "SERVESTATIC_GUNICORN_CONFIG", "", _parse_optional_text,
+        "gunicorn config file (or python:module) read under the SERVESTATIC_* settings; "
+        "default: ./gunicorn.conf.py if there is one.")
     log_level: str = setting(
         "SERVESTATIC_LOG_LEVEL", "info", _parse_choice("debug", "info", "warning", "error", "critical"),
         "Error log level (to stderr).")
@@ -282,6 +286,11 @@ class Settings:
     cache_dir: Path | None = setting(
         "SERVESTATIC_CACHE_DIR", "", _parse_optional_path,
         "Content-addressed cache of compressed outputs, reused across builds.", commands=_COMPRESS)
+
+    # Not a setting: the settings given by a flag or a SERVESTATIC_* variable, which win
+    # over gunicorn's config file and GUNICORN_CMD_ARGS. A default, PORT and
+    # WEB_CONCURRENCY lose to them: gunicorn treats those two variables as defaults.
+    explicit: frozenset[str] = field(default=frozenset(), compare=False)
 
     @property
     def worker_count(self) -> int:
@@ -317,12 +326,15 @@ def load_settings(
     environ = os.environ if environ is None else environ
     overrides = overrides or {}
     values: dict[str, Any] = {}
+    explicit = set()
     for declared in SETTINGS:
         raw = overrides.get(declared.name)
         source = declared.option
         if raw is None:
             raw = environ.get(declared.env)
             source = declared.env
+        if raw is not None and (source == declared.option or source.startswith("SERVESTATIC_")):
+            explicit.add(declared.name)
         if raw is None:
             raw = declared.default
             source = f"{declared.env} (default)"
@@ -330,4 +342,4 @@ def load_settings(
             values[declared.name] = declared.parse(raw)
         except ValueError as error:
             raise SettingError(f"{source}: got {raw!r}; expected {error}") from None
-    return Settings(**values)
+    return Settings(**values, explicit=frozenset(explicit))

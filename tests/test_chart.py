@@ -377,7 +377,7 @@ ALL_SETTINGS_VALUES = {
     "maxAge": 300, "immutableMaxAge": 604800, "htmlCacheControl": "no-cache, must-revalidate",
     "immutablePattern": r"\.[0-9a-f]{8}\.", "cors": "https://a.example.com,https://b.example.com",
     "spa": True, "headerRules": HEADER_RULES, "healthPath": "/-/health", "accessLog": "json",
-    "logLevel": "warning",
+    "logLevel": "warning", "gunicornConfig": "/app/gunicorn.conf.py",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from servestatic.server import Server, gunicorn_options, prepare
+from servestatic.server import Server, configure, prepare
 from servestatic.settings import load_settings
 from tests.support.cli import compress
 
@@ -13,7 +13,7 @@ def test_gunicorn_gets_the_origin_defaults(site: Path) -> None:
     compress(site)
     settings = load_settings(environ={"SERVESTATIC_ROOT": str(site), "WEB_CONCURRENCY": "3",
                                       "PORT": "9123"})
-    config = Server(prepare(settings), gunicorn_options(settings)).cfg
+    config = Server(prepare(settings), configure(settings).config).cfg
     # gunicorn's sendfile setting is a store_const flag: any value we set would disable it.
     assert config.sendfile is not False
     assert config.worker_class_str == "servestatic.worker.ThreadWorker"
@@ -31,7 +31,7 @@ def test_gunicorn_gets_the_origin_defaults(site: Path) -> None:
 def test_access_log_off_and_json(site: Path) -> None:
     compress(site)
     off = load_settings(environ={"SERVESTATIC_ROOT": str(site), "SERVESTATIC_ACCESS_LOG": "off"})
-    assert Server(prepare(off), gunicorn_options(off)).cfg.accesslog is None
+    assert Server(prepare(off), configure(off).config).cfg.accesslog is None
     json_log = load_settings(environ={"SERVESTATIC_ROOT": str(site), "SERVESTATIC_ACCESS_LOG": "json"})
-    config = Server(prepare(json_log), gunicorn_options(json_log)).cfg
+    config = Server(prepare(json_log), configure(json_log).config).cfg
     assert config.logger_class.__name__ == "JsonAccessLogger"
