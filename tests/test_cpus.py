@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from servestatic.cpus import affinity_cpus, available_cpus, cgroup_cpu_quota
-from tests.conftest import REPO
-from tests.server import ServerProcess, compress
+from tests.support.cli import compress, environment
+from tests.support.server import ServerProcess
 
 V2_MOUNT = "41 31 0:38 {root} {point} rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
 V1_CPU_MOUNT = "32 31 0:29 {root} {point} rw,relatime - cgroup cgroup rw,cpu,cpuacct\n"
@@ -113,7 +113,7 @@ def test_no_cgroup_files_means_no_quota(tmp_path: Path) -> None:
 
 # --- real processes ---------------------------------------------------------------
 
-ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+ENV = environment()
 PRINT_CPUS = "from servestatic.cpus import available_cpus; print(available_cpus())"
 
 

@@ -7,7 +7,6 @@ real server: proxy headers from a non-loopback peer, worker recycling, statsd.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -18,8 +17,8 @@ import pytest
 
 from servestatic.gunicornconfig import REQUIRED, WORKER_CLASS, ConfigError, Layers, build_config
 from servestatic.settings import load_settings
-from tests.conftest import REPO
-from tests.server import ServerProcess, compress
+from tests.support.cli import compress, environment
+from tests.support.server import ServerProcess
 
 WHOAMI = "tests.apps.whoami:application"
 
@@ -117,7 +116,7 @@ def test_the_refused_table_names_gunicorn_settings() -> None:
 
 # --- bad input: one line naming the source, exit 2, nothing started ----------------------
 
-ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+ENV = environment()
 
 
 def servestatic(command: str, site: Path, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
