@@ -29,7 +29,11 @@ FORMAT = "3"  # bump when a generator changes, so cached trees are rebuilt
 HTML_1K = "/bench/page-1k.html"
 JS_100K = "/bench/app-100k.js"
 BLOB_5M = "/bench/blob-5m.webm"  # random bytes; .webm is on the never-compress list
-MISS = "/no/such/path"
+# Misses: no file has these paths, so the chained app answers. Both apps of the
+# bench (serve_hello.py, serve_fastapi_app.py) answer the first with the same
+# hello; the second is the FastAPI app's JSON route.
+MISS = "/app/hello"
+MISS_JSON = "/app/items/42?q=bench"
 
 _WORDS = ("function", "return", "const", "let", "var", "if", "else", "for", "while", "this",
           "null", "undefined", "true", "false", "new", "typeof", "instanceof", "value", "index",
