@@ -1,4 +1,4 @@
-"""The `servestatic` command: compress, serve, check.
+"""The `servestatic` command: compress, serve, check, diff.
 
 Options are generated from the settings table in `servestatic.settings`, so a
 setting is declared once and shows up here with its environment variable. Every
@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -173,6 +174,34 @@ def healthcheck(**options: Any) -> None:
         check_health(settings)
     except HealthCheckError as error:
         raise fail(str(error), code=1) from None
+
+
+@app.command(help="List the URL paths whose served bytes differ between two builds: the purge "
+                  "list of a deploy. OLD and NEW are manifests or the roots that hold them.")
+def diff(
+    old: Annotated[Path, typer.Argument(metavar="OLD", help="The previous build's manifest (or its root).",
+                                        show_default=False)],
+    new: Annotated[Path, typer.Argument(metavar="NEW", help="The new build's manifest (or its root).",
+                                        show_default=False)],
+    prefix: Annotated[str | None, typer.Option(
+        help="URL path the root is served under (env SERVESTATIC_PREFIX; default: /).",
+        show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print {changed, added, removed} as JSON instead of one path per line.")] = False,
+) -> None:
+    from servestatic.diff import diff_manifests
+    from servestatic.manifest import ManifestError
+
+    settings = settings_from({"prefix": prefix})
+    try:
+        result = diff_manifests(old, new, settings.prefix)
+    except ManifestError as error:
+        raise fail(str(error)) from None
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=1))
+    else:
+        for url in result.urls():
+            typer.echo(url)
 
 
 @app.command(help="Print the version.")

@@ -92,7 +92,11 @@ def read(root: Path) -> dict[str, Any]:
     The server reads entries from this lazily (see table.py): converting
     100,000 entries up front would cost more than the rest of start-up.
     """
-    path = manifest_path(root)
+    return read_file(manifest_path(root))
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """`read` for a manifest at any path (`servestatic diff` reads a kept copy)."""
     collecting = gc.isenabled()
     # json.loads of 100,000 entries allocates 100,000 dicts, and the cyclic
     # collector would run over them again and again: off, the load takes 40% less.
@@ -100,7 +104,7 @@ def read(root: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_bytes())
     except FileNotFoundError:
-        raise ManifestError(f"no manifest at {path}; run 'servestatic compress {root}'") from None
+        raise ManifestError(f"no manifest at {path}; run 'servestatic compress {path.parent}'") from None
     except (OSError, ValueError) as error:
         raise ManifestError(f"cannot read manifest {path}: {error}") from None
     finally:
