@@ -106,10 +106,11 @@ def _configure_logging(level: str = "info") -> None:
     annotation=Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")],
 ))
 def compress(**options: Any) -> None:
-    from servestatic.compress import CompressError, compress_tree
+    from servestatic.compress import CompressError, CompressOptions, compress_tree
 
     as_json = options.pop("json", False)
     settings = settings_from(options)
+    compress_options = CompressOptions.from_settings(settings)
     _configure_logging()
     show_bar = sys.stderr.isatty() and not as_json
     try:
@@ -119,10 +120,11 @@ def compress(**options: Any) -> None:
             with Progress(transient=True) as progress:
                 task = progress.add_task("compressing", total=None)
                 summary = compress_tree(
-                    settings, lambda done, total: progress.update(task, completed=done, total=total)
+                    settings.root, compress_options,
+                    lambda done, total: progress.update(task, completed=done, total=total),
                 )
         else:
-            summary = compress_tree(settings)
+            summary = compress_tree(settings.root, compress_options)
     except CompressError as error:
         raise fail(str(error)) from None
     if as_json:

@@ -1,5 +1,8 @@
 """Build-time compression: write .br, .gz (zopfli) and .zst beside each file, and the manifest.
 
+The entry point is `compress_tree(root, options)`; the CLI, the buildpack and
+the Django storage all call it.
+
 Work is spread over a process pool, one task per file, largest first so the
 long ones do not end the run alone. Each task reads its file once, hashes it,
 and for every encoding either keeps the variant already on disk (same content
@@ -7,6 +10,11 @@ hash, same parameters, variant intact), copies it from the cache directory, or
 compresses. A file's new variants are all written to temporary names and
 renamed only when every one of them succeeded, so a failure leaves that file's
 previous variants, and its previous manifest entry, as they were.
+
+A large file is first compressed whole at brotli's quality 2 (about 3 ms per
+MiB): when that saves under 1%, brotli 11 and zopfli would not reach the 5%
+rule either, and a few seconds per file of random or already-compressed bytes
+are saved. The verdict is recorded in the manifest, so a re-run does not probe.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import brotli
 
 from servestatic import __version__
 from servestatic.atomic import remove_quietly, temporary_beside, write_atomic
@@ -36,14 +46,55 @@ from servestatic.manifest import load as load_manifest
 from servestatic.manifest import save as save_manifest
 from servestatic.mediatypes import content_type_for
 from servestatic.scan import ENCODING_SUFFIXES, FoundFile, walk
-from servestatic.settings import MANIFEST_NAME, Settings
+from servestatic.settings import MANIFEST_NAME, Settings, load_settings
 
 # A variant is kept only when it saves at least 5%.
 MAX_RATIO = 0.95
+# Files at least this large are probed before the full effort ...
+PROBE_MIN_SIZE = 64 * 1024
+# ... and called incompressible when brotli's quality 2, over the whole file
+# with a 16 MiB window (so repeats far apart count too), saves less than 1%.
+# On the benchmark's npm corpus the worst compressible file probes at 0.86
+# (an OpenType font, 0.74 at brotli 11); random bytes probe at 1.000001.
+PROBE_QUALITY = 2
+PROBE_RATIO = 0.99
 
 
 class CompressError(Exception):
     """The run cannot start (no root, unwritable root); one line for the user."""
+
+
+@dataclass(frozen=True)
+class CompressOptions:
+    """How to compress; the compress settings of `servestatic.settings`, without the root."""
+
+    zstd: bool = False
+    min_size: int = 256
+    skip_extensions: frozenset[str] = frozenset()
+    gzip_effort: str = "balanced"
+    workers: int = 0  # processes; 0: one per core
+    cache_dir: Path | None = None
+    immutable_pattern: str = "auto"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CompressOptions:
+        return cls(zstd=settings.zstd, min_size=settings.min_size,
+                   skip_extensions=settings.skip_extensions, gzip_effort=settings.gzip_effort,
+                   workers=settings.compress_worker_count, cache_dir=settings.cache_dir,
+                   immutable_pattern=settings.immutable_pattern)
+
+    @classmethod
+    def defaults(cls) -> CompressOptions:
+        """The settings table's defaults (skip list included), ignoring the environment."""
+        return cls.from_settings(load_settings(environ={}))
+
+    @property
+    def encodings(self) -> tuple[str, ...]:
+        return ("br", "gzip", "zstd") if self.zstd else ("br", "gzip")
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or (os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -61,12 +112,26 @@ class Job:
 
 @dataclass
 class EncodingStats:
+    """One encoding over the files it applies to (those large enough, not on the skip list).
+
+    `variant_bytes` is what the variant files beside them hold after the run;
+    `client_bytes` is what a client accepting only this encoding is sent for
+    them: the variant where there is one, else the original.
+    """
+
     files: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
+    original_bytes: int = 0
+    variants: int = 0
+    variant_bytes: int = 0
+    client_bytes: int = 0
     compressed: int = 0  # variants produced by compressing in this run
     from_cache: int = 0
-    reused: int = 0  # variants already on disk and still right
+    reused: int = 0  # variants (or verdicts) already on disk and still right
+    incompressible: int = 0  # files the probe ruled out
+
+    def add(self, other: EncodingStats) -> None:
+        for name, value in vars(other).items():
+            setattr(self, name, getattr(self, name) + value)
 
 
 @dataclass
@@ -100,8 +165,10 @@ class Summary:
         parts = [f"{self.files} files, {self.bytes:,} bytes"]
         for name, stats in self.encodings.items():
             parts.append(
-                f"{name}: {stats.files} files {stats.bytes_in:,} -> {stats.bytes_out:,} bytes "
-                f"({stats.compressed} compressed, {stats.from_cache} cached, {stats.reused} kept)"
+                f"{name}: {stats.variants} variants, {stats.variant_bytes:,} bytes written for "
+                f"{stats.files} files of {stats.original_bytes:,} bytes (a {name} client gets "
+                f"{stats.client_bytes:,}); {stats.compressed} compressed, {stats.from_cache} cached, "
+                f"{stats.reused} kept, {stats.incompressible} incompressible"
             )
         parts.append(f"{self.seconds:.2f} s")
         if self.errors:
@@ -111,6 +178,131 @@ class Summary:
 
 def variant_path(original: str | Path, encoding: str) -> str:
     return os.fspath(original) + ENCODING_SUFFIXES[encoding]
+
+
+def looks_incompressible(data: bytes) -> bool:
+    """Whether a fast whole-file brotli pass says no encoding will reach MAX_RATIO."""
+    if len(data) < PROBE_MIN_SIZE:
+        return False
+    probe = brotli.compress(data, quality=PROBE_QUALITY, lgwin=24)
+    return len(probe) > len(data) * PROBE_RATIO
+
+
+# --- one file, in a worker process
+
+
+def process(job: Job) -> Outcome:
+    """Hash one file and bring its variants up to date."""
+    try:
+        data, entry = _read(job)
+    except OSError as error:
+        return Outcome(job.relative, None, f"{job.relative}: cannot read: {error.strerror}")
+    previous = job.previous if job.previous and job.previous.hash == entry.hash else None
+    stats = {encoding: EncodingStats(files=1, original_bytes=len(data), client_bytes=len(data))
+             for encoding in job.encodings}
+    staged: list[tuple[str, str]] = []  # (temporary, final)
+    try:
+        outputs = _outputs(job, data, entry, previous, stats)
+        for encoding, output in outputs.items():
+            staged.append(_stage(variant_path(job.absolute, encoding), output))
+            entry.variants[encoding] = Variant(size=len(output), hash=hash_bytes(output))
+        # Renames last, once every variant is fully written: a full disk never
+        # leaves this file with one new variant beside one old one.
+        for temporary, final in staged:
+            os.replace(temporary, final)
+    except OSError as error:
+        for temporary, _final in staged:
+            remove_quietly(temporary)  # those already renamed are gone: nothing to do
+        reason = error.strerror or str(error)
+        return Outcome(job.relative, job.previous, f"{job.relative}: cannot write variant: {reason}")
+    for encoding, variant in entry.variants.items():
+        counter = stats[encoding]
+        counter.variants, counter.variant_bytes, counter.client_bytes = 1, variant.size, variant.size
+    _remove_stale_variants(job, entry)
+    return Outcome(job.relative, entry, None, stats)
+
+
+def _read(job: Job) -> tuple[bytes, FileEntry]:
+    """The file's bytes (only when it is to be compressed) and its new manifest entry."""
+    with open(job.absolute, "rb") as stream:
+        data = stream.read() if job.encodings else b""
+        digest = hash_bytes(data) if job.encodings else content_hash(stream)
+        stat = os.fstat(stream.fileno())
+    entry = FileEntry(
+        size=stat.st_size,
+        hash=digest,
+        content_type=content_type_for(job.relative),
+        immutable=False,  # decided by the parent, which holds the setting
+        mtime=real_mtime(int(stat.st_mtime)),
+        tried=list(job.encodings),
+    )
+    return data, entry
+
+
+def _outputs(job: Job, data: bytes, entry: FileEntry, previous: FileEntry | None,
+             stats: dict[str, EncodingStats]) -> dict[str, bytes]:
+    """The new variant bytes to write, by encoding; records kept variants in entry.
+
+    An encoding whose variant on disk is still right, or that was tried for
+    these bytes and fell short, costs nothing; the rest come from the cache
+    directory or are compressed, and are dropped above MAX_RATIO.
+    """
+    outputs: dict[str, bytes] = {}
+    encoders: dict[str, Callable[[bytes], bytes]] | None = None
+    if previous is not None and previous.incompressible:
+        entry.incompressible = True
+    for encoding in job.encodings:
+        counter = stats[encoding]
+        if previous is not None and encoding in previous.tried:
+            recorded = previous.variants.get(encoding)
+            if recorded is None:
+                counter.reused = 1
+                continue
+            if _variant_intact(variant_path(job.absolute, encoding), recorded):
+                entry.variants[encoding] = recorded
+                counter.reused = 1
+                continue
+        cache_dir = job.cache_dirs.get(encoding)
+        output = _read_cache(cache_dir, entry.hash) if cache_dir else None
+        if output is not None:
+            counter.from_cache = 1
+        else:
+            if entry.incompressible or (encoders is None and looks_incompressible(data)):
+                entry.incompressible = True
+                counter.incompressible = 1
+                continue
+            if encoders is None:
+                encoders = make_encoders(job.encodings, job.gzip_effort)
+            output = encoders[encoding](data)
+            counter.compressed = 1
+            if cache_dir:
+                _write_cache(cache_dir, entry.hash, output)
+        if len(output) <= len(data) * MAX_RATIO:
+            outputs[encoding] = output
+    return outputs
+
+
+def _stage(final: str, output: bytes) -> tuple[str, str]:
+    """Write output to a temporary name beside final; returns (temporary, final)."""
+    fd, temporary = temporary_beside(Path(final))
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(output)
+        os.chmod(temporary, 0o644)
+    except OSError:
+        remove_quietly(temporary)
+        raise
+    return temporary, final
+
+
+def _remove_stale_variants(job: Job, entry: FileEntry) -> None:
+    """Remove variant files this run does not keep: dropped ones, and those of
+    encodings no longer produced (now too small, zstd turned off). A variant left
+    behind would be served by an older server reading an older manifest."""
+    kept = set(entry.variants)
+    previous = set(job.previous.variants) if job.previous is not None else set()
+    for encoding in (set(job.encodings) | previous) - kept:
+        remove_quietly(variant_path(job.absolute, encoding))
 
 
 def _variant_intact(path: str, recorded: Variant) -> bool:
@@ -141,96 +333,51 @@ def _write_cache(cache_dir: str, digest: str, data: bytes) -> None:
         pass
 
 
-def process(job: Job) -> Outcome:
-    """Run in a worker: hash one file and bring its variants up to date."""
+# --- the whole tree, in the parent process
+
+
+def compress_tree(
+    root: Path,
+    options: CompressOptions | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Summary:
+    """Compress root in place and write its manifest; raises CompressError.
+
+    Errors on single files do not stop the run: they are in `Summary.errors`,
+    and those files keep their previous variants and manifest entries.
+    """
+    started = time.perf_counter()
+    options = options or CompressOptions.defaults()
+    if not root.is_dir():
+        raise CompressError(f"{root}: no such directory")
+    if not os.access(root, os.W_OK):
+        raise CompressError(f"{root}: directory is not writable")
+    parameters = _parameters(options)
+    previous = _previous_manifest(root, parameters)
+    found = list(walk(root))
+    removed = _remove_orphans(root, previous, {item.relative for item in found})
+    found = [item for item in found if item.relative not in removed]
+    summary = Summary(files=len(found), bytes=sum(item.size for item in found), removed=len(removed))
+    jobs = _jobs(root, found, previous, options, parameters)
+    files = _collect(_run(jobs, options.worker_count), summary, options, len(jobs), on_progress)
     try:
-        with open(job.absolute, "rb") as stream:
-            data = stream.read() if job.encodings else b""
-            digest = hash_bytes(data) if job.encodings else content_hash(stream)
-            stat = os.fstat(stream.fileno())
+        save_manifest(root, Manifest(files=files, compression=parameters,
+                                     generator=f"servestatic {__version__}"))
     except OSError as error:
-        return Outcome(job.relative, None, f"{job.relative}: cannot read: {error.strerror}")
-
-    entry = FileEntry(
-        size=stat.st_size,
-        hash=digest,
-        content_type=content_type_for(job.relative),
-        immutable=False,  # decided by the parent, which holds the setting
-        mtime=real_mtime(int(stat.st_mtime)),
-        tried=list(job.encodings),
-    )
-    previous = job.previous if job.previous and job.previous.hash == digest else None
-    staged: list[tuple[str, str]] = []  # (temporary, final)
-    stale: list[str] = []
-    stats: dict[str, EncodingStats] = {}
-    encoders: dict[str, Callable[[bytes], bytes]] | None = None
-    try:
-        for encoding in job.encodings:
-            stats[encoding] = counter = EncodingStats(files=1, bytes_in=len(data))
-            final = variant_path(job.absolute, encoding)
-            if previous is not None and encoding in previous.tried:
-                recorded = previous.variants.get(encoding)
-                if recorded is None:
-                    counter.bytes_out = len(data)
-                    counter.reused = 1
-                    stale.append(final)
-                    continue
-                if _variant_intact(final, recorded):
-                    entry.variants[encoding] = recorded
-                    counter.bytes_out = recorded.size
-                    counter.reused = 1
-                    continue
-            cache_dir = job.cache_dirs.get(encoding)
-            output = _read_cache(cache_dir, digest) if cache_dir else None
-            if output is not None:
-                counter.from_cache = 1
-            else:
-                if encoders is None:
-                    encoders = make_encoders(job.encodings, job.gzip_effort)
-                output = encoders[encoding](data)
-                counter.compressed = 1
-                if cache_dir:
-                    _write_cache(cache_dir, digest, output)
-            if len(output) > len(data) * MAX_RATIO:
-                counter.bytes_out = len(data)
-                stale.append(final)
-                continue
-            fd, temporary = temporary_beside(Path(final))
-            staged.append((temporary, final))
-            with os.fdopen(fd, "wb") as stream:
-                stream.write(output)
-            os.chmod(temporary, 0o644)
-            entry.variants[encoding] = Variant(size=len(output), hash=hash_bytes(output))
-            counter.bytes_out = len(output)
-        # Renames last, once every variant is fully written: a full disk never
-        # leaves this file with one new variant beside one old one.
-        for index, (temporary, final) in enumerate(staged):
-            os.replace(temporary, final)
-            staged[index] = ("", final)
-    except OSError as error:
-        for temporary, _final in staged:
-            if temporary:
-                remove_quietly(temporary)
-        reason = error.strerror or str(error)
-        return Outcome(job.relative, job.previous, f"{job.relative}: cannot write variant: {reason}")
-    for path in stale:
-        remove_quietly(path)
-    # Variants of encodings no longer produced for this file (now too small,
-    # zstd turned off): a manifest-listed variant left behind would be served
-    # by an older server reading an older manifest, so remove them.
-    if job.previous is not None:
-        for encoding in set(job.previous.variants) - set(job.encodings):
-            remove_quietly(variant_path(job.absolute, encoding))
-    return Outcome(job.relative, entry, None, stats)
+        # The previous manifest stays in place (written atomically); report it
+        # like any other file error rather than with a traceback.
+        summary.errors.append(f"{MANIFEST_NAME}: cannot write manifest: {error.strerror or error}")
+    summary.seconds = time.perf_counter() - started
+    return summary
 
 
-def _wanted_encodings(settings: Settings) -> tuple[str, ...]:
-    return ("br", "gzip", "zstd") if settings.zstd else ("br", "gzip")
-
-
-def _is_compressible(found: FoundFile, settings: Settings) -> bool:
-    extension = found.relative.rsplit("/", 1)[-1].rpartition(".")[2].lower()
-    return found.size >= settings.min_size and extension not in settings.skip_extensions
+def _parameters(options: CompressOptions) -> dict[str, Any]:
+    """The parameters of each encoding in use; fails now if zstd is asked for and missing."""
+    encodings = options.encodings
+    if "zstd" in encodings:
+        make_encoders(("zstd",), options.gzip_effort)
+    return {name: value for name, value in encoder_parameters(options.gzip_effort).items()
+            if name in encodings}
 
 
 def _previous_manifest(root: Path, parameters: dict[str, Any]) -> Manifest | None:
@@ -268,69 +415,50 @@ def _remove_orphans(root: Path, previous: Manifest | None, present: set[str]) ->
     return removed
 
 
-def compress_tree(
-    settings: Settings,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> Summary:
-    """Compress settings.root in place and write its manifest. Raises CompressError."""
-    started = time.perf_counter()
-    root = settings.root
-    if not root.is_dir():
-        raise CompressError(f"{root}: no such directory")
-    if not os.access(root, os.W_OK):
-        raise CompressError(f"{root}: directory is not writable")
-    encodings = _wanted_encodings(settings)
-    parameters = {name: value for name, value in encoder_parameters(settings.gzip_effort).items()
-                  if name in encodings}
-    if "zstd" in encodings:
-        make_encoders(("zstd",), settings.gzip_effort)  # fail now if zstd is missing
-    previous = _previous_manifest(root, parameters)
-    found = list(walk(root))
-    removed = _remove_orphans(root, previous, {item.relative for item in found})
-    found = [item for item in found if item.relative not in removed]
-    summary = Summary(files=len(found), bytes=sum(item.size for item in found), removed=len(removed))
-
+def _jobs(root: Path, found: list[FoundFile], previous: Manifest | None, options: CompressOptions,
+          parameters: dict[str, Any]) -> list[Job]:
+    """One job per file, largest first."""
     cache_dirs: dict[str, str] = {}
-    if settings.cache_dir is not None:
-        for encoding in encodings:
+    if options.cache_dir is not None:
+        for encoding in options.encodings:
             cache_dirs[encoding] = os.fspath(
-                settings.cache_dir / f"{encoding}-{parameters_key(parameters[encoding])}"
+                options.cache_dir / f"{encoding}-{parameters_key(parameters[encoding])}"
             )
-    jobs = [
+    return [
         Job(
             relative=item.relative,
             absolute=os.fspath(item.absolute),
             size=item.size,
-            encodings=encodings if _is_compressible(item, settings) else (),
+            encodings=options.encodings if _is_compressible(item, options) else (),
             previous=previous.files.get(item.relative) if previous else None,
             cache_dirs=cache_dirs,
-            gzip_effort=settings.gzip_effort,
+            gzip_effort=options.gzip_effort,
         )
         for item in sorted(found, key=lambda item: item.size, reverse=True)
     ]
-    is_immutable = immutable_test(settings.immutable_pattern)
+
+
+def _is_compressible(found: FoundFile, options: CompressOptions) -> bool:
+    extension = found.relative.rsplit("/", 1)[-1].rpartition(".")[2].lower()
+    return found.size >= options.min_size and extension not in options.skip_extensions
+
+
+def _collect(outcomes: Iterable[Outcome], summary: Summary, options: CompressOptions, total: int,
+             on_progress: Callable[[int, int], None] | None) -> dict[str, FileEntry]:
+    """The manifest's entries from the workers' outcomes; errors and counts into summary."""
+    is_immutable = immutable_test(options.immutable_pattern)
     files: dict[str, FileEntry] = {}
-    for done, outcome in enumerate(_run(jobs, settings.compress_worker_count), start=1):
+    for done, outcome in enumerate(outcomes, start=1):
         if outcome.error:
             summary.errors.append(outcome.error)
         if outcome.entry is not None:
             outcome.entry.immutable = is_immutable(outcome.relative)
             files[outcome.relative] = outcome.entry
         for name, stats in outcome.stats.items():
-            total = summary.encodings.setdefault(name, EncodingStats())
-            for key, value in vars(stats).items():
-                setattr(total, key, getattr(total, key) + value)
+            summary.encodings.setdefault(name, EncodingStats()).add(stats)
         if on_progress:
-            on_progress(done, len(jobs))
-    try:
-        save_manifest(root, Manifest(files=files, compression=parameters,
-                                     generator=f"servestatic {__version__}"))
-    except OSError as error:
-        # The previous manifest stays in place (written atomically); report it
-        # like any other file error rather than with a traceback.
-        summary.errors.append(f"{MANIFEST_NAME}: cannot write manifest: {error.strerror or error}")
-    summary.seconds = time.perf_counter() - started
-    return summary
+            on_progress(done, total)
+    return files
 
 
 def _run(jobs: list[Job], workers: int) -> Iterable[Outcome]:
@@ -345,4 +473,3 @@ def _run(jobs: list[Job], workers: int) -> Iterable[Outcome]:
         yield from map(process, (job for job in jobs if not job.encodings))
         for future in as_completed(futures):
             yield future.result()
-

@@ -50,6 +50,9 @@ class FileEntry:
     # Encodings the compressor tried for this content; one tried but absent from
     # variants did not reach the size threshold, so a later run need not retry it.
     tried: list[str] = field(default_factory=list)
+    # The compressor's probe found these bytes incompressible (see compress.py):
+    # no encoding was attempted, and a later run does not probe them again.
+    incompressible: bool = False
 
 
 @dataclass
@@ -126,6 +129,7 @@ def entry_from_json(entry: dict[str, Any]) -> FileEntry:
             immutable=bool(entry["immutable"]),
             mtime=entry.get("mtime"),
             tried=list(entry.get("tried", [])),
+            incompressible=bool(entry.get("incompressible", False)),
             variants={
                 encoding: Variant(size=int(variant["size"]), hash=str(variant["hash"]))
                 for encoding, variant in entry.get("variants", {}).items()
@@ -159,7 +163,7 @@ def dump(manifest: Manifest) -> bytes:
 
 def _entry_json(entry: FileEntry) -> dict[str, Any]:
     """`asdict`, written out: asdict deep-copies field by field and is 10x slower."""
-    return {
+    data = {
         "size": entry.size,
         "hash": entry.hash,
         "content_type": entry.content_type,
@@ -168,6 +172,9 @@ def _entry_json(entry: FileEntry) -> dict[str, Any]:
         "variants": {name: {"size": v.size, "hash": v.hash} for name, v in entry.variants.items()},
         "tried": list(entry.tried),
     }
+    if entry.incompressible:  # rare: written only where true, to keep manifests small
+        data["incompressible"] = True
+    return data
 
 
 def save(root: Path, manifest: Manifest) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import brotli
 import pytest
 
-from servestatic.compress import compress_tree
+from servestatic.compress import PROBE_MIN_SIZE, CompressOptions, compress_tree
 from servestatic.settings import MANIFEST_NAME, load_settings
 from tests.support import needs
 from tests.support.cli import run_compress
@@ -227,7 +227,7 @@ def test_second_run_recompresses_nothing(tmp_path: Path) -> None:
     for encoding in ("br", "gzip"):
         assert compressed(second, encoding) == 0
         assert second["encodings"][encoding]["reused"] == 7
-        assert second["encodings"][encoding]["bytes_out"] == first["encodings"][encoding]["bytes_out"]
+        assert second["encodings"][encoding]["variant_bytes"] == first["encodings"][encoding]["variant_bytes"]
     after = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
     assert after == before
 
@@ -552,19 +552,30 @@ def test_cache_is_keyed_by_parameters(tmp_path: Path) -> None:
 
 def test_json_summary_shape(tmp_path: Path) -> None:
     make_tree(tmp_path)
+    write(tmp_path / "js" / "random.js", noise(3000))  # compressible by name, not by content
     summary = compress_json(tmp_path)
     assert set(summary) == {"files", "bytes", "seconds", "removed_variants", "errors", "encodings"}
-    assert summary["files"] == 8
+    assert summary["files"] == 9
     assert summary["bytes"] == sum(p.stat().st_size for p in tmp_path.rglob("*")
                                    if p.is_file() and p.suffix not in {".br", ".gz"}
                                    and p.name != MANIFEST_NAME)
     assert summary["errors"] == []
     assert isinstance(summary["seconds"], float)
     assert set(summary["encodings"]) == {"br", "gzip"}
-    for stats in summary["encodings"].values():
-        assert set(stats) == {"files", "bytes_in", "bytes_out", "compressed", "from_cache", "reused"}
-        assert stats["files"] == 7
-        assert 0 < stats["bytes_out"] < stats["bytes_in"]
+    files = manifest(tmp_path)["files"]
+    for encoding, stats in summary["encodings"].items():
+        assert set(stats) == {"files", "original_bytes", "variants", "variant_bytes", "client_bytes",
+                              "compressed", "from_cache", "reused", "incompressible"}
+        assert stats["files"] == 8
+        # Written: the variant files beside the originals, and nothing else.
+        written = list(tmp_path.rglob("*" + {"br": ".br", "gzip": ".gz"}[encoding]))
+        assert stats["variants"] == len(written) == 7
+        assert stats["variant_bytes"] == sum(path.stat().st_size for path in written)
+        # What a client of this encoding gets: each variant, or the original without one.
+        assert stats["client_bytes"] == sum(
+            entry["variants"][encoding]["size"] if encoding in entry["variants"] else entry["size"]
+            for entry in files.values() if entry["tried"])
+        assert stats["variant_bytes"] < stats["client_bytes"] < stats["original_bytes"]
 
 
 def test_summary_line_when_not_a_terminal(tmp_path: Path) -> None:
@@ -574,8 +585,9 @@ def test_summary_line_when_not_a_terminal(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("8 files, ")
-    assert "br: 7 files" in lines[0]
-    assert "gzip: 7 files" in lines[0]
+    assert "br: 7 variants, " in lines[0] and " bytes written for 7 files of " in lines[0]
+    assert "(a br client gets " in lines[0]
+    assert "gzip: 7 variants, " in lines[0]
 
 
 def test_compress_tree_in_process_matches_the_cli(tmp_path: Path) -> None:
@@ -583,7 +595,7 @@ def test_compress_tree_in_process_matches_the_cli(tmp_path: Path) -> None:
     make_tree(tmp_path / "cli")
     shutil.copytree(tmp_path / "cli", tmp_path / "lib")
     compress_json(tmp_path / "cli")
-    summary = compress_tree(settings_for(tmp_path / "lib", compress_workers="1"))
+    summary = compress_tree(tmp_path / "lib", CompressOptions.defaults())
     assert summary.errors == []
     assert manifest(tmp_path / "lib")["files"] == manifest(tmp_path / "cli")["files"]
 
@@ -596,3 +608,43 @@ def test_worker_pool_output_matches_one_process(tmp_path: Path) -> None:
     compress_json(tmp_path / "pool", "--workers", "2")
     compress_json(tmp_path / "single", "--workers", "1")
     assert manifest(tmp_path / "pool")["files"] == manifest(tmp_path / "single")["files"]
+
+
+# --- the incompressibility probe ------------------------------------------------------
+
+
+def test_large_incompressible_file_is_probed_once_and_recorded(tmp_path: Path) -> None:
+    """Random bytes under a compressible name: no brotli 11 or zopfli is spent on them."""
+    write(tmp_path / "data" / "blob.bin", noise(PROBE_MIN_SIZE * 4))
+    write(tmp_path / "app.js", text(PROBE_MIN_SIZE * 2))
+    first = compress_json(tmp_path)
+    for encoding in ("br", "gzip"):
+        assert first["encodings"][encoding]["incompressible"] == 1
+        assert first["encodings"][encoding]["compressed"] == 1  # app.js only
+        assert first["encodings"][encoding]["variants"] == 1
+    entry = manifest(tmp_path)["files"]["data/blob.bin"]
+    assert entry["incompressible"] is True
+    assert entry["variants"] == {}
+    assert "incompressible" not in manifest(tmp_path)["files"]["app.js"]
+    assert not list(tmp_path.glob("data/blob.bin.*"))
+
+    second = compress_json(tmp_path)  # the verdict is reused, not probed again
+    for encoding in ("br", "gzip"):
+        assert second["encodings"][encoding]["incompressible"] == 0
+        assert second["encodings"][encoding]["reused"] == 2
+    assert manifest(tmp_path)["files"]["data/blob.bin"]["incompressible"] is True
+
+
+def test_probe_keeps_what_compresses_and_small_files_are_not_probed(tmp_path: Path) -> None:
+    # Large, with a repeat farther apart than zopfli's or a sample's reach: brotli
+    # 11 still finds it (its window is 4 MiB), so the probe must not rule it out.
+    block = noise(PROBE_MIN_SIZE * 2)
+    write(tmp_path / "twice.bin", block + block)
+    # Small and barely compressible: the 95% rule decides, the probe is not asked.
+    write(tmp_path / "small.txt", noise(PROBE_MIN_SIZE // 2))
+    summary = compress_json(tmp_path)
+    files = manifest(tmp_path)["files"]
+    assert "br" in files["twice.bin"]["variants"]
+    assert "incompressible" not in files["twice.bin"]
+    assert files["small.txt"]["variants"] == {} and "incompressible" not in files["small.txt"]
+    assert summary["encodings"]["br"]["incompressible"] == 0
