@@ -1,6 +1,6 @@
 """The WSGI application: a table lookup, then a precomputed answer or the user's app.
 
-Order of decisions for a request (DESIGN.md, "HTTP contract"): the static table
+Order of decisions for a request (docs/http.md, "Order of decisions"): the static table
 (method, Accept-Encoding, preconditions, Range), then the health path, the
 `/dir` -> `/dir/` redirect, the SPA fallback, the user's app, and last the 404
 page. The hit path does no string building beyond what a condition asks for.

@@ -1,4 +1,4 @@
-"""The HTTP contract (DESIGN.md), black-box over a real socket: methods, HEAD, media types,
+"""The HTTP contract (docs/http.md), black-box over a real socket: methods, HEAD, media types,
 cache policy, index files and redirects, the 404 page, the health endpoint, and what is
 never served, however the request is written.
 

@@ -3,8 +3,8 @@
 # start them as plain processes on loopback ports with docs/cdn/varnish.vcl and
 # docs/cdn/nginx.conf. Idempotent: installs only what is missing, with one apt-get update.
 #
-# Debian's packages also enable system services listening on port 80 and 6081; the tests
-# never use them, and policy-rc.d-less containers without an init just do not start them.
+# The packages' own services (nginx on port 80, varnish on 6081) are not used by the tests;
+# on a machine with systemd they start at install, which the tests do not depend on.
 set -euo pipefail
 
 missing=()
