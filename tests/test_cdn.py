@@ -1,5 +1,5 @@
 """The CDN recipes, run: Varnish with docs/cdn/varnish.vcl and nginx with docs/cdn/nginx.conf
-in front of a real `servestatic serve` (see tests/caches.py for how they are started).
+in front of a real `servestatic serve` (see tests/support/caches.py for how they are started).
 
 What reached the origin is read from its access log, so "once per encoding"
 and "revalidated with a 304" are counted at the origin, not guessed from the
@@ -8,6 +8,8 @@ cache's headers.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.caches import Nginx, Origin, Proxy, Varnish, raw_exchange
-from tests.server import compress
-from tests.test_http_support import copy_site
+from servestatic.settings import MANIFEST_NAME
+from tests.support.caches import Nginx, Origin, Proxy, Varnish
+from tests.support.cli import SERVESTATIC, compress
+from tests.support.http import raw_request
+from tests.support.site import copy_site
 
 # Accept-Encoding as clients spell it -> the Content-Encoding they must get (None: identity).
 CLIENTS: dict[str, str | None] = {
@@ -103,12 +107,10 @@ def test_http_1_0_client(stack: tuple[Proxy, Origin], site: Path) -> None:
     proxy, _origin = stack
     original = (site / "css/print.css").read_bytes()
     for _ in range(2):  # a miss, then a hit
-        answer = raw_exchange(proxy.port, b"GET /css/print.css HTTP/1.0\r\nHost: example.test\r\n\r\n")
-        head, _, body = answer.partition(b"\r\n\r\n")
-        status, *fields = head.decode("latin-1").split("\r\n")
-        assert status.split()[1] == "200", head
-        assert not any(line.lower().startswith("transfer-encoding") for line in fields)
-        assert body == original
+        answer = raw_request(proxy, "", raw=b"GET /css/print.css HTTP/1.0\r\nHost: example.test\r\n\r\n")
+        assert answer.status == 200
+        assert answer.header("Transfer-Encoding") is None
+        assert answer.body == original
 
 
 def test_a_404_is_cached_for_its_max_age_and_no_longer(stack: tuple[Proxy, Origin]) -> None:
@@ -156,12 +158,6 @@ def test_html_is_revalidated_at_the_origin_with_304s(stack: tuple[Proxy, Origin]
 
 def test_purge_after_a_deploy_with_servestatic_diff(tmp_path: Path) -> None:
     """The deploy step of the README: keep the old manifest, compress, diff, PURGE each URL."""
-    import shutil
-    import subprocess
-
-    from servestatic.settings import MANIFEST_NAME
-    from tests.server import SERVESTATIC
-
     root = copy_site(tmp_path / "site")
     compress(root)
     kept = tmp_path / "previous-manifest.json"

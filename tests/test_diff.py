@@ -8,7 +8,6 @@ the real command.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from servestatic.settings import MANIFEST_NAME
-from tests.server import SERVESTATIC, compress
+from tests.support.cli import SERVESTATIC, compress, environment
 
 
 def diff(old: Path, new: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*SERVESTATIC, "diff", str(old), str(new), *args],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=environment())
 
 
 @pytest.fixture
@@ -84,9 +83,8 @@ def test_prefix_from_the_environment_and_a_bad_one(builds: tuple[Path, Path]) ->
     kept, site = builds
     (site / "robots.txt").write_text("User-agent: *\nDisallow: /private/\n")
     compress(site)
-    env = {**os.environ, "SERVESTATIC_PREFIX": "/assets/"}
-    result = subprocess.run([*SERVESTATIC, "diff", str(kept), str(site)], env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run([*SERVESTATIC, "diff", str(kept), str(site)], capture_output=True,
+                            text=True, env=environment({"SERVESTATIC_PREFIX": "/assets/"}))
     assert result.stdout.splitlines() == ["/assets/robots.txt"]
     bad = diff(kept, site, "--prefix", "static")
     assert bad.returncode == 2

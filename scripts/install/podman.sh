@@ -8,20 +8,8 @@
 # would fail in setrlimit unless they are capped at what the host allows.
 set -euo pipefail
 
-packages=(podman runc debootstrap uidmap slirp4netns fuse-overlayfs)
-missing=()
-for package in "${packages[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed"; then
-        missing+=("$package")
-    fi
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "scripts/install/podman.sh: installing ${missing[*]}" >&2
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+source "$(dirname "$0")/../lib/apt.sh"
+apt_install_missing podman runc debootstrap uidmap slirp4netns fuse-overlayfs
 
 nofile=$(ulimit -Hn)
 [ "$nofile" = "unlimited" ] && nofile=1048576

@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,6 +25,27 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def wait_until_answering(name: str, process: subprocess.Popen[bytes], url: str,
+                         log: Callable[[], str], timeout: float,
+                         ready: Callable[[httpx.Response], bool] = lambda response: True) -> None:
+    """Poll url until a response is `ready`: a process's readiness, with a deadline.
+
+    Raises RuntimeError when the process exits first, TimeoutError at the deadline.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log()}")
+        try:
+            if ready(httpx.get(url, timeout=1.0)):
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} did not answer within {timeout} s:\n{log()}")
+        time.sleep(0.02)  # poll interval, not a readiness guess
 
 
 class ServerProcess:
@@ -55,19 +76,13 @@ class ServerProcess:
                                         stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         health = self.env.get("SERVESTATIC_HEALTH_PATH", "/healthz")
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"servestatic exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(self.url + health, timeout=1.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"servestatic did not answer within {timeout} s:\n{self.log()}")
-            time.sleep(0.02)  # poll interval, not a readiness guess
+        try:
+            wait_until_answering("servestatic", self.process, self.url + health, self.log, timeout,
+                                 ready=lambda response: response.status_code == 200)
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""

@@ -17,15 +17,11 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-import httpx
-
-from tests.conftest import REPO, needs_tool
-from tests.server import ServerProcess, free_port
+from tests.support import REPO, needs_tool
+from tests.support.server import ServerProcess, free_port, wait_until_answering
 
 RECIPES = REPO / "docs" / "cdn"
 
@@ -75,19 +71,12 @@ class Proxy:
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                             cwd=self.workdir, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                httpx.get(self.url + "/healthz", timeout=2.0)
-                return self
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"{self.name} did not answer within {timeout} s:\n{self.log()}")
-            time.sleep(0.05)  # poll interval, not a readiness guess
+        try:
+            wait_until_answering(self.name, self.process, self.url + "/healthz", self.log, timeout)
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -173,13 +162,3 @@ def find_tool(name: str) -> str:
     which a user's PATH may lack); skips, or fails under CI=true, when missing."""
     sbin = Path("/usr/sbin", name)
     return str(sbin) if sbin.exists() and not shutil.which(name) else needs_tool(name)
-
-
-def raw_exchange(port: int, request: bytes) -> bytes:
-    """Write one request as given, read until the server closes: for HTTP/1.0 clients."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(request)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
