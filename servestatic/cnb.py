@@ -8,7 +8,8 @@ runs later, as `servestatic compress`, from the layer this step installs.
 Layers it writes (Buildpack API 0.10):
   servestatic/     a venv with servestatic and gunicorn, plus the shared entrypoint;
                    launch + cache, rebuilt only when its key (wheels, Python,
-                   entrypoint) changes.
+                   entrypoint) changes. Its SBOM beside it, as CycloneDX and SPDX
+                   (servestatic/sbom.py).
   compress-cache/  compressed outputs by content hash; cache only, so an unchanged
                    rebuild compresses nothing.
   launch-env/      env.launch/SERVESTATIC_*.default from BP_SERVESTATIC_*; launch only.
@@ -20,6 +21,8 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -27,17 +30,63 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
+from servestatic import sbom
 from servestatic.settings import MANIFEST_NAME, SETTINGS, Setting, SettingError, load_settings
 
 ENTRYPOINT = "servestatic-entrypoint"
+# The process type an app's own Procfile `web` is kept under (servestatic's is `web`).
+APP_PROCESS = "app"
 BUILD_PREFIX = "BP_"
 # Settings a buildpack user does not set through BP_*: the platform owns the port and
 # process count, and the cache directory is the buildpack's own layer.
 NOT_FROM_BUILD = {"PORT", "WEB_CONCURRENCY", "SERVESTATIC_BIND", "SERVESTATIC_CACHE_DIR"}
 
+# What buildpack/package ships wheels for (servestatic.cnbpackage): every CPython from
+# pyproject's requires-python that has reached its first release. 3.10 is left out: it
+# reached its end of life in October 2026, and servestatic uses 3.11's tomllib and
+# hashlib.file_digest.
+SUPPORTED_PYTHONS = ("3.11", "3.12", "3.13", "3.14")
+# CNB target architectures and the machine names in their wheels' platform tags.
+WHEEL_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
+# The oldest glibc the shipped wheels run on (zopfli's arm64 wheels are manylinux_2_28).
+GLIBC_FLOOR = (2, 28)
+WHEELS_INDEX = "index.json"
+
 
 class BuildError(Exception):
     """The build cannot go on; the message is one line for the user."""
+
+
+def target_dir_name(os_name: str, arch: str) -> str:
+    """The wheels/ subdirectory holding one target's wheels."""
+    return f"{os_name}-{arch}"
+
+
+def shipped_wheel_dirs(wheels: Path, environ: Mapping[str, str]) -> list[Path]:
+    """The wheel directories for this build's Python and CPU, or one line saying why there are none.
+
+    Checked before anything is installed, so that a build this package cannot serve
+    fails at its start, naming the Python and the architecture, instead of in pip.
+    """
+    try:
+        index = json.loads((wheels / WHEELS_INDEX).read_text())
+    except (OSError, ValueError):
+        raise BuildError(f"{wheels} has no {WHEELS_INDEX}: run buildpack/package") from None
+    machine = platform.machine()
+    arch = environ.get("CNB_TARGET_ARCH") or {v: k for k, v in WHEEL_ARCH.items()}.get(machine, machine)
+    target = f"{environ.get('CNB_TARGET_OS') or 'linux'}/{arch}"
+    python = "{}.{}".format(*sys.version_info[:2])
+    implementation = "CPython" if sys.implementation.name == "cpython" else sys.implementation.name
+    if implementation != "CPython" or python not in index["pythons"] or target not in index["targets"]:
+        raise BuildError(f"{implementation} {python} on {target} is not supported: this buildpack has wheels "
+                         f"for CPython {', '.join(index['pythons'])} on {', '.join(index['targets'])}")
+    libc, version = platform.libc_ver()
+    floor = tuple(int(part) for part in index["glibc"].split("."))
+    found = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+    if libc != "glibc" or found < floor:
+        raise BuildError(f"CPython {python} on {target} with {libc or 'an unknown libc'} {version}: "
+                         f"the wheels need glibc {index['glibc']} or later")
+    return [wheels, wheels / target_dir_name(*target.split("/"))]
 
 
 def buildable_settings() -> list[Setting]:
@@ -112,7 +161,7 @@ def install_key(wheels: list[Path], entrypoint: Path) -> str:
     return digest.hexdigest()
 
 
-def install(layer: Path, wheel_dir: Path, entrypoint: Path) -> None:
+def install(layer: Path, wheel_dirs: list[Path], entrypoint: Path) -> None:
     """A venv over the provided Python, so the app's own packages (installed into
     that Python by the Python buildpack) stay importable for SERVESTATIC_APP."""
     shutil.rmtree(layer, ignore_errors=True)
@@ -123,10 +172,11 @@ def install(layer: Path, wheel_dir: Path, entrypoint: Path) -> None:
     else:
         run([sys.executable, "-m", "venv", "--system-site-packages", os.fspath(layer)])
         pip = [os.fspath(layer / "bin" / "python"), "-m", "pip"]
-    extras = "[zstd]" if any(wheel_dir.glob("zstandard-*.whl")) else ""
+    find_links = [arg for directory in wheel_dirs for arg in ("--find-links", os.fspath(directory))]
+    # The zstd extra's marker leaves zstandard out where the standard library has it (3.14).
     run([*pip, "install", "--quiet", "--no-index", "--no-compile",
          "--disable-pip-version-check", "--no-cache-dir", "--ignore-installed",
-         "--find-links", os.fspath(wheel_dir), f"servestatic-origin{extras}"])
+         *find_links, "servestatic-origin[zstd]"])
     # Bytecode checked by hash, not mtime: the lifecycle resets mtimes when it exports and
     # restores layers, and timestamp-checked .pyc files would then be rewritten at the next
     # run, changing the layer (no reuse) or failing on a read-only one.
@@ -194,15 +244,36 @@ def write_launch_env(layer: Path, values: Mapping[str, str]) -> None:
         (env_dir / f"{name}.default").write_text(value)
 
 
-def write_launch_toml(layers: Path, command: Path) -> None:
-    """One default `web` process, exec'd directly by the launcher (no shell); it reads PORT itself."""
-    (layers / "launch.toml").write_text(
-        "[[processes]]\n"
-        'type = "web"\n'
-        f"command = {toml_value([os.fspath(command)])}\n"
-        "args = []\n"
-        "default = true\n"
-    )
+def procfile_web(app_dir: Path) -> str | None:
+    """The command of the app's own Procfile `web` process, if it has one."""
+    try:
+        lines = (app_dir / "Procfile").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        match = re.match(r"^web\s*:\s*(\S.*)$", line.strip())
+        if match:
+            return match.group(1)
+    return None
+
+
+def launch_processes(entrypoint: Path, app_web: str | None) -> list[dict[str, object]]:
+    """servestatic's `web`, the default, exec'd directly by the launcher (no shell; it reads
+    PORT itself). An app's own Procfile `web` is kept as APP_PROCESS, through bash as a
+    Procfile runs it, so that the platform can still start it by name."""
+    processes: list[dict[str, object]] = [
+        {"type": "web", "command": [os.fspath(entrypoint)], "args": [], "default": True}]
+    if app_web is not None:
+        processes.append({"type": APP_PROCESS, "command": ["bash", "-c", app_web], "args": [],
+                          "default": False})
+    return processes
+
+
+def write_launch_toml(layers: Path, processes: list[dict[str, object]]) -> None:
+    lines = []
+    for process in processes:
+        lines += ["[[processes]]"] + [f"{key} = {toml_value(value)}" for key, value in process.items()]
+    (layers / "launch.toml").write_text("\n".join(lines) + "\n")
 
 
 def build(environ: Mapping[str, str], app_dir: Path) -> None:
@@ -220,8 +291,8 @@ def build(environ: Mapping[str, str], app_dir: Path) -> None:
         raise BuildError(missing)  # before the install: nothing here could make it
     settings["SERVESTATIC_ROOT"] = os.fspath(root)
 
-    wheel_dir = buildpack / "wheels"
-    wheels = sorted(wheel_dir.glob("*.whl"))
+    wheel_dirs = shipped_wheel_dirs(buildpack / "wheels", environ)
+    wheels = sorted(wheel for directory in wheel_dirs for wheel in directory.glob("*.whl"))
     entrypoint = buildpack / "entrypoint" / ENTRYPOINT
     if not wheels or not entrypoint.is_file():
         raise BuildError(f"{buildpack} is not packaged (no wheels/ or entrypoint/): run buildpack/package")
@@ -231,9 +302,13 @@ def build(environ: Mapping[str, str], app_dir: Path) -> None:
     if layer_metadata(layers, "servestatic").get("key") == key and (venv / "bin" / "servestatic").exists():
         print("servestatic: reusing the servestatic layer (nothing changed)")
     else:
-        print(f"servestatic: installing servestatic and gunicorn from {len(wheels)} wheels")
-        install(venv, wheel_dir, entrypoint)
+        print(f"servestatic: installing servestatic and gunicorn on {platform.python_implementation()} "
+              f"{platform.python_version()} ({platform.machine()})")
+        install(venv, wheel_dirs, entrypoint)
     write_layer_toml(layers, "servestatic", launch=True, cache=True, metadata={"key": key})
+    site_packages = venv / "lib" / "python{}.{}".format(*sys.version_info[:2]) / "site-packages"
+    sbom.write(layers, "servestatic", "servestatic layer",
+               sbom.installed_packages(site_packages, wheel_dirs))
 
     if not root.is_dir():
         collectstatic(venv, app_dir)
@@ -254,7 +329,13 @@ def build(environ: Mapping[str, str], app_dir: Path) -> None:
     serve_names = {s.env for s in SETTINGS if "serve" in s.commands}
     write_launch_env(layers / "launch-env", {k: v for k, v in settings.items() if k in serve_names})
     write_layer_toml(layers, "launch-env", launch=True, cache=False)
-    write_launch_toml(layers, venv / "bin" / ENTRYPOINT)
+    app_web = procfile_web(app_dir)
+    if app_web is not None:
+        chained = settings.get("SERVESTATIC_APP")
+        print(f"servestatic: warning: the Procfile's web process is kept as process type "
+              f"'{APP_PROCESS}'; 'web' runs servestatic, which passes what is not a static file to "
+              + (f"{chained}" if chained else "nothing, as BP_SERVESTATIC_APP is not set"))
+    write_launch_toml(layers, launch_processes(venv / "bin" / ENTRYPOINT, app_web))
 
 
 def main(argv: list[str]) -> int:

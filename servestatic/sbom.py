@@ -1,0 +1,127 @@
+"""Software bills of materials for the buildpack's launch layer, as CycloneDX and SPDX JSON.
+
+The CNB spec asks a buildpack for an SBOM of each layer it writes, as
+`<layer>.sbom.<ext>` beside the layer, in the formats buildpack.toml declares; the
+lifecycle moves them into the image. The layer is a venv of Python distributions, so
+the bill is read from their installed metadata, with the SHA-256 of the wheel each
+came from. Written by hand rather than with cyclonedx-python-lib or spdx-tools:
+it runs in the build before anything but the standard library is installed, and
+the two documents are a few fixed fields per package (the tests validate the
+CycloneDX one against its schema).
+
+Both are reproducible: no time of day, and identifiers derived from the contents,
+so an unchanged layer gets byte-identical SBOMs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+CYCLONEDX_SUFFIX = ".sbom.cdx.json"
+SPDX_SUFFIX = ".sbom.spdx.json"
+# The CNB platforms' reproducible-build epoch; SPDX requires a creation time.
+EPOCH = "1980-01-01T00:00:01Z"
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    version: str
+    license: str | None  # an SPDX license expression, when the package declares one
+    sha256: str | None  # of the wheel it was installed from
+
+    @property
+    def purl(self) -> str:
+        """The package URL; for PyPI the name is lower case with dashes (purl-spec)."""
+        return f"pkg:pypi/{normalize(self.name)}@{self.version}"
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def installed_packages(site_packages: Path, wheel_dirs: Iterable[Path]) -> list[Package]:
+    """The distributions installed in one site-packages directory, sorted by name."""
+    wheels = {}
+    for directory in wheel_dirs:
+        for wheel in directory.glob("*.whl"):
+            name, version = wheel.name.split("-")[:2]
+            wheels[(normalize(name), version)] = wheel
+    packages = []
+    for dist in importlib.metadata.distributions(path=[str(site_packages)]):
+        name, version = dist.metadata["Name"], dist.version
+        wheel = wheels.get((normalize(name), version))
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest() if wheel else None
+        packages.append(Package(name, version, dist.metadata.get("License-Expression"), digest))
+    return sorted(packages, key=lambda package: normalize(package.name))
+
+
+def _document_id(subject: str, packages: list[Package]) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, subject + "\0" + "\0".join(p.purl for p in packages))
+
+
+def cyclonedx(subject: str, packages: list[Package]) -> dict:
+    """A CycloneDX 1.5 BOM whose subject is the layer and whose components are its packages."""
+    components = []
+    for package in packages:
+        component: dict[str, object] = {
+            "type": "library", "bom-ref": package.purl, "name": package.name,
+            "version": package.version, "purl": package.purl,
+        }
+        if package.license:
+            component["licenses"] = [{"expression": package.license}]
+        if package.sha256:
+            component["hashes"] = [{"alg": "SHA-256", "content": package.sha256}]
+        components.append(component)
+    return {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "serialNumber": f"urn:uuid:{_document_id(subject, packages)}",
+        "version": 1,
+        "metadata": {"component": {"type": "application", "bom-ref": subject, "name": subject}},
+        "components": components,
+    }
+
+
+def spdx(subject: str, packages: list[Package]) -> dict:
+    """An SPDX 2.3 document that describes each package of the layer."""
+    entries, relationships = [], []
+    for index, package in enumerate(packages):
+        spdx_id = f"SPDXRef-Package-{index}-{re.sub(r'[^A-Za-z0-9.-]', '-', package.name)}"
+        entry: dict[str, object] = {
+            "name": package.name, "SPDXID": spdx_id, "versionInfo": package.version,
+            "downloadLocation": "NOASSERTION", "filesAnalyzed": False,
+            "licenseConcluded": "NOASSERTION", "licenseDeclared": package.license or "NOASSERTION",
+            "copyrightText": "NOASSERTION",
+            "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
+                              "referenceLocator": package.purl}],
+        }
+        if package.sha256:
+            entry["checksums"] = [{"algorithm": "SHA256", "checksumValue": package.sha256}]
+        entries.append(entry)
+        relationships.append({"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES",
+                              "relatedSpdxElement": spdx_id})
+    return {
+        "spdxVersion": "SPDX-2.3",
+        "dataLicense": "CC0-1.0",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": subject,
+        "documentNamespace": f"urn:uuid:{_document_id(subject, packages)}",
+        "creationInfo": {"created": EPOCH, "creators": ["Tool: servestatic"]},
+        "packages": entries,
+        "relationships": relationships,
+    }
+
+
+def write(layers: Path, layer: str, subject: str, packages: list[Package]) -> None:
+    """`<layer>.sbom.cdx.json` and `<layer>.sbom.spdx.json` beside the layer."""
+    for suffix, document in ((CYCLONEDX_SUFFIX, cyclonedx(subject, packages)),
+                             (SPDX_SUFFIX, spdx(subject, packages))):
+        (layers / f"{layer}{suffix}").write_text(json.dumps(document, indent=2) + "\n")
