@@ -26,12 +26,16 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
 from servestatic import sbom
 from servestatic.settings import MANIFEST_NAME, SETTINGS, Setting, SettingError, load_settings
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: build() refuses it first, in one line (shipped_wheel_dirs)
+    tomllib = None  # type: ignore[assignment]
 
 ENTRYPOINT = "servestatic-entrypoint"
 # The process type an app's own Procfile `web` is kept under (servestatic's is `web`).
@@ -279,6 +283,7 @@ def write_launch_toml(layers: Path, processes: list[dict[str, object]]) -> None:
 def build(environ: Mapping[str, str], app_dir: Path) -> None:
     layers = Path(environ["CNB_LAYERS_DIR"])
     buildpack = Path(environ["CNB_BUILDPACK_DIR"])
+    wheel_dirs = shipped_wheel_dirs(buildpack / "wheels", environ)  # first: nothing else works without
     settings = settings_from_build_env(environ)
     relative_root = planned_root(Path(environ["CNB_BP_PLAN_PATH"]))
     root = (app_dir / relative_root).resolve()
@@ -291,7 +296,6 @@ def build(environ: Mapping[str, str], app_dir: Path) -> None:
         raise BuildError(missing)  # before the install: nothing here could make it
     settings["SERVESTATIC_ROOT"] = os.fspath(root)
 
-    wheel_dirs = shipped_wheel_dirs(buildpack / "wheels", environ)
     wheels = sorted(wheel for directory in wheel_dirs for wheel in directory.glob("*.whl"))
     entrypoint = buildpack / "entrypoint" / ENTRYPOINT
     if not wheels or not entrypoint.is_file():

@@ -20,9 +20,10 @@ import subprocess
 import tempfile
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from platform import machine
 
 import httpx
 import pytest
@@ -51,6 +52,10 @@ def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
 '''
+
+
+# The app's own web process, as a Procfile names it.
+PROCFILE_WEB = "gunicorn --bind 0.0.0.0:$PORT --workers 1 hello:application"
 
 
 @dataclass
@@ -110,9 +115,11 @@ class Workspace:
             assert result.returncode == 0, f"{name} failed ({result.returncode}):\n{result.stdout}"
         return result
 
-    def detect(self, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def detect(self, check: bool = True, debug: bool = False) -> subprocess.CompletedProcess[str]:
+        """`debug` also shows what each buildpack's bin/detect printed."""
         return self.phase(
-            "detector", "-app", "app", "-buildpacks", os.fspath(self.store), "-order", "order.toml",
+            "detector", *(["-log-level", "debug"] if debug else []),
+            "-app", "app", "-buildpacks", os.fspath(self.store), "-order", "order.toml",
             "-group", "layers/group.toml", "-plan", "layers/plan.toml", "-layers", "layers",
             "-platform", "platform", check=check)
 
@@ -189,6 +196,15 @@ def workspace(lifecycle_user: pwd.struct_passwd | None, store: Path) -> Iterator
 # --- detect
 
 
+def planned_root(workspace: Workspace) -> str:
+    """The static root bin/detect put into the build plan."""
+    (servestatic,) = [e for e in workspace.plan()["entries"] if e["requires"][0]["name"] == "servestatic"]
+    return servestatic["requires"][0]["metadata"]["root"]
+
+
+# Every layout the buildpack's README names; each runs bin/detect through the real detector.
+
+
 @pytest.mark.parametrize("directory", ["staticfiles", "public", "dist", "build", "static"])
 def test_detect_passes_on_a_conventional_static_root(workspace: Workspace, directory: str) -> None:
     (workspace.app / directory).mkdir()
@@ -202,20 +218,52 @@ def test_detect_passes_on_a_conventional_static_root(workspace: Workspace, direc
     assert entries["cpython"]["providers"][0]["id"] == PY_ID
 
 
-def test_detect_prefers_django_collectstatic_output(workspace: Workspace) -> None:
-    for directory in ("static", "staticfiles"):
+def test_detect_takes_the_first_static_site_directory(workspace: Workspace) -> None:
+    for directory in ("static", "build", "dist"):
         (workspace.app / directory).mkdir()
     workspace.detect()
-    servestatic = [e for e in workspace.plan()["entries"] if e["requires"][0]["name"] == "servestatic"]
-    assert servestatic[0]["requires"][0]["metadata"]["root"] == "staticfiles"
+    assert planned_root(workspace) == "dist"
+
+
+@pytest.mark.parametrize("directories", [(), ("static",), ("staticfiles",), ("static", "staticfiles"),
+                                         ("static", "public", "build")])
+def test_detect_serves_collectstatic_output_for_a_django_project(
+        workspace: Workspace, directories: tuple[str, ...]) -> None:
+    """static/ in a Django project holds STATICFILES_DIRS sources (unhashed, without the
+    admin's assets): the root is collectstatic's output, made at build time if missing."""
+    (workspace.app / "manage.py").write_text("")
+    for directory in directories:
+        (workspace.app / directory).mkdir()
+        (workspace.app / directory / "site.css").write_text("body{}")
+    workspace.detect()
+    assert planned_root(workspace) == "staticfiles"
+
+
+def test_detect_django_with_its_own_static_root(workspace: Workspace) -> None:
+    (workspace.app / "manage.py").write_text("")
+    (workspace.app / "static").mkdir()
+    workspace.set_env("BP_SERVESTATIC_ROOT", "collected")
+    workspace.detect()
+    assert planned_root(workspace) == "collected"
+
+
+def test_detect_serves_a_flask_apps_static_folder(workspace: Workspace) -> None:
+    (workspace.app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    (workspace.app / "templates").mkdir()
+    (workspace.app / "static").mkdir()
+    (workspace.app / "static" / "site.css").write_text("body{}")
+    workspace.detect()
+    assert planned_root(workspace) == "static"
 
 
 def test_detect_fails_without_a_static_root(workspace: Workspace) -> None:
     (workspace.app / "app.py").write_text(HELLO_APP)
     (workspace.app / "assets.txt").write_text("a file, not a directory")
-    result = workspace.detect(check=False)
+    result = workspace.detect(check=False, debug=True)
     assert result.returncode == 20, result.stdout  # the lifecycle's "no group passed"
     assert f"fail: {BP_ID}@{BP_VERSION}" in result.stdout
+    assert "servestatic: no static root (staticfiles/, public/, dist/, build/, static/, " \
+           "a Django manage.py, or BP_SERVESTATIC_ROOT)" in result.stdout
     assert not (workspace.layers / "group.toml").exists()
 
 
@@ -224,8 +272,7 @@ def test_detect_uses_bp_servestatic_root(workspace: Workspace) -> None:
     (workspace.app / "web" / "assets").mkdir(parents=True)
     workspace.set_env("BP_SERVESTATIC_ROOT", "web/assets/")
     workspace.detect()
-    servestatic = [e for e in workspace.plan()["entries"] if e["requires"][0]["name"] == "servestatic"]
-    assert servestatic[0]["requires"][0]["metadata"]["root"] == "web/assets"
+    assert planned_root(workspace) == "web/assets"
 
 
 @pytest.mark.parametrize("value", ["../outside", "/etc", "a/../../b"])
@@ -245,13 +292,6 @@ def test_a_missing_bp_servestatic_root_fails_the_build(workspace: Workspace) -> 
     result = workspace.build(check=False)
     assert result.returncode != 0
     assert "servestatic: error: static root 'missing' is not a directory in the app" in result.stdout
-
-
-def test_detect_passes_on_a_django_project_before_collectstatic(workspace: Workspace) -> None:
-    (workspace.app / "manage.py").write_text("")
-    workspace.detect()
-    servestatic = [e for e in workspace.plan()["entries"] if e["requires"][0]["name"] == "servestatic"]
-    assert servestatic[0]["requires"][0]["metadata"]["root"] == "staticfiles"
 
 
 def test_detect_and_build_without_a_cpython_provider(workspace: Workspace) -> None:
@@ -312,11 +352,13 @@ class Built:
 
 @pytest.fixture(scope="module")
 def built(lifecycle_user: pwd.struct_passwd | None, store: Path) -> Iterator[Built]:
-    """The example site as public/ of an app with its own WSGI app, detected and built once."""
+    """The example site as public/ of an app with its own WSGI app and a Procfile that
+    runs it, detected and built once."""
     root = Path(tempfile.mkdtemp(prefix="servestatic-cnb-built-"))
     workspace = Workspace(root, lifecycle_user, store).setup()
     copy_site(workspace.app / "public")
     (workspace.app / "hello.py").write_text(HELLO_APP)
+    (workspace.app / "Procfile").write_text(f"release: true\nweb: {PROCFILE_WEB}\n")
     workspace.set_env("BP_SERVESTATIC_APP", "hello:application")
     workspace.set_env("BP_SERVESTATIC_MAX_AGE", "120")
     workspace.detect()
@@ -350,13 +392,39 @@ def test_build_writes_launch_env_defaults(built: Built) -> None:
 
 def test_build_writes_a_direct_default_web_process(built: Built) -> None:
     launch = tomllib.loads((built.workspace.layers / BP_LAYERS / "launch.toml").read_text())
-    (process,) = launch["processes"]
+    web = launch["processes"][0]
     entrypoint = built.workspace.layers / BP_LAYERS / "servestatic" / "bin" / "servestatic-entrypoint"
-    assert process == {"type": "web", "command": [os.fspath(entrypoint)], "args": [], "default": True}
+    assert web == {"type": "web", "command": [os.fspath(entrypoint)], "args": [], "default": True}
     assert entrypoint.read_bytes() == (REPO / "entrypoint" / "servestatic-entrypoint").read_bytes()
     metadata = tomllib.loads((built.workspace.layers / "config" / "metadata.toml").read_text())
     assert metadata["buildpack-default-process-type"] == "web"
-    assert metadata["processes"][0]["direct"] is True  # no shell between launcher and servestatic
+    (exported,) = [process for process in metadata["processes"] if process["type"] == "web"]
+    assert exported["direct"] is True  # no shell between launcher and servestatic
+
+
+def test_build_keeps_the_procfile_web_process_as_app(built: Built) -> None:
+    """servestatic's process replaces the app's `web` (it passes what is not a static file
+    on to BP_SERVESTATIC_APP); the app's own command stays in the image as `app`, and
+    the build log says so."""
+    launch = tomllib.loads((built.workspace.layers / BP_LAYERS / "launch.toml").read_text())
+    assert [process["type"] for process in launch["processes"]] == ["web", "app"]
+    assert launch["processes"][1] == {"type": "app", "command": ["bash", "-c", PROCFILE_WEB], "args": [],
+                                      "default": False}
+    warnings = [line for line in built.output.splitlines() if line.startswith("servestatic: warning:")]
+    assert warnings == ["servestatic: warning: the Procfile's web process is kept as process type 'app'; "
+                        "'web' runs servestatic, which passes what is not a static file to hello:application"]
+
+
+def test_the_procfile_web_process_still_runs_as_app(built: Built) -> None:
+    """Started by name, as a platform starts a non-default process; the launcher puts the
+    servestatic layer's bin/ (with gunicorn) on PATH."""
+    app = start_web(built.workspace, "app", ready_path="/")
+    try:
+        response = httpx.get(app.base + "/robots.txt")
+        assert response.text == "hello from the app at /robots.txt"  # the app, not the static file
+        assert "etag" not in response.headers
+    finally:
+        stop(app)
 
 
 def test_build_compresses_the_static_root(built: Built) -> None:
@@ -384,12 +452,12 @@ class Launched:
     process: subprocess.Popen[str]
 
 
-def start_web(workspace: Workspace) -> Launched:
-    """The image's default process, started the way an exported image starts it:
-    the launcher run as /cnb/process/web (here a symlink named `web`)."""
+def start_web(workspace: Workspace, process_type: str = "web", ready_path: str = "/healthz") -> Launched:
+    """A process of the image (by default servestatic's `web`), started the way an exported
+    image starts it: the launcher run as /cnb/process/<type> (here a symlink so named)."""
     process_dir = workspace.root / "process"
     process_dir.mkdir(exist_ok=True)
-    (process_dir / "web").symlink_to(LIFECYCLE / "launcher")
+    (process_dir / process_type).symlink_to(LIFECYCLE / "launcher")
     port = free_port()
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -400,22 +468,22 @@ def start_web(workspace: Workspace) -> Launched:
         "WEB_CONCURRENCY": "1",
     }
     workspace.hand_over()
-    process = subprocess.Popen(workspace.as_user([os.fspath(process_dir / "web")]),
+    process = subprocess.Popen(workspace.as_user([os.fspath(process_dir / process_type)]),
                                cwd=workspace.app, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
         if process.poll() is not None:
-            raise AssertionError(f"the web process exited:\n{process.communicate()[0]}")
+            raise AssertionError(f"the {process_type} process exited:\n{process.communicate()[0]}")
         try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+            if httpx.get(base + ready_path, timeout=1).status_code == 200:
                 return Launched(base, process)
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline:
             process.kill()
-            raise AssertionError(f"no answer on /healthz within 30 s:\n{process.communicate()[0]}")
+            raise AssertionError(f"no answer on {ready_path} within 30 s:\n{process.communicate()[0]}")
         time.sleep(0.1)
 
 
@@ -509,6 +577,116 @@ def test_rebuild_with_restored_cache_compresses_nothing(built: Built) -> None:
     cached = {path.name for path in cache.rglob("*") if path.is_file()}
     assert old_hash not in cached
     assert manifest_hash(workspace.app / "public", "index.html") in cached
+
+
+# --- every supported CPython, on the machine's CPU; the SBOM of what was installed
+
+
+def pyenv_prefix(version: str) -> Path:
+    """pyenv's newest CPython `version` (3.10 to 3.13 are on these machines)."""
+    versions = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    found = sorted(versions.glob(f"{version}.*"),
+                   key=lambda path: [int(n) for n in re.findall(r"\d+", path.name)])
+    needs(bool(found) and (found[-1] / "bin" / f"python{version}").exists(),
+          f"pyenv has no CPython {version} (expected in {versions})")
+    return found[-1]
+
+
+@pytest.fixture(scope="module")
+def cpython_copy() -> Iterator[Callable[[str], Path]]:
+    """`cpython_copy(version)`: the python executable of a copy of pyenv's CPython that the
+    unprivileged user can read (pyenv lives in root's home), without its test suite."""
+    directory = Path(tempfile.mkdtemp(prefix="servestatic-cnb-cpython-"))
+    directory.chmod(0o755)
+
+    def copy(version: str) -> Path:
+        prefix = pyenv_prefix(version)
+        target = directory / prefix.name
+        if not target.exists():
+            shutil.copytree(prefix, target, symlinks=True, ignore=shutil.ignore_patterns(
+                "test", "idlelib", "tkinter", "turtledemo", "__pycache__"))
+        return target / "bin" / f"python{version}"
+
+    yield copy
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def machine_target() -> str:
+    return "linux/" + {"x86_64": "amd64", "aarch64": "arm64"}.get(machine(), machine())
+
+
+def shipped_version(name: str) -> str:
+    """The version of a distribution among the packaged wheels."""
+    versions = {wheel.name.split("-")[1] for wheel in (BUILDPACK / "wheels").rglob("*.whl")
+                if wheel.name.split("-")[0].lower() == name}
+    assert len(versions) == 1, versions
+    return versions.pop()
+
+
+def check_sboms(workspace: Workspace) -> None:
+    """The lifecycle took the servestatic layer's SBOMs (it refuses formats buildpack.toml does
+    not declare) into the image's SBOM directory; they name what the layer holds."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    sboms = workspace.layers / "sbom" / "launch" / BP_LAYERS / "servestatic"
+    cdx_text = (sboms / "sbom.cdx.json").read_text()
+    assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(cdx_text) is None
+    expected = {"gunicorn": shipped_version("gunicorn"), "servestatic-origin": "0.1.0",
+                "brotli": shipped_version("brotli"), "zopfli": shipped_version("zopfli")}
+    components = {c["name"].lower(): c for c in json.loads(cdx_text)["components"]}
+    for name, version in expected.items():
+        assert components[name]["version"] == version
+        assert components[name]["purl"] == f"pkg:pypi/{name}@{version}"
+        assert len(components[name]["hashes"][0]["content"]) == 64  # the wheel's SHA-256
+    spdx = json.loads((sboms / "sbom.spdx.json").read_text())
+    assert spdx["spdxVersion"] == "SPDX-2.3"
+    packages = {p["name"].lower(): p["versionInfo"] for p in spdx["packages"]}
+    assert {name: packages[name] for name in expected} == expected
+    assert len(spdx["relationships"]) == len(spdx["packages"])
+
+
+@pytest.mark.parametrize("version", ["3.12", "3.13"])
+def test_build_and_launch_on_cpython(version: str, cpython_copy: Callable[[str], Path],
+                                     lifecycle_user: pwd.struct_passwd | None, store: Path) -> None:
+    """The packaged wheels install offline on each CPython a Python buildpack may provide
+    (the other tests run on Debian's 3.11), and the image serves."""
+    python = cpython_copy(version)
+    root = Path(tempfile.mkdtemp(prefix=f"servestatic-cnb-py{version}-"))
+    try:
+        workspace = Workspace(root, lifecycle_user, store).setup()
+        copy_site(workspace.app / "dist")
+        workspace.set_env("BP_CPYTHON_EXECUTABLE", os.fspath(python))
+        workspace.detect()
+        output = workspace.build().stdout
+        assert f"servestatic: installing servestatic and gunicorn on CPython {version}." in output
+        venv_config = (workspace.layers / BP_LAYERS / "servestatic" / "pyvenv.cfg").read_text()
+        assert re.search(rf"^version(_info)? = {re.escape(version)}\.\d+$", venv_config, re.M), venv_config
+        check_sboms(workspace)
+        web = start_web(workspace)
+        try:
+            response = httpx.get(web.base + "/assets/app-3fA9c1bd.js", headers={"Accept-Encoding": "br"})
+            assert (response.status_code, response.headers["content-encoding"]) == (200, "br")
+        finally:
+            stop(web)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_build_fails_at_its_start_on_an_unsupported_cpython(
+        workspace: Workspace, cpython_copy: Callable[[str], Path]) -> None:
+    """3.10 (end of life since October 2026) is not shipped: one line naming the Python and
+    the architecture, before anything is installed."""
+    workspace.set_env("BP_CPYTHON_EXECUTABLE", os.fspath(cpython_copy("3.10")))
+    copy_site(workspace.app / "dist")
+    workspace.detect()
+    result = workspace.build(check=False)
+    assert result.returncode != 0
+    errors = [line for line in result.stdout.splitlines() if line.startswith("servestatic: error:")]
+    expected = (f"servestatic: error: CPython 3.10 on {machine_target()} is not supported: this buildpack "
+                "has wheels for CPython 3.11, 3.12, 3.13, 3.14 on linux/amd64, linux/arm64")
+    assert errors == [expected], result.stdout
+    assert not (workspace.layers / BP_LAYERS / "servestatic").exists()
 
 
 # --- a Django project: collectstatic at build time, Django behind servestatic at launch
