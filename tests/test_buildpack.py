@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import tomllib
@@ -27,8 +28,19 @@ from platform import machine
 
 import httpx
 import pytest
+from packaging.requirements import Requirement
+from packaging.tags import compatible_tags, cpython_tags
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from servestatic.cnb import BuildError, buildable_settings, settings_from_build_env
+from servestatic.cnb import (
+    SUPPORTED_PYTHONS,
+    BuildError,
+    buildable_settings,
+    settings_from_build_env,
+    shipped_wheel_dirs,
+    target_dir_name,
+)
+from servestatic.cnbpackage import platform_tags, requirements
 from tests.support import REPO, needs
 from tests.support.django import assert_static_files_come_from_servestatic, assert_views_come_from_django
 from tests.support.server import free_port
@@ -644,6 +656,48 @@ def check_sboms(workspace: Workspace) -> None:
     packages = {p["name"].lower(): p["versionInfo"] for p in spdx["packages"]}
     assert {name: packages[name] for name in expected} == expected
     assert len(spdx["relationships"]) == len(spdx["packages"])
+
+
+def test_package_ships_every_declared_target_and_python(store: Path) -> None:
+    """For each [[targets]] entry and each supported CPython, every dependency has a wheel
+    that CPython on that CPU installs (tags as pip computes them, from `packaging`)."""
+    wheels = BUILDPACK / "wheels"
+    index = json.loads((wheels / "index.json").read_text())
+    declared = tomllib.loads((BUILDPACK / "buildpack.toml").read_text())["targets"]
+    assert index["targets"] == [f"{t['os']}/{t['arch']}" for t in declared] == ["linux/amd64", "linux/arm64"]
+    assert index["pythons"] == list(SUPPORTED_PYTHONS) == ["3.11", "3.12", "3.13", "3.14"]
+    for target in index["targets"]:
+        arch = target.split("/")[1]
+        directory = wheels / target_dir_name("linux", arch)
+        shipped = [parse_wheel_filename(wheel.name) for wheel in directory.glob("*.whl")]
+        for python in index["pythons"]:
+            version = tuple(int(part) for part in python.split("."))
+            tags = {*cpython_tags(version, platforms=platform_tags(arch)),
+                    *compatible_tags(version, platforms=platform_tags(arch))}
+            for line in requirements(REPO / "pyproject.toml", python, arch):
+                name = canonicalize_name(Requirement(line).name)
+                assert any(n == name and tags & set(wheel_tags) for n, _, _, wheel_tags in shipped), (
+                    f"no {name} wheel for CPython {python} on {target}")
+    # zstandard's marker keeps it off 3.14, whose standard library has compression.zstd.
+    assert requirements(REPO / "pyproject.toml", "3.14", "amd64") == [
+        line for line in requirements(REPO / "pyproject.toml", "3.13", "amd64") if "zstandard" not in line]
+
+
+def test_build_chooses_the_wheels_of_its_target(tmp_path: Path) -> None:
+    def index(glibc: str) -> None:
+        python = "{}.{}".format(*sys.version_info[:2])
+        (tmp_path / "index.json").write_text(json.dumps(
+            {"targets": ["linux/amd64", "linux/arm64"], "pythons": [python], "glibc": glibc}))
+
+    index("2.28")
+    assert shipped_wheel_dirs(tmp_path, {"CNB_TARGET_OS": "linux", "CNB_TARGET_ARCH": "arm64"}) == [
+        tmp_path, tmp_path / "linux-arm64"]
+    with pytest.raises(BuildError, match=r"^CPython 3\.\d+ on linux/ppc64le is not supported: this buildpack "
+                                         r"has wheels for CPython 3\.\d+ on linux/amd64, linux/arm64$"):
+        shipped_wheel_dirs(tmp_path, {"CNB_TARGET_ARCH": "ppc64le"})
+    index("99.0")
+    with pytest.raises(BuildError, match=r"the wheels need glibc 99\.0 or later$"):
+        shipped_wheel_dirs(tmp_path, {})
 
 
 @pytest.mark.parametrize("version", ["3.12", "3.13"])
