@@ -849,6 +849,13 @@ def test_pack_build_runs_and_rebuilds_from_cache(platform: Platform) -> None:
 
     first = platform.pack_build(app, "--clear-cache")
     assert totals(compress_summary(first), "compressed") > 0
+    # The exporter put the servestatic layer's SBOMs into the image, where pack finds them.
+    downloaded = platform.root / "sbom"
+    platform.run(os.fspath(PACK), "sbom", "download", APP_IMAGE, "--output-dir", os.fspath(downloaded))
+    sboms = downloaded / "layers" / "sbom" / "launch" / BP_LAYERS / "servestatic"
+    components = json.loads((sboms / "sbom.cdx.json").read_text())["components"]
+    assert {c["name"]: c["version"] for c in components}["gunicorn"] == shipped_version("gunicorn")
+    assert (sboms / "sbom.spdx.json").is_file()
 
     port = free_port()
     container = platform.run("podman", "run", "-d", "--read-only", "-p", f"127.0.0.1:{port}:8080",
