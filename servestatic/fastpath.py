@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from servestatic.app import Answer, StaticApp
+from servestatic.metrics import HEALTH, STATIC, observe
 
 # Small bodies go out with the header block in one send; larger ones by sendfile.
 INLINE_BODY = 64 * 1024
@@ -177,6 +178,9 @@ class FastPath:
                 answer.stream.close()
             if worker.log.access_log_enabled:
                 self.log_access(conn, request, answer, sent, time.monotonic() - started)
+            coding = answer.representation.coding if answer.representation else ""
+            observe(STATIC if static_file else HEALTH, answer.status, sent, coding,
+                    time.monotonic() - started)
         return keep_alive
 
     def send(self, sock: Any, request: Request, answer: Answer, keep_alive: bool) -> int:

@@ -19,7 +19,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
-from servestatic import __version__
+from servestatic import __version__, metrics
 from servestatic.app import AppImportError, StaticApp, import_app
 from servestatic.gunicornconfig import ConfigError, Layers, build_config
 from servestatic.headerrules import HeaderRulesError
@@ -109,9 +109,16 @@ class Server(BaseApplication):
 def configure(settings: Settings) -> Layers:
     """gunicorn's Config from every layer; a bad layer is a StartupError."""
     try:
-        return build_config(settings)
+        layers = build_config(settings)
     except ConfigError as error:
         raise StartupError(str(error)) from None
+    if settings.metrics_bind:
+        public = metrics.overlaps_public(settings.metrics_bind, layers.config.bind)
+        if public is not None:
+            raise StartupError(f"SERVESTATIC_METRICS_BIND: {settings.metrics_bind} is the public "
+                               f"address ({public}); expected a separate HOST:PORT, so that a CDN "
+                               "never reaches /metrics")
+    return layers
 
 
 def announce_workers(settings: Settings, layers: Layers) -> None:
@@ -125,6 +132,11 @@ def announce_workers(settings: Settings, layers: Layers) -> None:
 def run(settings: Settings) -> None:
     """Configure and prepare, then hand the process to gunicorn's arbiter until it exits."""
     layers = configure(settings)
+    if settings.metrics_bind:
+        try:
+            metrics.start(settings.metrics_bind, layers.config)
+        except metrics.MetricsError as error:
+            raise StartupError(str(error)) from None
     application = prepare(settings)
     announce_workers(settings, layers)
     # Move everything built so far out of the collector's reach, so that a

@@ -144,6 +144,16 @@ def _parse_bind(raw: str) -> str | None:
     return value
 
 
+def _parse_host_port(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[\w.-]*):\d{1,5}", value) or not (
+            0 < int(value.rpartition(":")[2]) <= 65535):
+        raise ValueError("HOST:PORT such as 0.0.0.0:9100 or [::]:9100")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting: where it comes from, what it defaults to, and how it is read."""
@@ -260,6 +270,9 @@ class Settings:
         "SERVESTATIC_GUNICORN_CONFIG", "", _parse_optional_text,
         "gunicorn config file (or python:module) read under the SERVESTATIC_* settings; "
         "default: ./gunicorn.conf.py if there is one.")
+    metrics_bind: str | None = setting(
+        "SERVESTATIC_METRICS_BIND", "", _parse_host_port,
+        "Serve Prometheus metrics at /metrics on this separate HOST:PORT; unset: no metrics.")
     log_level: str = setting(
         "SERVESTATIC_LOG_LEVEL", "info", _parse_choice("debug", "info", "warning", "error", "critical"),
         "Error log level (to stderr).")

@@ -24,6 +24,10 @@ CHART = REPO / "helm" / "servestatic"
 # inside the Go module sigs.k8s.io/gateway-api, fetched through the Go module proxy.
 GATEWAY_API_MODULE = "sigs.k8s.io/gateway-api"
 GATEWAY_API_VERSION = "v1.3.0"
+# The prometheus-operator release whose ServiceMonitor CRD validates ours; the CRDs ship in
+# its Go module's example/prometheus-operator-crd directory.
+PROMETHEUS_OPERATOR_MODULE = "github.com/prometheus-operator/prometheus-operator"
+PROMETHEUS_OPERATOR_VERSION = "v0.85.0"
 
 
 def render(
@@ -186,10 +190,10 @@ def _apparmor_ok(profile: dict[str, Any] | None) -> bool:
 # --- Gateway API HTTPRoute schema ---------------------------------------------------
 
 
-def gateway_api_dir() -> Path | None:
-    """The sigs.k8s.io/gateway-api module directory, downloaded through the Go module proxy.
+def go_module_dir(module: str, version: str) -> Path | None:
+    """A Go module's directory, downloaded through the Go module proxy; None without Go.
 
-    None when Go is not installed. The module cache makes a second call instant.
+    The module cache makes a second call instant.
     """
     go = shutil.which("go")
     if go is None and os.access("/usr/local/go/bin/go", os.X_OK):
@@ -197,7 +201,7 @@ def gateway_api_dir() -> Path | None:
     if go is None:
         return None
     result = subprocess.run(
-        [go, "mod", "download", "-json", f"{GATEWAY_API_MODULE}@{GATEWAY_API_VERSION}"],
+        [go, "mod", "download", "-json", f"{module}@{version}"],
         capture_output=True, text=True, timeout=300, check=False, cwd="/",
         env={**os.environ, "GO111MODULE": "on"},
     )
@@ -205,20 +209,37 @@ def gateway_api_dir() -> Path | None:
     return Path(json.loads(result.stdout)["Dir"])
 
 
-def httproute_schema(module_dir: Path, api_version: str = "v1") -> dict[str, Any]:
-    """The HTTPRoute openAPIV3Schema of `api_version`, made strict like `kubectl --validate=strict`.
+def gateway_api_dir() -> Path | None:
+    return go_module_dir(GATEWAY_API_MODULE, GATEWAY_API_VERSION)
+
+
+def prometheus_operator_dir() -> Path | None:
+    return go_module_dir(PROMETHEUS_OPERATOR_MODULE, PROMETHEUS_OPERATOR_VERSION)
+
+
+def crd_schema(crd_path: Path, api_version: str) -> dict[str, Any]:
+    """A CRD's openAPIV3Schema of `api_version`, made strict like `kubectl --validate=strict`.
 
     A CRD schema prunes unknown fields instead of naming them; the API server's strict
     field validation rejects them. Here every object with `properties` and no
     `additionalProperties` of its own gets `additionalProperties: false`, except metadata
     (validated by Kubernetes itself, not by the CRD).
     """
-    crd_path = module_dir / "config" / "crd" / "standard" / "gateway.networking.k8s.io_httproutes.yaml"
     crd = yaml.safe_load(crd_path.read_text())
     version = next(item for item in crd["spec"]["versions"] if item["name"] == api_version)
-    schema = version["schema"]["openAPIV3Schema"]
+    schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
     _make_strict(schema)
     return schema
+
+
+def httproute_schema(module_dir: Path, api_version: str = "v1") -> dict[str, Any]:
+    return crd_schema(
+        module_dir / "config" / "crd" / "standard" / "gateway.networking.k8s.io_httproutes.yaml", api_version)
+
+
+def servicemonitor_schema(module_dir: Path) -> dict[str, Any]:
+    crds = module_dir / "example" / "prometheus-operator-crd"
+    return crd_schema(crds / "monitoring.coreos.com_servicemonitors.yaml", "v1")
 
 
 def _make_strict(node: Any) -> None:
@@ -265,9 +286,9 @@ def podman_run_args(pod_spec: dict[str, Any], container: dict[str, Any]) -> list
     """`podman run` options that give a container what the pod spec asks the kubelet for.
 
     Security context: user, read-only root, capabilities, no-new-privileges (seccomp is
-    podman's default profile, like the runtime default). The /tmp emptyDir becomes a
-    tmpfs; podman's own tmpfs mounts of a read-only container are turned off, so only what
-    the pod mounts is writable.
+    podman's default profile, like the runtime default); the CPU limit as a CFS quota. The
+    /tmp emptyDir becomes a tmpfs; podman's own tmpfs mounts of a read-only container are
+    turned off, so only what the pod mounts is writable.
     """
     pod_sc = pod_spec.get("securityContext") or {}
     sc = container.get("securityContext") or {}
@@ -290,6 +311,10 @@ def podman_run_args(pod_spec: dict[str, Any], container: dict[str, Any]) -> list
         volume = volumes[mount["name"]]
         assert "emptyDir" in volume, f"volume {mount['name']}: only emptyDir is emulated here"
         args += ["--tmpfs", f"{mount['mountPath']}:rw,mode=1777"]
+    cpu = ((container.get("resources") or {}).get("limits") or {}).get("cpu")
+    if cpu is not None:  # a CFS quota, as the kubelet sets for a CPU limit
+        cpu = str(cpu)
+        args += ["--cpus", str(int(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu))]
     for entry in container.get("env") or []:
         args += ["--env", f"{entry['name']}={entry['value']}"]
     return args

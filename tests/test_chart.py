@@ -84,7 +84,16 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                                        "whenUnsatisfiable": "ScheduleAnyway"}],
         "serviceAccount": {"annotations": {"iam.example.com/role": "mysite"}},
     },
+    "metrics-networkpolicy": {
+        "metrics": {"enabled": True, "port": 9102,
+                    "serviceMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "5s",
+                                       "labels": {"release": "kube-prometheus-stack"}}},
+        "networkPolicy": {"enabled": True, "httpFrom": [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]},
+    },
 }
+# Kinds that are CRDs, absent from the Kubernetes schemas: each is validated against its CRD.
+CRD_KINDS = {"HTTPRoute", "ServiceMonitor"}
 
 # Oldest schema kubernetes-validate ships that the chart supports (exec preStop), the first
 # with the kubelet sleep handler, and the newest it ships.
@@ -115,9 +124,14 @@ def test_app_version_is_the_package_version() -> None:
     assert chart["appVersion"] == servestatic.__version__ == pyproject["project"]["version"]
 
 
-def test_default_image_is_the_one_the_dockerfile_builds() -> None:
+def test_default_image_is_the_one_the_dockerfile_builds_and_the_readme_documents() -> None:
+    major_minor = ".".join(servestatic.__version__.split(".")[:2])
     image = container()["image"]
-    assert image == f"servestatic/base:{servestatic.__version__}"
+    assert image == f"servestatic/base:{major_minor}"
+    readme = (REPO / "README.md").read_text()
+    documented = set(re.findall(r"servestatic/base:([0-9][\w.]*)", readme))
+    assert documented == {major_minor}, documented
+    assert container({"image": {"tag": "2024-06-01"}})["image"] == "servestatic/base:2024-06-01"
     dockerfile = (REPO / "Dockerfile").read_text()
     assert 'org.opencontainers.image.title="servestatic/base"' in dockerfile
     # The chart's pod user is the image's user.
@@ -178,7 +192,7 @@ def _leaf_keys(values: dict[str, Any], prefix: str = "") -> list[str]:
     for key, value in values.items():
         path = f"{prefix}{key}"
         if isinstance(value, dict) and value and key not in ("resources", "podSecurityContext",
-                                                             "securityContext"):
+                                                             "securityContext", "behavior"):
             keys.extend(_leaf_keys(value, path + "."))
         else:
             keys.append(path)
@@ -228,6 +242,11 @@ BAD_VALUES = [
                  "/autoscaling/targetCPUUtilizationPercentage", id="percent-as-string"),
     pytest.param({"podDisruptionBudget": {"maxUnavailable": "one"}}, "/podDisruptionBudget/maxUnavailable",
                  id="bad-int-or-percent"),
+    pytest.param({"metrics": {"port": 0}}, "/metrics/port", id="metrics-port-zero"),
+    pytest.param({"metrics": {"serviceMonitor": {"interval": "30"}}}, "/metrics/serviceMonitor/interval",
+                 id="interval-without-unit"),
+    pytest.param({"networkPolicy": {"httpFrom": {"podSelector": {}}}}, "/networkPolicy/httpFrom",
+                 id="peers-not-a-list"),
 ]
 
 
@@ -247,6 +266,11 @@ def test_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None
     ({"httpRoute": {"enabled": True}}, "httpRoute.parentRefs"),
     ({"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": None,
                       "targetMemoryUtilizationPercentage": None}}, "autoscaling: set"),
+    ({"resources": {"limits": {"cpu": None}}},
+     "servestatic.workers: got none and no resources.limits.cpu; expected one of them"),
+    ({"metrics": {"enabled": True, "port": 8000}}, "metrics.port: got 8000, the http port"),
+    ({"metrics": {"serviceMonitor": {"enabled": True}}},
+     "metrics.serviceMonitor.enabled: needs metrics.enabled"),
 ])
 def test_inconsistent_values_fail_with_one_clear_line(values: dict[str, Any], message: str) -> None:
     with pytest.raises(helm_python.HelmRenderError, match=re.escape(message)):
@@ -262,18 +286,20 @@ def test_rendered_objects_validate_against_kubernetes(name: str, kube_version: s
     found = objects(render(VALUE_SETS[name], kube_version="v" + kube_version))
     validated = []
     for item in found:
-        if item["kind"] == "HTTPRoute":
-            continue  # a CRD: see test_httproute_validates_against_the_gateway_api_crd
+        if item["kind"] in CRD_KINDS:
+            continue  # see test_httproute_... and test_servicemonitor_... below
         kubernetes_validate.validate(item, kube_version, strict=True)
         validated.append(item["kind"])
     assert {"Deployment", "Service", "ServiceAccount", "Pod"} <= set(validated)
 
 
-def test_kubernetes_validate_does_not_know_httproute() -> None:
-    """Why HTTPRoute is validated separately: it is a CRD, not in the Kubernetes schemas."""
-    route = one(objects(render(VALUE_SETS["httproute"])), "HTTPRoute")
+@pytest.mark.parametrize(("name", "kind"), [("httproute", "HTTPRoute"),
+                                           ("metrics-networkpolicy", "ServiceMonitor")])
+def test_kubernetes_validate_does_not_know_the_crds(name: str, kind: str) -> None:
+    """Why HTTPRoute and ServiceMonitor are validated separately: CRDs, not in the Kubernetes schemas."""
+    item = one(objects(render(VALUE_SETS[name])), kind)
     with pytest.raises(kubernetes_validate.SchemaNotFoundError):
-        kubernetes_validate.validate(route, KUBE_VERSIONS[-1], strict=True)
+        kubernetes_validate.validate(item, KUBE_VERSIONS[-1], strict=True)
 
 
 @pytest.fixture(scope="module")
@@ -301,6 +327,31 @@ def test_httproute_validates_against_the_gateway_api_crd(httproute_schema: dict[
     assert any("'retries'" in message for message in messages), messages
 
 
+@pytest.fixture(scope="module")
+def servicemonitor_schema() -> dict[str, Any]:
+    module_dir = helmchart.prometheus_operator_dir()
+    needs(module_dir is not None, "go is not installed (needed to fetch the prometheus-operator CRDs)")
+    assert module_dir is not None
+    return helmchart.servicemonitor_schema(module_dir)
+
+
+def test_servicemonitor_validates_against_the_prometheus_operator_crd(
+        servicemonitor_schema: dict[str, Any]) -> None:
+    import jsonschema
+
+    monitor = one(objects(render(VALUE_SETS["metrics-networkpolicy"])), "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    validator = jsonschema.Draft7Validator(servicemonitor_schema)
+    assert list(validator.iter_errors(monitor)) == []
+    # The same check fails on what a real API server would refuse.
+    broken = copy.deepcopy(monitor)
+    broken["spec"]["endpoints"][0]["interval"] = "often"
+    broken["spec"]["endpoints"][0]["targetPorts"] = [9102]
+    messages = [error.message for error in validator.iter_errors(broken)]
+    assert any("'often' does not match" in message for message in messages), messages
+    assert any("'targetPorts'" in message for message in messages), messages
+
+
 # --- what the rendered objects say ------------------------------------------------------
 
 
@@ -315,6 +366,11 @@ def test_default_objects() -> None:
     assert service["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
     assert one(found, "PodDisruptionBudget")["spec"] == {
         "maxUnavailable": 1, "selector": {"matchLabels": dep["spec"]["selector"]["matchLabels"]}}
+    # Pods spread over nodes where they can, and still start where they cannot.
+    selector = dep["spec"]["selector"]["matchLabels"]
+    assert dep["spec"]["template"]["spec"]["topologySpreadConstraints"] == [{
+        "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": selector}}]
     test_pod = one(found, "Pod")
     assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     assert test_pod["spec"]["containers"][0]["command"][-1] == "http://web-servestatic:80/healthz"
@@ -393,12 +449,12 @@ def test_environment_map_is_generated_from_the_settings() -> None:
 
 def test_every_servestatic_value_reaches_its_environment_variable() -> None:
     """The rendered env, read by servestatic's own settings parser, gives back the values."""
-    main = container({"servestatic": ALL_SETTINGS_VALUES})
+    main = container({"servestatic": ALL_SETTINGS_VALUES, "metrics": {"enabled": True}})
     env = env_of(main)
     known = {setting.env for setting in SETTINGS}
     assert set(env) <= known, set(env) - known
     # Every setting `serve` reads is reachable from the chart, except the bind address
-    # (PORT is the one Kubernetes needs).
+    # (PORT is the one Kubernetes needs); metrics.enabled sets SERVESTATIC_METRICS_BIND.
     serve_settings = {s.env for s in SETTINGS if "serve" in s.commands} - {"SERVESTATIC_BIND"}
     assert serve_settings <= set(env), serve_settings - set(env)
     settings = load_settings(env)
@@ -419,8 +475,15 @@ def test_defaults_leave_the_root_to_the_image_and_parse_cleanly() -> None:
     assert "SERVESTATIC_ROOT" not in env  # the image sets SERVESTATIC_ROOT=/srv/www
     assert "SERVESTATIC_APP" not in env
     assert "SERVESTATIC_HEADERS_FILE" not in env
-    assert env["WEB_CONCURRENCY"] == "2"  # never 0: cpu_count() would see the node, not the pod
-    load_settings(env)
+    # No WEB_CONCURRENCY: the worker count follows the CPU limit, which servestatic reads
+    # from its cgroup (test_cpus.py; the image test runs the pod with that limit).
+    assert "WEB_CONCURRENCY" not in env
+    assert container()["resources"]["limits"]["cpu"] == "2"
+    assert load_settings(env).workers == 0
+    assert env_of(container({"servestatic": {"workers": 3}}))["WEB_CONCURRENCY"] == "3"
+    # Explicit workers need no CPU limit.
+    unlimited = container({"servestatic": {"workers": 3}, "resources": {"limits": {"cpu": None}}})
+    assert "cpu" not in unlimited["resources"]["limits"]
 
 
 def test_header_rules_are_a_mounted_config_map() -> None:
@@ -505,9 +568,46 @@ def test_hpa_and_pdb() -> None:
     targets = {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"] for m in metrics}
     assert targets == {"cpu": 60, "memory": 75}
     assert one(found, "PodDisruptionBudget")["spec"]["minAvailable"] == 2
+    # Up at once, down one pod a minute after five quiet minutes.
+    assert hpa["spec"]["behavior"]["scaleUp"]["stabilizationWindowSeconds"] == 0
+    assert hpa["spec"]["behavior"]["scaleDown"] == {
+        "stabilizationWindowSeconds": 300, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]}
+    no_behavior = one(objects(render({"autoscaling": {"enabled": True, "behavior": None}})),
+                      "HorizontalPodAutoscaler")
+    assert "behavior" not in no_behavior["spec"]
     cpu_only_values = {"autoscaling": {"enabled": True, "targetMemoryUtilizationPercentage": None}}
     cpu_only = one(objects(render(cpu_only_values)), "HorizontalPodAutoscaler")
     assert [m["resource"]["name"] for m in cpu_only["spec"]["metrics"]] == ["cpu"]
+
+
+def test_metrics_port_service_monitor_and_network_policy() -> None:
+    found = objects(render(VALUE_SETS["metrics-networkpolicy"]))
+    dep = one(found, "Deployment")
+    main = dep["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "metrics", "containerPort": 9102, "protocol": "TCP"} in main["ports"]
+    assert env_of(main)["SERVESTATIC_METRICS_BIND"] == "0.0.0.0:9102"
+    assert {"name": "metrics", "port": 9102, "targetPort": "metrics", "protocol": "TCP"} in (
+        one(found, "Service")["spec"]["ports"])
+    selector = dep["spec"]["selector"]["matchLabels"]
+    monitor = one(found, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["selector"] == {"matchLabels": selector}
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "15s",
+                                             "scrapeTimeout": "5s"}]
+    policy = one(found, "NetworkPolicy")["spec"]
+    assert policy["podSelector"] == {"matchLabels": selector}
+    assert policy["policyTypes"] == ["Ingress"]
+    assert policy["ingress"] == [
+        {"ports": [{"port": "http", "protocol": "TCP"}],
+         "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]},
+        {"ports": [{"port": "metrics", "protocol": "TCP"}],
+         "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]},
+    ]
+    # Off by default; with metrics off the policy admits the http port only, from anyone.
+    assert not {"ServiceMonitor", "NetworkPolicy"} & set(kinds(objects(render())))
+    assert "SERVESTATIC_METRICS_BIND" not in env_of(container())
+    http_only = one(objects(render({"networkPolicy": {"enabled": True}})), "NetworkPolicy")["spec"]
+    assert http_only["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
 
 
 def test_notes_tell_how_to_reach_the_origin_and_configure_a_cdn() -> None:
@@ -609,7 +709,7 @@ def _stop(process: subprocess.Popen[bytes]) -> int:
         return process.wait()
 
 
-@pytest.mark.parametrize("name", ["defaults", "chained-app"])
+@pytest.mark.parametrize("name", ["defaults", "chained-app", "metrics-networkpolicy"])
 def test_rendered_pod_works_with_the_real_server(name: str, site: Path, tmp_path: Path) -> None:
     """The probes' paths answer 200 on the container port, with the rendered env.
 
@@ -620,6 +720,8 @@ def test_rendered_pod_works_with_the_real_server(name: str, site: Path, tmp_path
     """
     values = copy.deepcopy(VALUE_SETS[name])
     values.setdefault("servestatic", {})["port"] = free_port()
+    if "metrics" in values:
+        values["metrics"]["port"] = free_port()
     values["servestatic"].pop("app", None)
     values["servestatic"].pop("root", None)
     found = objects(render(values))
@@ -657,6 +759,11 @@ def test_rendered_pod_works_with_the_real_server(name: str, site: Path, tmp_path
         assert page.headers["content-encoding"] == "br"
         if name == "chained-app":
             assert page.headers["content-security-policy"] == "default-src 'self'"
+        if name == "metrics-networkpolicy":
+            metrics_port = next(p["containerPort"] for p in main["ports"] if p["name"] == "metrics")
+            scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics")
+            assert scraped.status_code == 200
+            assert 'servestatic_requests_total{kind="hit",status="2xx"}' in scraped.text
     finally:
         code = _stop(process)
     assert code == 0
@@ -675,9 +782,10 @@ def test_rendered_pod_runs_in_the_real_image(chart_image: str, site: Path) -> No
     """The default chart's pod, as podman runs it: restricted security context, read-only
     root with only the /tmp emptyDir writable, the rendered env and port. The probes answer,
     the helm test pod's command and the pre-1.30 preStop command work in the image, and
-    SIGTERM ends it with exit code 0 well inside terminationGracePeriodSeconds.
+    SIGTERM ends it with exit code 0 well inside terminationGracePeriodSeconds. Its CPU
+    limit, lowered to one CPU (fewer than this machine has), is the number of workers.
     """
-    found = objects(render())
+    found = objects(render({"resources": {"limits": {"cpu": "1000m"}}}))
     pod = one(found, "Deployment")["spec"]["template"]["spec"]
     main = pod["containers"][0]
     container_port = main["ports"][0]["containerPort"]
@@ -708,6 +816,8 @@ def test_rendered_pod_runs_in_the_real_image(chart_image: str, site: Path) -> No
             time.sleep(0.1)  # poll interval, not a readiness guess
         for path in probe_paths:
             assert httpx.get(url + path).status_code == 200
+        logs = subprocess.run(["podman", "logs", name], capture_output=True, text=True).stderr
+        assert "workers: 1 (one per CPU this process may use)" in logs, logs
         page = httpx.get(url + "/assets/app-3fA9c1bd.js", headers={"Accept-Encoding": "br"})
         assert (page.status_code, page.headers["content-encoding"]) == (200, "br")
 

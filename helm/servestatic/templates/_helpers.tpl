@@ -59,13 +59,14 @@ The ServiceAccount the pods run as.
 {{- end }}
 
 {{/*
-The image reference: a digest pins it; otherwise the tag, defaulting to the appVersion.
+The image reference: a digest pins it; otherwise the tag, defaulting to the appVersion's
+MAJOR.MINOR (0.1.0 -> 0.1), the tag the project's README builds and documents.
 */}}
 {{- define "servestatic.image" -}}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default (regexFind "^[0-9]+[.][0-9]+" .Chart.AppVersion)) }}
 {{- end }}
 {{- end }}
 
@@ -102,6 +103,23 @@ Empty values are left out so the image's or servestatic's default applies.
 {{- if $s.headerRules }}
 - name: SERVESTATIC_HEADERS_FILE
   value: /etc/servestatic/headers.toml
+{{- end }}
+{{- if .Values.metrics.enabled }}
+- name: SERVESTATIC_METRICS_BIND
+  value: {{ printf "0.0.0.0:%d" (int .Values.metrics.port) | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+Refuse values that would start one worker per CPU of the node: without servestatic.workers
+the worker count follows the container's CPU limit, so there must be one.
+*/}}
+{{- define "servestatic.checkWorkers" -}}
+{{- if and (not .Values.servestatic.workers) (not (dig "limits" "cpu" "" (.Values.resources | default dict))) }}
+{{- fail "servestatic.workers: got none and no resources.limits.cpu; expected one of them, else each pod starts one worker per CPU of its node" }}
+{{- end }}
+{{- if and .Values.metrics.enabled (eq (int .Values.metrics.port) (int .Values.servestatic.port)) }}
+{{- fail (printf "metrics.port: got %d, the http port; expected another port, so that the CDN never reaches /metrics" (int .Values.metrics.port)) }}
 {{- end }}
 {{- end }}
 
