@@ -75,6 +75,10 @@ class CompressOptions:
     workers: int = 0  # processes; 0: one per core
     cache_dir: Path | None = None
     immutable_pattern: str = "auto"
+    # Relative paths known to carry a content hash whatever their names look like:
+    # a tool that made them (Django's collectstatic, see servestatic.django) knows
+    # better than the name test, which misses a hash of digits only.
+    hashed_names: frozenset[str] = frozenset()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CompressOptions:
@@ -446,7 +450,12 @@ def _is_compressible(found: FoundFile, options: CompressOptions) -> bool:
 def _collect(outcomes: Iterable[Outcome], summary: Summary, options: CompressOptions, total: int,
              on_progress: Callable[[int, int], None] | None) -> dict[str, FileEntry]:
     """The manifest's entries from the workers' outcomes; errors and counts into summary."""
-    is_immutable = immutable_test(options.immutable_pattern)
+    name_test = immutable_test(options.immutable_pattern)
+    hashed_names = options.hashed_names
+
+    def is_immutable(relative: str) -> bool:
+        return relative in hashed_names or name_test(relative)
+
     files: dict[str, FileEntry] = {}
     for done, outcome in enumerate(outcomes, start=1):
         if outcome.error:

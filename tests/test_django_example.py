@@ -1,7 +1,9 @@
-"""The Django example: collectstatic output served by servestatic, views by Django."""
+"""The Django example: collectstatic (servestatic's storage) output served by servestatic,
+views by Django; and the storage with each supported Django series."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -11,36 +13,45 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import REPO
-from tests.support.cli import compress
-from tests.support.django import assert_static_files_come_from_servestatic, assert_views_come_from_django
+from servestatic.hashednames import has_content_hash
+from tests.support import DJANGO_PROJECT, REPO
+from tests.support.cli import compress, environment
+from tests.support.django import (
+    assert_collected_and_compressed,
+    assert_static_files_come_from_servestatic,
+    assert_views_come_from_django,
+    collectstatic,
+    django_behind_servestatic,
+)
 from tests.support.server import ServerProcess
-
-DJANGO_PROJECT = REPO / "examples" / "django"
+from tests.support.site import manifest_entry
+from tests.support.venvs import django_venv
 
 
 @pytest.fixture(scope="module")
-def django_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def static_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     static_root = tmp_path_factory.mktemp("django") / "staticfiles"
-    env = {**os.environ, "DJANGO_STATIC_ROOT": str(static_root)}
-    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput"], cwd=DJANGO_PROJECT,
-                   env=env, check=True, capture_output=True)
-    compress(static_root)
-    server = ServerProcess(static_root, cwd=DJANGO_PROJECT, env={
-        "DJANGO_STATIC_ROOT": str(static_root),
-        "SERVESTATIC_PREFIX": "/static/",
-        "SERVESTATIC_APP": "mysite.wsgi:application",
-    })
-    with server:
+    collectstatic(static_root)
+    return static_root
+
+
+@pytest.fixture(scope="module")
+def django_server(static_root: Path) -> Iterator[ServerProcess]:
+    with django_behind_servestatic(static_root) as server:
         yield server
+
+
+def test_collectstatic_alone_compresses_and_writes_the_manifest(static_root: Path) -> None:
+    assert_collected_and_compressed(static_root)
+
+
+def test_served_from_the_manifest_without_a_scan(django_server: ServerProcess) -> None:
+    assert_static_files_come_from_servestatic(django_server.url)
+    assert "scanning" not in django_server.log(), django_server.log()
 
 
 def test_views_come_from_django(django_server: ServerProcess) -> None:
     assert_views_come_from_django(django_server.url)
-
-
-def test_collectstatic_output_comes_from_servestatic(django_server: ServerProcess) -> None:
-    assert_static_files_come_from_servestatic(django_server.url)
 
 
 def test_static_misses_and_other_paths_reach_django(django_server: ServerProcess) -> None:
@@ -71,3 +82,76 @@ def test_unimportable_app_stops_startup_with_one_line(site: Path, tmp_path: Path
         "servestatic: error: SERVESTATIC_APP=nosuchmodule.wsgi:application: cannot import "
         "'nosuchmodule.wsgi': ModuleNotFoundError: No module named 'nosuchmodule'"
     ]
+
+
+def test_a_second_collectstatic_compresses_nothing(static_root: Path) -> None:
+    output = collectstatic(static_root)
+    summary = next(line for line in output.splitlines() if line.startswith("servestatic: "))
+    assert "br: " in summary and "gzip: " in summary
+    assert summary.count("(0 compressed") == 2, summary
+
+
+def test_a_wrong_compress_setting_fails_collectstatic_with_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput"], cwd=DJANGO_PROJECT,
+        env=environment({"DJANGO_STATIC_ROOT": str(tmp_path / "static"), "SERVESTATIC_GZIP_EFFORT": "huge"}),
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert ("CommandError: servestatic compress: SERVESTATIC_GZIP_EFFORT: got 'huge'; "
+            "expected one of fast, balanced, max") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# Django hashes a name with the first 12 hex digits of an MD5; one in 280 of those is
+# digits only, which the name test cannot tell from a version or a date.
+DIGITS_ONLY_SCRIPT = """
+import sys
+import django
+from django.conf import settings
+from django.core.management import call_command
+
+settings.configure(
+    INSTALLED_APPS=["django.contrib.staticfiles"], STATIC_URL="/static/",
+    STATICFILES_DIRS=[sys.argv[1]], STATIC_ROOT=sys.argv[2],
+    STORAGES={"staticfiles": {"BACKEND": "servestatic.django.CompressedManifestStaticFilesStorage"}},
+)
+django.setup()
+call_command("collectstatic", "--noinput", verbosity=0)
+"""
+
+
+def test_names_django_hashed_are_immutable_even_when_the_hash_is_digits_only(tmp_path: Path) -> None:
+    body = next(body for body in (f"var build = {n};\n".encode() * 40 for n in range(100_000))
+                if hashlib.md5(body).hexdigest()[:12].isdigit())
+    hashed = f"build.{hashlib.md5(body).hexdigest()[:12]}.js"
+    assert not has_content_hash(hashed), "the name test alone would not find this hash"
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    (sources / "build.js").write_bytes(body)
+    static_root = tmp_path / "static"
+    result = subprocess.run([sys.executable, "-c", DIGITS_ONLY_SCRIPT, str(sources), str(static_root)],
+                            env=environment(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert manifest_entry(static_root, hashed)["immutable"] is True
+    assert manifest_entry(static_root, "build.js")["immutable"] is False
+
+
+# The newest release of each series on the index: 4.2 LTS, 5.x, 6.x (which needs Python 3.12).
+SERIES = [
+    pytest.param("django>=4.2,<4.3", (3, 11), id="django-4.2"),
+    pytest.param("django>=5,<6", (3, 11), id="django-5"),
+    pytest.param("django>=6,<7", (3, 12), id="django-6"),
+]
+
+
+@pytest.mark.parametrize(("requirement", "minimum_python"), SERIES)
+def test_storage_with_each_django_series(requirement: str, minimum_python: tuple[int, int],
+                                         tmp_path: Path) -> None:
+    python = django_venv(requirement, minimum_python)
+    static_root = tmp_path / "staticfiles"
+    collectstatic(static_root, python)
+    assert_collected_and_compressed(static_root)
+    with django_behind_servestatic(static_root, python) as server:
+        assert_static_files_come_from_servestatic(server.url)
+        assert_views_come_from_django(server.url)
+        assert "scanning" not in server.log(), server.log()

@@ -1,10 +1,52 @@
-"""What every Django setup the tests run (plain, per Django version, buildpack) must show."""
+"""The Django example project, run the way its README says, and what it must show
+in every setup the tests run it in (the test venv, one venv per Django series, the buildpack)."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
+
+from tests.support import DJANGO_PROJECT
+from tests.support.cli import environment
+from tests.support.server import ServerProcess
+from tests.support.site import MANIFEST
+
+
+def collectstatic(static_root: Path, python: Path | str = sys.executable) -> str:
+    """`manage.py collectstatic --noinput` into static_root with the example's storage; its output."""
+    result = subprocess.run([os.fspath(python), "manage.py", "collectstatic", "--noinput"],
+                            cwd=DJANGO_PROJECT, env=environment({"DJANGO_STATIC_ROOT": str(static_root)}),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"collectstatic failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def django_behind_servestatic(static_root: Path, python: Path | str | None = None) -> ServerProcess:
+    """`servestatic serve` on the collected root with the example project as the app."""
+    return ServerProcess(static_root, cwd=DJANGO_PROJECT, python=python, env={
+        "DJANGO_STATIC_ROOT": str(static_root),
+        "SERVESTATIC_PREFIX": "/static/",
+        "SERVESTATIC_APP": "mysite.wsgi:application",
+    })
+
+
+def assert_collected_and_compressed(static_root: Path) -> None:
+    """collectstatic alone left hashed names, their br and gz variants, and servestatic's manifest."""
+    files = json.loads((static_root / MANIFEST).read_text(encoding="utf-8"))["files"]
+    hashed = [name for name in files if re.fullmatch(r"hello/style\.[0-9a-f]{12}\.css", name)]
+    assert len(hashed) == 1, sorted(files)
+    entry = files[hashed[0]]
+    assert entry["immutable"] is True
+    assert set(entry["variants"]) == {"br", "gzip"}
+    assert (static_root / (hashed[0] + ".br")).is_file()
+    assert (static_root / (hashed[0] + ".gz")).is_file()
+    assert files["hello/style.css"]["immutable"] is False
 
 
 def assert_static_files_come_from_servestatic(base_url: str) -> None:

@@ -52,7 +52,8 @@ class ServerProcess:
     """`servestatic serve` in a subprocess; use as a context manager."""
 
     def __init__(self, root: Path | None, env: dict[str, str] | None = None,
-                 args: list[str] | None = None, cwd: Path | None = None, workers: int = 1):
+                 args: list[str] | None = None, cwd: Path | None = None, workers: int = 1,
+                 python: Path | str | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = environment({
@@ -61,7 +62,8 @@ class ServerProcess:
             "SERVESTATIC_ACCESS_LOG": "off",
             **(env or {}),
         })
-        self.args = [*SERVESTATIC, "serve", *([str(root)] if root is not None else []), *(args or [])]
+        command = [os.fspath(python), "-m", "servestatic"] if python else SERVESTATIC
+        self.args = [*command, "serve", *([str(root)] if root is not None else []), *(args or [])]
         self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None

@@ -1,8 +1,8 @@
 """Settings of the example Django project that servestatic serves the static files of.
 
-Django serves the views; `collectstatic` writes hashed names (ManifestStaticFilesStorage)
-into STATIC_ROOT, `servestatic compress` compresses them, and `servestatic serve` answers
-/static/ itself and hands every other request to `mysite.wsgi:application`.
+Django serves the views; `collectstatic` writes hashed names into STATIC_ROOT and, through
+servestatic's storage, compresses them and writes servestatic's manifest; `servestatic serve`
+answers /static/ itself and hands every other request to `mysite.wsgi:application`.
 """
 
 import os
@@ -43,5 +43,6 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
 STORAGES = {
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+    # Django's ManifestStaticFilesStorage, then `servestatic compress` over STATIC_ROOT.
+    "staticfiles": {"BACKEND": "servestatic.django.CompressedManifestStaticFilesStorage"},
 }

@@ -1,0 +1,67 @@
+"""Django's `collectstatic` with servestatic's build step in it.
+
+    STORAGES = {
+        "staticfiles": {"BACKEND": "servestatic.django.CompressedManifestStaticFilesStorage"},
+    }
+
+The storage is Django's `ManifestStaticFilesStorage` (hashed names, its
+`staticfiles.json`), and once Django has post-processed every file it runs
+`servestatic compress` over STATIC_ROOT in the same process, through the same
+`compress_tree` the command uses: variants beside each file, servestatic's
+manifest, the process pool, the incremental run and SERVESTATIC_CACHE_DIR. So
+`collectstatic` alone leaves a root that `servestatic serve` starts from without
+scanning. The class name is WhiteNoise's, so moving over is one changed line.
+
+Compression settings come from the SERVESTATIC_* environment, as for the
+command; only the root is STATIC_ROOT whatever SERVESTATIC_ROOT says.
+
+The names Django hashed are passed on as immutable: Django knows them, while
+the name test of `SERVESTATIC_IMMUTABLE_PATTERN=auto` must guess, and misses
+the one hash in 280 that is digits only (`app.012345678901.js`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from django.contrib.staticfiles.storage import ManifestStaticFilesStorage
+from django.core.management.base import CommandError
+
+from servestatic.compress import CompressError, CompressOptions, Summary, compress_tree
+from servestatic.settings import SettingError, load_settings
+
+# What collectstatic names as the file whose post-processing failed.
+STEP = "servestatic compress"
+
+
+class CompressedManifestStaticFilesStorage(ManifestStaticFilesStorage):
+    """ManifestStaticFilesStorage that compresses STATIC_ROOT for servestatic afterwards."""
+
+    def post_process(self, paths: dict[str, Any], dry_run: bool = False,
+                     **options: Any) -> Iterator[tuple[str, str | None, Any]]:
+        yield from super().post_process(paths, dry_run=dry_run, **options)
+        if dry_run:
+            return
+        try:
+            summary = self.compress()
+        except (CompressError, SettingError) as error:
+            # collectstatic raises an exception yielded here after naming the
+            # step; CommandError makes that one line rather than a traceback.
+            yield STEP, None, CommandError(f"{STEP}: {error}")
+            return
+        print(f"servestatic: {summary.line()}", file=sys.stdout)
+        if summary.errors:
+            yield STEP, None, CommandError(f"{STEP}: " + "; ".join(summary.errors))
+
+    def compress(self) -> Summary:
+        """Compress STATIC_ROOT with the SERVESTATIC_* settings of the environment."""
+        settings = load_settings()
+        # hashed_files maps each name to the name Django gave its hashed copy.
+        hashed = frozenset(str(name) for name in self.hashed_files.values())
+        options = replace(CompressOptions.from_settings(settings), hashed_names=hashed)
+        return compress_tree(Path(self.location), options)
+
