@@ -127,7 +127,7 @@ class StaticApp:
         self.spa_index = table.spa_index
         self.table = table
         self.app = app
-        self.prefix_key = wsgi_key(settings.prefix)
+        self.prefix_key = table.spa_prefix  # SPA routes: paths under the SPA index's mount
         self.health_key = wsgi_key(settings.health_path)
         self.cors = settings.cors
         self.cors_any = settings.cors == ("*",)
@@ -135,7 +135,7 @@ class StaticApp:
         self.miss_cache = f"public, max-age={settings.max_age}"
         # Read by servestatic.worker: whether static hits may skip gunicorn's WSGI layer.
         self.fast_path = settings.fast_path
-        self.real_root = os.path.join(os.path.realpath(settings.root), "")
+        self.real_root = table.real_roots  # str.startswith takes the tuple: inside any mount
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"

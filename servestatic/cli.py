@@ -14,12 +14,15 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from servestatic import __version__
 from servestatic.settings import SETTINGS, SettingError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from servestatic.compress import CompressOptions, Summary
 
 app = typer.Typer(
     help="Serve a Python web app's static files correctly and fast, as the origin behind a CDN.",
@@ -47,6 +50,10 @@ def _setting_parameter(setting: Any) -> inspect.Parameter:
         name = setting.option[2:]
         option = typer.Option(f"--{name}/--no-{name}", help=help_text, show_default=False)
         annotation: Any = Annotated[bool | None, option]
+    elif setting.repeatable:
+        option = typer.Option(setting.option, help=help_text + "; repeat the flag for more",
+                              show_default=False)
+        annotation = Annotated[list[str] | None, option]
     else:
         option = typer.Option(setting.option, help=help_text, show_default=False)
         annotation = Annotated[str | None, option]
@@ -84,6 +91,8 @@ def settings_from(options: dict[str, Any]) -> Settings:
     for name, value in options.items():
         if isinstance(value, bool):
             overrides[name] = "true" if value else "false"
+        elif isinstance(value, list):
+            overrides[name] = ",".join(value) or None
         else:
             overrides[name] = value
     try:
@@ -100,41 +109,55 @@ def _configure_logging(level: str = "info") -> None:
     )
 
 
-@app.command(help="Compress ROOT in place (.br, .gz via zopfli, optional .zst) and write its manifest.")
+@app.command(help="Compress ROOT (or each --mount directory) in place (.br, .gz via zopfli, "
+                  "optional .zst) and write its manifest.")
 @with_setting_options("compress", inspect.Parameter(
     "json", inspect.Parameter.KEYWORD_ONLY, default=False,
     annotation=Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")],
 ))
 def compress(**options: Any) -> None:
-    from servestatic.compress import CompressError, CompressOptions, compress_tree
+    from servestatic.compress import CompressError, CompressOptions
 
     as_json = options.pop("json", False)
     settings = settings_from(options)
     compress_options = CompressOptions.from_settings(settings)
     _configure_logging()
-    show_bar = sys.stderr.isatty() and not as_json
+    results = []
     try:
-        if show_bar:
-            from rich.progress import Progress
-
-            with Progress(transient=True) as progress:
-                task = progress.add_task("compressing", total=None)
-                summary = compress_tree(
-                    settings.root, compress_options,
-                    lambda done, total: progress.update(task, completed=done, total=total),
-                )
-        else:
-            summary = compress_tree(settings.root, compress_options)
+        for mount in settings.all_mounts:
+            results.append((mount, _compress_one(mount.root, compress_options, show_bar=not as_json)))
     except CompressError as error:
         raise fail(str(error)) from None
+    several = len(results) > 1
     if as_json:
-        typer.echo(json.dumps(summary.as_dict(), indent=1))
+        if several:
+            typer.echo(json.dumps({"mounts": [{"prefix": mount.prefix, "root": str(mount.root),
+                                               **summary.as_dict()} for mount, summary in results]},
+                                  indent=1))
+        else:
+            typer.echo(json.dumps(results[0][1].as_dict(), indent=1))
     else:
-        typer.echo(summary.line())
-    for line in summary.errors:
+        for mount, summary in results:
+            typer.echo(f"{mount.prefix}={mount.root}: {summary.line()}" if several else summary.line())
+    errors = [line for _mount, summary in results for line in summary.errors]
+    for line in errors:
         typer.echo(f"servestatic: error: {line}", err=True)
-    if summary.errors:
+    if errors:
         raise typer.Exit(1)
+
+
+def _compress_one(root: Path, options: CompressOptions, show_bar: bool) -> Summary:
+    """compress_tree on one root, with a progress bar on a terminal."""
+    from servestatic.compress import compress_tree
+
+    if not (show_bar and sys.stderr.isatty()):
+        return compress_tree(root, options)
+    from rich.progress import Progress
+
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"compressing {root}", total=None)
+        return compress_tree(
+            root, options, lambda done, total: progress.update(task, completed=done, total=total))
 
 
 @app.command(help="Serve ROOT with gunicorn; requests that are not static hits go to SERVESTATIC_APP.")

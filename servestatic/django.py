@@ -59,7 +59,7 @@ class CompressedManifestStaticFilesStorage(ManifestStaticFilesStorage):
 
     def compress(self) -> Summary:
         """Compress STATIC_ROOT with the SERVESTATIC_* settings of the environment."""
-        settings = load_settings()
+        settings = load_settings()  # the root is STATIC_ROOT, whatever ROOT or MOUNTS say
         # hashed_files maps each name to the name Django gave its hashed copy.
         hashed = frozenset(str(name) for name in self.hashed_files.values())
         options = replace(CompressOptions.from_settings(settings), hashed_names=hashed)

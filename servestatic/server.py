@@ -33,18 +33,20 @@ class StartupError(Exception):
 
 
 def prepare(settings: Settings) -> StaticApp:
-    """Validate the root, load the table, import the user's app: the app to serve."""
-    root = settings.root
-    if not root.is_dir():
-        raise StartupError(f"SERVESTATIC_ROOT: {root} is not a directory")
-    if not os.access(root, os.R_OK | os.X_OK):
-        raise StartupError(f"SERVESTATIC_ROOT: {root} is not readable")
+    """Validate the roots, load the table, import the user's app: the app to serve."""
+    # The variable the user set: SERVESTATIC_MOUNTS names every directory when it is set.
+    variable = "SERVESTATIC_MOUNTS" if settings.mounts else "SERVESTATIC_ROOT"
+    for mount in settings.all_mounts:
+        if not mount.root.is_dir():
+            raise StartupError(f"{variable}: {mount.root} is not a directory")
+        if not os.access(mount.root, os.R_OK | os.X_OK):
+            raise StartupError(f"{variable}: {mount.root} is not readable")
     if settings.headers_file is not None and not settings.headers_file.is_file():
         raise StartupError(f"SERVESTATIC_HEADERS_FILE: {settings.headers_file} is not a file")
     try:
         table = load_table(settings)
     except ManifestError as error:
-        raise StartupError(f"SERVESTATIC_ROOT: {error}") from None
+        raise StartupError(f"{variable}: {error}") from None
     except HeaderRulesError as error:
         raise StartupError(f"SERVESTATIC_HEADERS_FILE: {error}") from None
     user_app = None

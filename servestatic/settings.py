@@ -87,6 +87,34 @@ def _parse_prefix(raw: str) -> str:
     return value if value.endswith("/") else value + "/"
 
 
+@dataclass(frozen=True)
+class Mount:
+    """A directory served under a URL prefix, with its own manifest and variants."""
+
+    prefix: str
+    root: Path
+
+
+_MOUNTS_EXPECTED = "comma-separated PREFIX=DIR pairs, such as /static/=staticfiles,/=public"
+
+
+def _parse_mounts(raw: str) -> tuple[Mount, ...]:
+    """SERVESTATIC_MOUNTS (or --mount, repeated, joined with commas): each prefix once."""
+    mounts: list[Mount] = []
+    for part in filter(None, (piece.strip() for piece in raw.split(","))):
+        prefix, equals, directory = part.partition("=")
+        if not equals or not directory.strip():
+            raise ValueError(_MOUNTS_EXPECTED)
+        try:
+            mount = Mount(_parse_prefix(prefix), Path(directory.strip()))
+        except ValueError:
+            raise ValueError(f"{_MOUNTS_EXPECTED} (bad prefix {prefix.strip()!r})") from None
+        if any(other.prefix == mount.prefix for other in mounts):
+            raise ValueError(f"{_MOUNTS_EXPECTED}, each prefix once ({mount.prefix} twice)")
+        mounts.append(mount)
+    return tuple(mounts)
+
+
 def _parse_url_path(raw: str) -> str:
     value = raw.strip()
     if not re.fullmatch(r"/[A-Za-z0-9._~/-]*", value):
@@ -165,6 +193,8 @@ class Setting:
     help: str
     flag: str = ""
     commands: tuple[str, ...] = ("serve", "check", "healthcheck")
+    # A flag given several times, its values joined with commas (--mount).
+    repeatable: bool = False
 
     @property
     def option(self) -> str:
@@ -184,13 +214,14 @@ def setting(
     *,
     flag: str = "",
     commands: tuple[str, ...] = _SERVE,
+    repeatable: bool = False,
 ) -> Any:
     """Declare one `Settings` field and its `Setting` together.
 
     The field's default is `parse(default)`, so the default is written once, as
     the text a user would write; the field's name is the setting's name.
     """
-    declared = Setting("", env, default, parse, help, flag, commands)
+    declared = Setting("", env, default, parse, help, flag, commands, repeatable)
     return field(default=parse(default), metadata={"setting": declared})
 
 
@@ -215,6 +246,11 @@ class Settings:
     prefix: str = setting(
         "SERVESTATIC_PREFIX", "/", _parse_prefix,
         "URL path under which the root is served, such as /static/.")
+    mounts: tuple[Mount, ...] = setting(
+        "SERVESTATIC_MOUNTS", "", _parse_mounts,
+        "Several directories, each under its own URL prefix, as PREFIX=DIR pairs "
+        "(/static/=staticfiles,/=public); replaces ROOT and PREFIX.",
+        flag="--mount", commands=_ALL, repeatable=True)
     app: str | None = setting(
         "SERVESTATIC_APP", "", _parse_app,
         "Your WSGI app as module:attribute; requests that are not static hits go to it.")
@@ -321,6 +357,11 @@ class Settings:
     def manifest_path(self) -> Path:
         return self.root / MANIFEST_NAME
 
+    @property
+    def all_mounts(self) -> tuple[Mount, ...]:
+        """What is served (and compressed): the mounts, or ROOT under PREFIX."""
+        return self.mounts or (Mount(self.prefix, self.root),)
+
 
 SETTINGS: tuple[Setting, ...] = tuple(
     replace(item.metadata["setting"], name=item.name) for item in fields(Settings) if item.metadata
@@ -355,4 +396,12 @@ def load_settings(
             values[declared.name] = declared.parse(raw)
         except ValueError as error:
             raise SettingError(f"{source}: got {raw!r}; expected {error}") from None
+    if values["mounts"]:
+        # SERVESTATIC_MOUNTS replaces SERVESTATIC_ROOT and _PREFIX (an image may set
+        # ROOT as its default); a ROOT or --prefix given on the command line with it
+        # is a contradiction, not a default.
+        given = [shown for name, shown in (("root", "ROOT"), ("prefix", "--prefix")) if overrides.get(name)]
+        if given:
+            raise SettingError(f"{' and '.join(given)} cannot be combined with --mount "
+                               "or SERVESTATIC_MOUNTS; name every directory as a mount")
     return Settings(**values, explicit=frozenset(explicit))

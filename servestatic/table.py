@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from servestatic.hashednames import immutable_test
@@ -25,7 +26,7 @@ from servestatic.http import accepts, http_date
 from servestatic.manifest import FileEntry, ManifestError, entry_from_json
 from servestatic.manifest import read as read_manifest
 from servestatic.scan import ENCODING_SUFFIXES, never_served
-from servestatic.settings import MANIFEST_NAME, Settings
+from servestatic.settings import MANIFEST_NAME, Mount, Settings
 
 log = logging.getLogger("servestatic")
 
@@ -74,50 +75,102 @@ class StaticFile:
         return None
 
 
-class Table:
-    """Path -> StaticFile, filled on first use from the manifest's entries."""
+class MountTable:
+    """One mount's share of the table: its directory, prefix and manifest entries."""
 
-    def __init__(self, settings: Settings, entries: dict[str, Any], source: str):
-        started = time.perf_counter()
+    __slots__ = ("entries", "prefix", "root", "source")
+
+    def __init__(self, mount: Mount, entries: dict[str, Any], source: str):
+        self.prefix = mount.prefix
+        self.root = os.path.join(mount.root, "")
+        self.entries = entries
         self.source = source
+
+
+class Table:
+    """Path -> StaticFile over every mount, filled on first use from the manifests' entries.
+
+    A path belongs to the mount with the longest prefix it starts with: a file of
+    the `/` mount at `static/app.css` is never served when `/static/` is mounted
+    too, and a path that mount lacks goes to the app like any miss. The 404 page
+    and the SPA index are those of the mount nearest the site root (the shortest
+    prefix) that has one.
+    """
+
+    def __init__(self, settings: Settings, mounts: list[MountTable]):
+        started = time.perf_counter()
+        self.mounts = mounts
         self.rules = load_rules(settings.headers_file) if settings.headers_file else ()
         self.policy = _HeaderPolicy(settings, self.rules)
-        self.root = os.path.join(settings.root, "")
         self.immutable_override = (immutable_test(settings.immutable_pattern)
                                    if settings.immutable_pattern != "auto" else None)
-        self.entries = entries
         self.files: dict[str, StaticFile] = {}
-        self.paths: dict[str, str] = {}  # wsgi key -> relative path, for every servable key
+        # wsgi key -> (mount, relative path), for every servable key
+        self.paths: dict[str, tuple[MountTable, str]] = {}
         self.redirects: dict[str, str] = {}
-        prefix = settings.prefix
-        for relative in entries:
-            if never_served(relative):
-                log.warning("manifest lists %r, which is never served; ignoring it", relative)
-                continue
-            url = prefix + relative
-            self.paths[url if url.isascii() else wsgi_key(url)] = relative
-            if relative == INDEX or relative.endswith("/" + INDEX):
-                directory = prefix + relative[: -len(INDEX)]
-                self.paths[wsgi_key(directory)] = relative
-                if directory != prefix:
-                    self.redirects[wsgi_key(directory[:-1])] = wsgi_key(directory)  # latin-1, as SCRIPT_NAME
+        longest_first = sorted(mounts, key=lambda mount: len(mount.prefix), reverse=True)
+        for index, mount in enumerate(longest_first):
+            inner = tuple(wsgi_key(other.prefix) for other in longest_first[:index]
+                          if other.prefix.startswith(mount.prefix))
+            self._add(mount, inner)
         # A file and a directory cannot share a name, but a redirect must never
         # shadow a real file: drop any that would.
         for key in [key for key in self.redirects if key in self.paths]:
             del self.redirects[key]
-        self.not_found = self.lookup(wsgi_key(prefix + NOT_FOUND_PAGE))
-        self.spa_index = self.lookup(wsgi_key(prefix + INDEX)) if settings.spa else None
+        nearest_root = longest_first[::-1]
+        self.not_found = self._first(mount.prefix + NOT_FOUND_PAGE for mount in nearest_root)
+        self.spa_index: StaticFile | None = None
+        self.spa_prefix = wsgi_key(nearest_root[0].prefix)
+        if settings.spa:
+            for mount in nearest_root:
+                self.spa_index = self.lookup(wsgi_key(mount.prefix + INDEX))
+                if self.spa_index is not None:
+                    self.spa_prefix = wsgi_key(mount.prefix)
+                    break
+        # Where a served file may really be: under one of the mounts' directories.
+        self.real_roots = tuple(os.path.join(os.path.realpath(mount.root), "") for mount in mounts)
         self.seconds = time.perf_counter() - started
+
+    def _add(self, mount: MountTable, inner: tuple[str, ...]) -> None:
+        """A mount's keys, leaving out those under the longer prefixes in `inner`."""
+        paths, redirects, prefix = self.paths, self.redirects, mount.prefix
+        shadowed = 0
+        for relative in mount.entries:
+            if never_served(relative):
+                log.warning("manifest lists %r, which is never served; ignoring it", relative)
+                continue
+            url = prefix + relative
+            key = url if url.isascii() else wsgi_key(url)
+            if inner and key.startswith(inner):
+                shadowed += 1
+                continue
+            found = paths[key] = (mount, relative)
+            if relative == INDEX or relative.endswith("/" + INDEX):
+                directory = prefix + relative[: -len(INDEX)]
+                paths[wsgi_key(directory)] = found
+                if directory != prefix:
+                    redirects[wsgi_key(directory[:-1])] = wsgi_key(directory)  # latin-1, as SCRIPT_NAME
+        if shadowed:
+            log.warning("%d files of the mount at %s are under a longer mount's prefix and are "
+                        "never served", shadowed, prefix)
+
+    def _first(self, urls: Iterable[str]) -> StaticFile | None:
+        for url in urls:
+            found = self.lookup(wsgi_key(url))
+            if found is not None:
+                return found
+        return None
 
     def lookup(self, key: str) -> StaticFile | None:
         """The StaticFile at a PATH_INFO key, built on first use; None for a miss."""
         static_file = self.files.get(key)
         if static_file is not None:
             return static_file
-        relative = self.paths.get(key)
-        if relative is None:
+        found = self.paths.get(key)
+        if found is None:
             return None
-        entry = self.entries[relative]
+        mount, relative = found
+        entry = mount.entries[relative]
         if not isinstance(entry, FileEntry):
             try:
                 entry = entry_from_json(entry)
@@ -126,12 +179,17 @@ class Table:
                 return None
         if self.immutable_override is not None:
             entry.immutable = self.immutable_override(relative)
-        static_file = self.files[key] = _static_file(self.root, relative, entry, self.policy)
+        static_file = self.files[key] = _static_file(mount.root, relative, entry, self.policy)
         return static_file
 
     def describe(self) -> str:
-        return (f"{len(self.entries)} files from the {self.source} "
-                f"in {self.seconds * 1000:.0f} ms")
+        milliseconds = f"in {self.seconds * 1000:.0f} ms"
+        if len(self.mounts) == 1:
+            mount = self.mounts[0]
+            return f"{len(mount.entries)} files from the {mount.source} {milliseconds}"
+        parts = ", ".join(f"{mount.prefix}: {len(mount.entries)} from the {mount.source}"
+                          for mount in self.mounts)
+        return f"{sum(len(mount.entries) for mount in self.mounts)} files ({parts}) {milliseconds}"
 
 
 def wsgi_key(url_path: str) -> str:
@@ -253,18 +311,22 @@ def _static_file(root: str, relative: str, entry: FileEntry, policy: _HeaderPoli
 
 
 def load_table(settings: Settings) -> Table:
-    """The table from the root's manifest, or from a scan (with a warning) when there is none."""
+    """The table of every mount, each from its manifest, or from a scan (with a warning)."""
+    return Table(settings, [_load_mount(settings, mount) for mount in settings.all_mounts])
+
+
+def _load_mount(settings: Settings, mount: Mount) -> MountTable:
     from servestatic.manifest import build_from_tree
 
     entries: dict[str, Any]
     try:
-        entries = read_manifest(settings.root)["files"]
+        entries = read_manifest(mount.root)["files"]
         source = "manifest"
     except ManifestError as error:
-        if (settings.root / MANIFEST_NAME).exists():
+        if (mount.root / MANIFEST_NAME).exists():
             raise
         log.warning("%s; scanning the tree instead (slower start, no build-time variants "
                     "unless .br/.gz files are already there)", error)
-        entries = dict(build_from_tree(settings.root, settings.immutable_pattern).files)
+        entries = dict(build_from_tree(mount.root, settings.immutable_pattern).files)
         source = "scan"
-    return Table(settings, entries, source)
+    return MountTable(mount, entries, source)

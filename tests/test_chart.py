@@ -434,6 +434,7 @@ ALL_SETTINGS_VALUES = {
     "immutablePattern": r"\.[0-9a-f]{8}\.", "cors": "https://a.example.com,https://b.example.com",
     "spa": True, "headerRules": HEADER_RULES, "healthPath": "/-/health", "accessLog": "json",
     "logLevel": "warning", "gunicornConfig": "/app/gunicorn.conf.py",
+    "mounts": ["/assets/=/srv/site", "/=/srv/public"],
 }
 
 
@@ -468,6 +469,8 @@ def test_every_servestatic_value_reaches_its_environment_variable() -> None:
     assert settings.spa is True
     assert str(settings.headers_file) == "/etc/servestatic/headers.toml"
     assert (settings.health_path, settings.access_log, settings.log_level) == ("/-/health", "json", "warning")
+    assert [(mount.prefix, str(mount.root)) for mount in settings.mounts] == [
+        ("/assets/", "/srv/site"), ("/", "/srv/public")]
 
 
 def test_defaults_leave_the_root_to_the_image_and_parse_cleanly() -> None:
@@ -475,6 +478,7 @@ def test_defaults_leave_the_root_to_the_image_and_parse_cleanly() -> None:
     assert "SERVESTATIC_ROOT" not in env  # the image sets SERVESTATIC_ROOT=/srv/www
     assert "SERVESTATIC_APP" not in env
     assert "SERVESTATIC_HEADERS_FILE" not in env
+    assert "SERVESTATIC_MOUNTS" not in env  # an empty list sets nothing
     # No WEB_CONCURRENCY: the worker count follows the CPU limit, which servestatic reads
     # from its cgroup (test_cpus.py; the image test runs the pod with that limit).
     assert "WEB_CONCURRENCY" not in env

@@ -22,11 +22,11 @@ def environment(env: dict[str, str] | None = None) -> dict[str, str]:
     return environ
 
 
-def run_compress(*args: str, env: dict[str, str] | None = None,
+def run_compress(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO,
                  **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """`servestatic compress ARGS...`, whatever its exit code (for tests of failures)."""
     return subprocess.run([*SERVESTATIC, "compress", *args], capture_output=True, text=True,
-                          env=environment(env), cwd=REPO, timeout=300, **kwargs)
+                          env=environment(env), cwd=cwd, timeout=300, **kwargs)
 
 
 def compress(root: Path, *args: str, env: dict[str, str] | None = None

@@ -89,13 +89,14 @@ that is too short is refused rather than silently cutting requests off.
 {{/*
 The container's environment: each servestatic value as the variable servestatic/settings.py
 names for it. files/environment.yaml is that map, generated from settings.py (tests check it).
-Empty values are left out so the image's or servestatic's default applies.
+Empty values (and empty lists) are left out so the image's or servestatic's default applies;
+a list (mounts) is joined with commas.
 */}}
 {{- define "servestatic.env" -}}
 {{- $s := .Values.servestatic }}
 {{- range $key, $name := .Files.Get "files/environment.yaml" | fromYaml }}
 {{- $value := index $s $key }}
-{{- if not (or (kindIs "invalid" $value) (eq (toString $value) "")) }}
+{{- if not (or (kindIs "invalid" $value) (eq (toString $value) "") (and (kindIs "slice" $value) (empty $value))) }}
 - name: {{ $name }}
   value: {{ include "servestatic.envValue" $value | quote }}
 {{- end }}
@@ -130,6 +131,8 @@ float prints as 3.1536e+07; whole numbers are printed as integers.
 {{- define "servestatic.envValue" -}}
 {{- if or (kindIs "float64" .) (kindIs "int" .) (kindIs "int64" .) }}
 {{- int64 . }}
+{{- else if kindIs "slice" . }}
+{{- join "," . }}
 {{- else }}
 {{- toString . }}
 {{- end }}
