@@ -41,9 +41,15 @@ ENTRYPOINT = "servestatic-entrypoint"
 # The process type an app's own Procfile `web` is kept under (servestatic's is `web`).
 APP_PROCESS = "app"
 BUILD_PREFIX = "BP_"
-# Settings a buildpack user does not set through BP_*: the platform owns the port and
-# process count, and the cache directory is the buildpack's own layer.
-NOT_FROM_BUILD = {"PORT", "WEB_CONCURRENCY", "SERVESTATIC_BIND", "SERVESTATIC_CACHE_DIR"}
+# Settings a buildpack user does not set through BP_*, and why. Every other SERVESTATIC_*
+# setting in settings.py is a BP_SERVESTATIC_* build variable, checked by its own parser.
+NOT_FROM_BUILD = {
+    "PORT": "the platform sets it",
+    "WEB_CONCURRENCY": "the platform sets it",
+    "SERVESTATIC_BIND": "the platform owns the port (PORT)",
+    "SERVESTATIC_CACHE_DIR": "the compression cache is the buildpack's own layer",
+    "SERVESTATIC_MOUNTS": "the build compresses one static root (the build plan's); mounts are not built yet",
+}
 
 # What buildpack/package ships wheels for (servestatic.cnbpackage): every CPython from
 # pyproject's requires-python that has reached its first release. 3.10 is left out: it
