@@ -109,8 +109,8 @@ def _configure_logging(level: str = "info") -> None:
     )
 
 
-@app.command(help="Compress ROOT (or each --mount directory) in place (.br, .gz via zopfli, "
-                  "optional .zst) and write its manifest.")
+@app.command(help="Compress ROOT (or each --mount directory) in place (.br, .gz, optional .zst) "
+                  "and write its manifest.")
 @with_setting_options("compress", inspect.Parameter(
     "json", inspect.Parameter.KEYWORD_ONLY, default=False,
     annotation=Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")],

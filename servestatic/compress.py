@@ -1,4 +1,4 @@
-"""Build-time compression: write .br, .gz (zopfli) and .zst beside each file, and the manifest.
+"""Build-time compression: write .br, .gz and .zst beside each file, and the manifest.
 
 The entry point is `compress_tree(root, options)`; the CLI, the buildpack and
 the Django storage all call it.
@@ -12,7 +12,7 @@ renamed only when every one of them succeeded, so a failure leaves that file's
 previous variants, and its previous manifest entry, as they were.
 
 A large file is first compressed whole at brotli's quality 2 (about 3 ms per
-MiB): when that saves under 1%, brotli 11 and zopfli would not reach the 5%
+MiB): when that saves under 1%, brotli 11 and gzip would not reach the 5%
 rule either, and a few seconds per file of random or already-compressed bytes
 are saved. The verdict is recorded in the manifest, so a re-run does not probe.
 """

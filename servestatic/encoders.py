@@ -1,4 +1,4 @@
-"""The compressors, each configured once: brotli 11, gzip through zopfli, zstd.
+"""The compressors, each configured once: brotli 11, gzip through libdeflate (or zopfli), zstd.
 
 `ENCODER_PARAMETERS` describes how each encoding's bytes are produced; it keys
 both the incremental check (a manifest made with other parameters is not
@@ -14,48 +14,39 @@ from hashlib import sha256
 from typing import Any
 
 import brotli
+import deflate
 import zopfli.gzip
 
 BROTLI_QUALITY = 11
 ZSTD_LEVEL = 19
 
-# zopfli's cost is mostly its optimal parse (even one iteration) and block
-# splitting. Measured with bench/gzip_tune.py and bench/compress_bench.py on a
-# 24 MB, 3,449-file npm corpus (bootstrap, bootstrap-icons, react-dom, d3,
-# lodash, font-awesome), CPU seconds, on the 129 files of 8 KB and more that
-# hold 21.6 MB of it (brotli 11 on them: 27.8 s; gzip -9: 1.3 s):
+# gzip by measurement (bench/gzip_tune.py, bench/compress_bench.py) on the
+# benchmark's npm corpus, 2,929 compressible files, 20.7 MB, CPU seconds:
 #
-#   iterations  splitting       x gzip -9  CPU s
-#   1           off              0.9638    15.2
-#   5           off              0.9595    23.8
-#   1           max 2 blocks     0.9575    17.4   <- balanced
-#   1           max 3 blocks     0.9553    19.7
-#   3           max 3 blocks     0.9515    24.0
-#   1           max 15 blocks    0.9495    39.6
+#   encoder                              x gzip -9   CPU s
+#   zlib level 9 (gzip -9, WhiteNoise)    1.000       ~1.3
+#   zopfli, 1 iteration, at most 2 blocks 0.960      19.9   (our earlier default)
+#   libdeflate level 12                   0.956       4.7   <- balanced
 #
-# ("max", zopfli's default, is several times slower again.)
-# Whole corpus, like for like against WhiteNoise (gzip -9): balanced writes
-# 0.963 x its gzip bytes at 1.55 x its CPU time (brotli 11 is ~60% of ours).
-# `split_min_size` is ours, not zopfli's: splitting costs ~35 ms on any file
-# however small (against 0.5 ms without) and gains almost nothing below a
-# few KB, so smaller files are compressed without it.
+# libdeflate's level 12 (near-optimal parsing of its own) writes fewer bytes
+# than one-iteration zopfli in a quarter of the time; brotli 11 is then about
+# 85% of a run's CPU, as it is of WhiteNoise's. zopfli stays for `max`, where
+# its many iterations are worth their time to someone.
 GZIP_EFFORTS: dict[str, dict[str, Any]] = {
-    "fast": {"numiterations": 1, "blocksplitting": False},
-    "balanced": {"numiterations": 1, "blocksplitting": True, "blocksplittingmax": 2,
-                 "split_min_size": 16384},
-    "max": {"numiterations": 15, "blocksplitting": True, "blocksplittingmax": 15},
+    "fast": {"libdeflate": 9},
+    "balanced": {"libdeflate": 12},
+    "max": {"zopfli": {"numiterations": 15, "blocksplitting": True, "blocksplittingmax": 15}},
 }
 
 
-def _zopfli_gzip(effort: str) -> Callable[[bytes], bytes]:
-    options = dict(GZIP_EFFORTS[effort])
-    split_min_size = options.pop("split_min_size", 0)
-    unsplit = {**options, "blocksplitting": False}
-
-    def compress(data: bytes) -> bytes:
-        return zopfli.gzip.compress(data, **(options if len(data) >= split_min_size else unsplit))
-
-    return compress
+def _gzip(effort: str) -> Callable[[bytes], bytes]:
+    """gzip members with a fixed header (mtime 0), so a build is reproducible."""
+    options = GZIP_EFFORTS[effort]
+    if "zopfli" in options:
+        zopfli_options = options["zopfli"]
+        return lambda data: zopfli.gzip.compress(data, **zopfli_options)
+    level = options["libdeflate"]
+    return lambda data: deflate.gzip_compress(data, level)
 
 
 def _zstd_compressor() -> Callable[[bytes], bytes]:
@@ -80,7 +71,7 @@ def _zstd_compressor() -> Callable[[bytes], bytes]:
 def encoder_parameters(gzip_effort: str) -> dict[str, dict[str, Any]]:
     return {
         "br": {"brotli_quality": BROTLI_QUALITY},
-        "gzip": {"zopfli": GZIP_EFFORTS[gzip_effort]},
+        "gzip": GZIP_EFFORTS[gzip_effort],
         "zstd": {"zstd_level": ZSTD_LEVEL},
     }
 
@@ -96,7 +87,7 @@ def make_encoders(encodings: tuple[str, ...], gzip_effort: str) -> dict[str, Cal
         if encoding == "br":
             encoders["br"] = lambda data: brotli.compress(data, quality=BROTLI_QUALITY)
         elif encoding == "gzip":
-            encoders["gzip"] = _zopfli_gzip(gzip_effort)
+            encoders["gzip"] = _gzip(gzip_effort)
         elif encoding == "zstd":
             encoders["zstd"] = _zstd_compressor()
     return encoders

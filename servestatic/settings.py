@@ -327,7 +327,8 @@ class Settings:
         "Comma-separated extensions that are never compressed.", commands=_COMPRESS)
     gzip_effort: str = setting(
         "SERVESTATIC_GZIP_EFFORT", "balanced", _parse_choice("fast", "balanced", "max"),
-        "zopfli effort for .gz: fast, balanced (default) or max.", commands=_COMPRESS)
+        "Effort for .gz: fast (libdeflate 9), balanced (libdeflate 12) or max (zopfli).",
+        commands=_COMPRESS)
     compress_workers: int = setting(
         "SERVESTATIC_COMPRESS_WORKERS", "0", _parse_int(0, 1024),
         "Compression processes; 0 means one per CPU the process may use.",
