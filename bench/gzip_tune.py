@@ -1,4 +1,5 @@
-"""Measure zopfli settings against gzip -9 and brotli 11 on a sample of the corpus.
+"""Measure gzip encoders (libdeflate's levels, zopfli settings) against gzip -9 and brotli 11
+on a sample of the corpus.
 
 Used to choose `GZIP_EFFORTS` in servestatic/encoders.py. CPU seconds (summed
 over the worker processes) rather than wall time, so that other load on the
@@ -7,6 +8,7 @@ machine moves the numbers less.
     .venv/bin/python bench/gzip_tune.py                 # every 5th compressible file
     .venv/bin/python bench/gzip_tune.py 1 8000          # every file of 8,000 bytes or more
     .venv/bin/python bench/gzip_tune.py 1 8000 gzip9,i1-split2   # only these settings
+    .venv/bin/python bench/gzip_tune.py 1 0 gzip9,i1-split2,libdeflate9,libdeflate12
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import brotli
+import deflate
 import zopfli.gzip
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -55,6 +58,8 @@ def measure(args: tuple[str, str]) -> tuple[str, int, float]:
         out = gzip9(data)
     elif name == "brotli11":
         out = brotli.compress(data, quality=11)
+    elif name.startswith("libdeflate"):
+        out = deflate.gzip_compress(data, int(name.removeprefix("libdeflate")))
     else:
         out = zopfli.gzip.compress(data, **CONFIGS[name])
     return name, len(out), time.process_time() - started
@@ -70,7 +75,8 @@ def sample(every: int, min_size: int = 256) -> list[str]:
 def main() -> None:
     every = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     min_size = int(sys.argv[2]) if len(sys.argv) > 2 else 256
-    names = sys.argv[3].split(",") if len(sys.argv) > 3 else ["gzip9", "brotli11", *CONFIGS]
+    names = (sys.argv[3].split(",") if len(sys.argv) > 3
+             else ["gzip9", "brotli11", "libdeflate9", "libdeflate12", *CONFIGS])
     files = sample(every, min_size)
     size = sum(Path(p).stat().st_size for p in files)
     print(f"sample: {len(files)} files, {size:,} bytes (every {every}th compressible file "

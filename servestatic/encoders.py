@@ -20,18 +20,22 @@ import zopfli.gzip
 BROTLI_QUALITY = 11
 ZSTD_LEVEL = 19
 
-# gzip by measurement (bench/gzip_tune.py, bench/compress_bench.py) on the
-# benchmark's npm corpus, 2,929 compressible files, 20.7 MB, CPU seconds:
+# gzip by measurement on the benchmark's npm corpus (bench/gzip_tune.py: its
+# 3,445 files with a compressible extension, 23.9 MB, CPU seconds):
 #
-#   encoder                              x gzip -9   CPU s
-#   zlib level 9 (gzip -9, WhiteNoise)    1.000       ~1.3
-#   zopfli, 1 iteration, at most 2 blocks 0.960      19.9   (our earlier default)
-#   libdeflate level 12                   0.956       4.7   <- balanced
+#   encoder                                 x gzip -9   CPU s
+#   zlib level 9 (gzip -9, as WhiteNoise)    1.0000      1.5
+#   libdeflate level 9 (fast)                0.9913      0.8
+#   libdeflate level 12 (balanced)           0.9593      5.2
+#   zopfli, 1 iteration, split in 2 blocks   0.9633     67.8   (~20 s with splitting
+#                                                               only above 16 KB, our earlier default)
 #
-# libdeflate's level 12 (near-optimal parsing of its own) writes fewer bytes
-# than one-iteration zopfli in a quarter of the time; brotli 11 is then about
-# 85% of a run's CPU, as it is of WhiteNoise's. zopfli stays for `max`, where
-# its many iterations are worth their time to someone.
+# libdeflate's level 12 (its own near-optimal parse) writes fewer bytes than
+# one-iteration zopfli in a fraction of the time; whole runs of
+# bench/compress_bench.py: 0.959 x WhiteNoise's gzip bytes like for like (zopfli:
+# 0.963), and 1.15 x its CPU for brotli and gzip together (zopfli: 1.42 x), brotli
+# 11 being most of both. zopfli stays for `max`, for whoever finds its many
+# iterations worth their time.
 GZIP_EFFORTS: dict[str, dict[str, Any]] = {
     "fast": {"libdeflate": 9},
     "balanced": {"libdeflate": 12},
