@@ -234,5 +234,19 @@ def version() -> None:
     typer.echo(__version__)
 
 
+@app.command(hidden=True, help="The container image's and the buildpack's entry point: "
+                               "servestatic serve, a subcommand, or another command.")
+def launch(arguments: Annotated[list[str] | None, typer.Argument()] = None) -> None:
+    from servestatic.launch import launch as run
+
+    run(arguments or [])
+
+
+def subcommands() -> set[str]:
+    """The names `servestatic` answers to, but the hidden launcher's own."""
+    group = typer.main.get_command(app)
+    return set(getattr(group, "commands", {})) - {"launch"}
+
+
 def main() -> None:
     app()

@@ -232,6 +232,13 @@ def test_arguments_pass_through_to_the_cli(base_image: str) -> None:
     bad = podman("run", "--rm", "--env", "PORT=eighty", base_image, check=False)
     assert bad.returncode == 2
     assert "servestatic: error: PORT: got 'eighty'" in bad.stderr
+    # A subcommand passes through (nothing listens in this container, so the check fails)...
+    health = podman("run", "--rm", base_image, "healthcheck", check=False)
+    assert health.returncode == 1
+    assert "Connection refused" in health.stderr
+    # ...and anything else runs as a command, as official images do.
+    shell = podman("run", "--rm", base_image, "sh", "-c", 'echo "$0 ran"', "sh").stdout
+    assert shell == "sh ran\n"
 
 
 def test_a_volume_without_manifest_is_compressed_at_start(base_image: str, tmp_path: Path) -> None:
