@@ -212,31 +212,41 @@ def run(command: list[str], env: Mapping[str, str] | None = None) -> str:
     return result.stdout
 
 
-def compress(layer: Path, root: Path, cache: Path, settings: Mapping[str, str]) -> dict[str, object]:
-    """`servestatic compress` from the installed layer, its cache in a cache layer."""
+def compress_environment(settings: Mapping[str, str], cache: Path) -> dict[str, str]:
+    """The environment `servestatic compress` (or servestatic's Django storage) runs in: the
+    build's compress settings, the cache layer, and no root or mounts (each run names its root)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("SERVESTATIC_")}
-    env.update(settings)
+    env.update({key: value for key, value in settings.items()
+                if key not in {"SERVESTATIC_ROOT", "SERVESTATIC_MOUNTS"}})
+    env["SERVESTATIC_CACHE_DIR"] = os.fspath(cache)
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave the launch layer exactly as installed
-    output = run([os.fspath(layer / "bin" / "servestatic"), "compress", os.fspath(root),
-                  "--cache-dir", os.fspath(cache), "--json"], env=env)
+    return env
+
+
+def compress(layer: Path, root: Path, env: Mapping[str, str]) -> dict[str, object]:
+    """`servestatic compress` from the installed layer, its cache in a cache layer."""
+    output = run([os.fspath(layer / "bin" / "servestatic"), "compress", os.fspath(root), "--json"], env=env)
     return json.loads(output)
 
 
-def collectstatic(venv: Path, app_dir: Path) -> None:
+def collectstatic(venv: Path, app_dir: Path, env: Mapping[str, str]) -> None:
     """Django's static root is made at build time. Python buildpacks that run collectstatic
     themselves leave it in place; for the others it is run here, with the venv's Python,
-    which sees the packages the Python buildpack installed."""
+    which sees the packages the Python buildpack installed. With servestatic's storage
+    (servestatic.django) it compresses too, so it gets compress's environment and cache."""
     print("servestatic: running python manage.py collectstatic --noinput")
     run([os.fspath(venv / "bin" / "python"), os.fspath(app_dir / "manage.py"), "collectstatic",
-         "--noinput"], env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+         "--noinput"], env=env)
 
 
-def prune_cache(cache: Path, root: Path) -> int:
-    """Drop cached outputs no file in the root has any more, so the cache layer holds one
+def prune_cache(cache: Path, roots: list[Path]) -> int:
+    """Drop cached outputs no file in the roots has any more, so the cache layer holds one
     build's worth instead of growing with every deploy. `compress --cache-dir` names each
     cached output by the content hash of its original, the hash the manifest records."""
-    manifest = json.loads((root / MANIFEST_NAME).read_text())
-    wanted = {entry["hash"] for entry in manifest["files"].values()}
+    wanted = set()
+    for root in roots:
+        manifest = json.loads((root / MANIFEST_NAME).read_text())
+        wanted |= {entry["hash"] for entry in manifest["files"].values()}
     removed = 0
     for path in cache.rglob("*"):
         if path.is_file() and path.name not in wanted:
@@ -286,21 +296,39 @@ def write_launch_toml(layers: Path, processes: list[dict[str, object]]) -> None:
     (layers / "launch.toml").write_text("\n".join(lines) + "\n")
 
 
+def inside_app(app_dir: Path, relative: str) -> Path:
+    """A static root named relative to the app, resolved; one outside the app is an error."""
+    root = (app_dir / relative).resolve()
+    if not root.is_relative_to(app_dir.resolve()):
+        raise BuildError(f"static root {relative!r} is not inside the app")
+    return root
+
+
 def build(environ: Mapping[str, str], app_dir: Path) -> None:
     layers = Path(environ["CNB_LAYERS_DIR"])
     buildpack = Path(environ["CNB_BUILDPACK_DIR"])
     wheel_dirs = shipped_wheel_dirs(buildpack / "wheels", environ)  # first: nothing else works without
     settings = settings_from_build_env(environ)
-    relative_root = planned_root(Path(environ["CNB_BP_PLAN_PATH"]))
-    root = (app_dir / relative_root).resolve()
-    if not root.is_relative_to(app_dir.resolve()):
-        raise BuildError(f"static root {relative_root!r} is not inside the app")
+    mounts = load_settings(environ=settings).mounts
+    if mounts:
+        relative_roots = [os.fspath(mount.root) for mount in mounts]
+    else:
+        relative_roots = [planned_root(Path(environ["CNB_BP_PLAN_PATH"]))]
+    roots = [inside_app(app_dir, relative) for relative in relative_roots]
+    if mounts:
+        settings["SERVESTATIC_MOUNTS"] = ",".join(
+            f"{mount.prefix}={os.fspath(root)}" for mount, root in zip(mounts, roots, strict=True))
+    else:
+        settings["SERVESTATIC_ROOT"] = os.fspath(roots[0])
     django = (app_dir / "manage.py").is_file()
-    missing = (f"static root {relative_root!r} is not a directory in the app "
-               "(set BP_SERVESTATIC_ROOT to where your static files are)")
-    if not root.is_dir() and not django:
-        raise BuildError(missing)  # before the install: nothing here could make it
-    settings["SERVESTATIC_ROOT"] = os.fspath(root)
+
+    def missing() -> BuildError:
+        absent = [relative for relative, root in zip(relative_roots, roots, strict=True) if not root.is_dir()]
+        return BuildError(f"static root {absent[0]!r} is not a directory in the app (set "
+                          f"BP_SERVESTATIC_{'MOUNTS' if mounts else 'ROOT'} to where your static files are)")
+
+    if not all(root.is_dir() for root in roots) and not django:
+        raise missing()  # before the install: nothing here could make it
 
     wheels = sorted(wheel for directory in wheel_dirs for wheel in directory.glob("*.whl"))
     entrypoint = buildpack / "entrypoint" / ENTRYPOINT
@@ -320,19 +348,20 @@ def build(environ: Mapping[str, str], app_dir: Path) -> None:
     sbom.write(layers, "servestatic", "servestatic layer",
                sbom.installed_packages(site_packages, wheel_dirs))
 
-    if not root.is_dir():
-        collectstatic(venv, app_dir)
-    if not root.is_dir():
-        raise BuildError(missing)
-
     cache = layers / "compress-cache"
     cache.mkdir(exist_ok=True)
     write_layer_toml(layers, "compress-cache", launch=False, cache=True)
-    summary = compress(venv, root, cache, settings)
-    # One line with the whole summary: how a build log (and the tests) tell an
-    # unchanged rebuild from one that compressed.
-    print("servestatic: compress summary " + json.dumps(summary, separators=(",", ":")))
-    removed = prune_cache(cache, root)
+    env = compress_environment(settings, cache)
+    if not all(root.is_dir() for root in roots) and django:
+        collectstatic(venv, app_dir, env)
+    if not all(root.is_dir() for root in roots):
+        raise missing()
+    for root in roots:
+        summary = compress(venv, root, env)
+        # One line with the whole summary, per root: how a build log (and the tests)
+        # tell an unchanged rebuild from one that compressed.
+        print("servestatic: compress summary " + json.dumps(summary, separators=(",", ":")))
+    removed = prune_cache(cache, roots)
     if removed:
         print(f"servestatic: dropped {removed} cached outputs no file uses any more")
 

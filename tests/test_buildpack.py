@@ -42,7 +42,11 @@ from servestatic.cnb import (
 )
 from servestatic.cnbpackage import platform_tags, requirements
 from tests.support import REPO, needs
-from tests.support.django import assert_static_files_come_from_servestatic, assert_views_come_from_django
+from tests.support.django import (
+    assert_site_root_files_come_from_servestatic,
+    assert_static_files_come_from_servestatic,
+    assert_views_come_from_django,
+)
 from tests.support.server import free_port
 from tests.support.site import copy_site
 
@@ -151,12 +155,17 @@ class Workspace:
         return tomllib.loads((self.layers / BP_LAYERS / f"{name}.toml").read_text())
 
 
-def compress_summary(build_output: str) -> dict:
-    """The summary bin/build prints for the `servestatic compress` it ran."""
+def compress_summaries(build_output: str) -> list[dict]:
+    """The summaries bin/build prints for the `servestatic compress` it ran, one per root."""
     marker = "servestatic: compress summary "
-    lines = [line for line in build_output.splitlines() if line.startswith(marker)]
-    assert len(lines) == 1, build_output
-    return json.loads(lines[0][len(marker):])
+    return [json.loads(line[len(marker):]) for line in build_output.splitlines() if line.startswith(marker)]
+
+
+def compress_summary(build_output: str) -> dict:
+    """The summary of a build with one static root."""
+    summaries = compress_summaries(build_output)
+    assert len(summaries) == 1, build_output
+    return summaries[0]
 
 
 def manifest_hash(root: Path, name: str) -> str:
@@ -750,7 +759,8 @@ def test_build_fails_at_its_start_on_an_unsupported_cpython(
 def django_web(lifecycle_user: pwd.struct_passwd | None, store: Path) -> Iterator[Launched]:
     """examples/django as pushed to a PaaS: sources only, no staticfiles/. The stand-in
     Python buildpack installs requirements.txt (offline, from the host wheelhouse); this
-    buildpack runs collectstatic, compresses, and chains to mysite.wsgi:application."""
+    buildpack runs collectstatic, compresses both mounts (staticfiles/ at /static/, public/
+    at /), and chains to mysite.wsgi:application."""
     wheelhouse = subprocess.run([os.fspath(REPO / "scripts" / "wheelhouse.sh")], check=True, timeout=900,
                                 cwd=REPO, stdout=subprocess.PIPE, text=True).stdout.strip()
     root = Path(tempfile.mkdtemp(prefix="servestatic-cnb-django-"))
@@ -760,15 +770,16 @@ def django_web(lifecycle_user: pwd.struct_passwd | None, store: Path) -> Iterato
         shutil.copytree(REPO / "examples" / "django", workspace.app, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("staticfiles", "__pycache__", "*.sqlite3"))
         workspace.set_env("BP_CPYTHON_FIND_LINKS", os.fspath(root / "wheelhouse"))
-        workspace.set_env("BP_SERVESTATIC_PREFIX", "/static/")
+        workspace.set_env("BP_SERVESTATIC_MOUNTS", "/static/=staticfiles,/=public")
         workspace.set_env("BP_SERVESTATIC_APP", "mysite.wsgi:application")
         workspace.detect()
         output = workspace.build().stdout
         assert "servestatic: running python manage.py collectstatic --noinput" in output
-        # The example's storage (servestatic.django) compresses during collectstatic, so
-        # compress then keeps its variants rather than making them.
-        summary = compress_summary(output)
-        assert totals(summary, "compressed") + totals(summary, "reused") > 0
+        # The example's storage (servestatic.django) compresses staticfiles/ during
+        # collectstatic, so compress then keeps its variants; public/ it compresses itself.
+        static, public = compress_summaries(output)
+        assert totals(static, "compressed") == 0 and totals(static, "reused") > 0, static
+        assert totals(public, "compressed") > 0, public
         web = start_web(workspace)
         yield web
         stop(web)
@@ -782,6 +793,10 @@ def test_django_views_come_from_django(django_web: Launched) -> None:
 
 def test_django_static_files_come_compressed_from_servestatic(django_web: Launched) -> None:
     assert_static_files_come_from_servestatic(django_web.base)
+
+
+def test_django_site_root_files_come_from_the_second_mount(django_web: Launched) -> None:
+    assert_site_root_files_come_from_servestatic(django_web.base)
 
 
 # --- the whole platform: pack build against podman's Docker API, no registry

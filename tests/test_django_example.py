@@ -19,13 +19,14 @@ from tests.support import DJANGO_PROJECT, REPO
 from tests.support.cli import compress, environment
 from tests.support.django import (
     assert_collected_and_compressed,
+    assert_site_root_files_come_from_servestatic,
     assert_static_files_come_from_servestatic,
     assert_views_come_from_django,
     collectstatic,
     django_behind_servestatic,
 )
 from tests.support.server import ServerProcess
-from tests.support.site import manifest_entry
+from tests.support.site import copy_site, manifest_entry
 from tests.support.venvs import django_venv
 
 
@@ -49,6 +50,19 @@ def test_collectstatic_alone_compresses_and_writes_the_manifest(static_root: Pat
 def test_served_from_the_manifest_without_a_scan(django_server: ServerProcess) -> None:
     assert_static_files_come_from_servestatic(django_server.url)
     assert "scanning" not in django_server.log(), django_server.log()
+
+
+def test_site_root_files_beside_static_through_two_mounts(static_root: Path, tmp_path: Path) -> None:
+    public = copy_site(tmp_path / "public", DJANGO_PROJECT / "public")
+    compress(public)
+    with ServerProcess(None, cwd=DJANGO_PROJECT, env={
+        "DJANGO_STATIC_ROOT": str(static_root),
+        "SERVESTATIC_MOUNTS": f"/static/={static_root},/={public}",
+        "SERVESTATIC_APP": "mysite.wsgi:application",
+    }) as server:
+        assert_site_root_files_come_from_servestatic(server.url)
+        assert_static_files_come_from_servestatic(server.url)
+        assert_views_come_from_django(server.url)
 
 
 def test_views_come_from_django(django_server: ServerProcess) -> None:

@@ -25,6 +25,11 @@ import httpx
 import pytest
 
 from tests.support import EXAMPLE_SITE, REPO, needs, needs_tool
+from tests.support.django import (
+    assert_site_root_files_come_from_servestatic,
+    assert_static_files_come_from_servestatic,
+    assert_views_come_from_django,
+)
 from tests.support.server import free_port
 from tests.support.site import copy_site
 
@@ -365,19 +370,9 @@ def test_healthcheck_fails_when_nothing_answers(static_image: str) -> None:
 def test_chained_django_image(chained_image: str) -> None:
     with container(chained_image, "--read-only", "--user", "12345", "--cap-drop", "ALL") as running:
         running.wait_ready()
-        hello = httpx.get(running.url + "/hello/")
-        assert hello.status_code == 200
-        assert "Hello from Django" in hello.text
-
-        home = httpx.get(running.url + "/")
-        assert home.status_code == 200
-        stylesheet = home.text.split('rel="stylesheet" href="', 1)[1].split('"', 1)[0]
-        assert stylesheet.startswith("/static/hello/style.") and stylesheet.endswith(".css")
-        css = httpx.get(running.url + stylesheet, headers={"Accept-Encoding": "br"})
-        assert css.status_code == 200
-        assert css.headers["cache-control"] == "public, max-age=31536000, immutable"
-        assert css.headers["content-encoding"] == "br"
-        assert httpx.get(running.url + "/static/hello/nothing.css").status_code == 404
+        assert_views_come_from_django(running.url)
+        assert_static_files_come_from_servestatic(running.url)
+        assert_site_root_files_come_from_servestatic(running.url)
 
 
 # --- the onbuild variant

@@ -70,3 +70,18 @@ def assert_views_come_from_django(base_url: str) -> None:
     assert response.text == "Hello from Django, CDN!\n"
     assert "etag" not in response.headers
     assert "accept-ranges" not in response.headers
+
+
+def assert_site_root_files_come_from_servestatic(base_url: str) -> None:
+    """public/robots.txt is served at / by the second mount, compressed; a miss in both
+    mounts (under /static/ or not) reaches Django."""
+    robots = httpx.get(base_url + "/robots.txt", headers={"Accept-Encoding": "br"})
+    assert robots.status_code == 200
+    assert robots.headers["content-encoding"] == "br"
+    assert robots.text == (DJANGO_PROJECT / "public" / "robots.txt").read_text()
+    for path in ("/static/hello/missing.css", "/missing.txt"):
+        missing = httpx.get(base_url + path)
+        assert missing.status_code == 404
+        # Django's own page: servestatic's would be text/plain with a Cache-Control.
+        assert missing.headers["content-type"].startswith("text/html"), path
+        assert "cache-control" not in missing.headers, path
