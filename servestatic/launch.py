@@ -10,7 +10,7 @@ make them:
   `serve`): that subcommand;
 - anything else (`docker run IMAGE sh`): that command, in place of servestatic.
 
-Before serving, a SERVESTATIC_ROOT without a manifest that the server may write
+Before serving, a SERVESTATIC_ROOT (or mount) without a manifest that the server may write
 (a volume mounted at run time) is compressed, with a warning: every later request gains.
 A read-only one is served as it is; `serve` scans it and says so itself.
 Everything runs in this process, so gunicorn's master keeps PID 1 and gets
@@ -22,7 +22,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from servestatic.settings import Settings
 
 log = logging.getLogger("servestatic")
 
@@ -53,24 +57,29 @@ def run_command(arguments: list[str]) -> NoReturn:
 
 
 def compress_if_unprepared() -> None:
-    """Compress SERVESTATIC_ROOT in place if it has no manifest and may be written.
+    """Compress each root (SERVESTATIC_ROOT, or every SERVESTATIC_MOUNTS directory) in place
+    if it has no manifest and may be written.
 
-    Only a root the environment names (the image sets SERVESTATIC_ROOT=/srv/www, the
-    buildpack its static directory): the default, the working directory, may be
+    Only roots the environment names (the image sets SERVESTATIC_ROOT=/srv/www, the
+    buildpack its static directories): the default, the working directory, may be
     anything. Anything wrong here (a bad setting, a failed compression) is left for
     `serve` to report or live with: it serves an uncompressed root correctly, only slower.
     """
-    from servestatic.settings import SettingError, load_settings
+    from servestatic.settings import MANIFEST_NAME, SettingError, load_settings
 
-    if not os.environ.get("SERVESTATIC_ROOT"):
+    if not (os.environ.get("SERVESTATIC_ROOT") or os.environ.get("SERVESTATIC_MOUNTS")):
         return
     try:
         settings = load_settings()
     except SettingError:
         return  # serve names the setting and exits 2
-    root = settings.root
-    if not root.is_dir() or settings.manifest_path.exists() or not os.access(root, os.W_OK):
-        return
+    for mount in settings.all_mounts:
+        root = mount.root
+        if root.is_dir() and not (root / MANIFEST_NAME).exists() and os.access(root, os.W_OK):
+            _compress_before_serving(root, settings)
+
+
+def _compress_before_serving(root: Path, settings: Settings) -> None:
     logging.basicConfig(level="INFO", format="servestatic: %(levelname)s: %(message)s", stream=sys.stderr)
     log.warning("%s has no manifest; compressing it before serving (run 'servestatic compress %s' "
                 "at build time instead)", root, root)

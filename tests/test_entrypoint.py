@@ -90,6 +90,19 @@ def test_a_root_without_manifest_is_compressed_then_served(site: Path, tmp_path:
         assert Path(f"/proc/{server.process.pid}/comm").read_text().strip() != "sh"
 
 
+def test_every_mount_without_manifest_is_compressed_then_served(site: Path, tmp_path: Path) -> None:
+    public = tmp_path / "public"
+    public.mkdir()
+    (public / "robots.txt").write_text("User-agent: *\nDisallow: /private/\n" * 20)
+    with launched(tmp_path, SERVESTATIC_MOUNTS=f"/static/={site},/={public}") as server:
+        for root in (site, public):
+            assert (root / ".servestatic-manifest.json").exists()
+            assert f"{root} has no manifest; compressing it before serving" in server.log()
+        robots = httpx.get(server.url + "/robots.txt", headers={"Accept-Encoding": "br"})
+        assert robots.headers["content-encoding"] == "br"
+        assert httpx.get(server.url + "/static/index.html").status_code == 200
+
+
 def test_the_working_directory_is_never_compressed(site: Path) -> None:
     """Only a root SERVESTATIC_ROOT names is compressed; the default, ".", may be anything."""
     server = launched(site)
