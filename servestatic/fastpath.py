@@ -179,7 +179,7 @@ class FastPath:
             if worker.log.access_log_enabled:
                 self.log_access(conn, request, answer, sent, time.monotonic() - started)
             coding = answer.representation.coding if answer.representation else ""
-            observe(STATIC if static_file else HEALTH, answer.status, sent, coding,
+            observe(HEALTH if static_file is None else STATIC, answer.status, sent, coding,
                     time.monotonic() - started)
         return keep_alive
 

@@ -222,7 +222,8 @@ def metrics_app() -> Callable[..., Iterable[bytes]]:
         if environ.get("PATH_INFO") != "/metrics":
             start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "10")])
             return [b"not found\n"]
-        return exposition(environ, start_response)
+        with _files_lock:
+            return list(exposition(environ, start_response))
 
     return app
 
@@ -258,8 +259,42 @@ def worker_exited(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+    fold_into_archive(os.environ["PROMETHEUS_MULTIPROC_DIR"], worker.pid)
     if _recorder is not None:
         _recorder.worker_restarts.inc()
+
+
+# Held while a scrape reads the files and while a dead worker's values move to the
+# archive, so that no scrape sees them twice or not at all (a counter that went down
+# would read as a reset).
+_files_lock = threading.Lock()
+_archives: dict[str, Any] = {}
+
+
+def fold_into_archive(directory: str, pid: int) -> None:
+    """Add a dead worker's counters and histograms to the master's archive files, then
+    remove its files.
+
+    prometheus_client keeps a dead process's files so that its counts stay in the
+    sums; under worker recycling (max_requests) they would pile up, three 64 KiB files
+    a worker life, in a /dev/shm that containers often cap at 64 MiB. The archive keeps
+    the counts in one file per metric type. The collector reads `counter_archive.db`
+    like any `counter_PID.db`: only the part before the first underscore says the type.
+    """
+    from prometheus_client.mmap_dict import MmapedDict
+
+    with _files_lock:
+        for kind in ("counter", "histogram"):
+            dead = os.path.join(directory, f"{kind}_{pid}.db")
+            if not os.path.exists(dead):
+                continue
+            archive = _archives.get(kind)
+            if archive is None:
+                archive = _archives[kind] = MmapedDict(os.path.join(directory, f"{kind}_archive.db"))
+            for key, value, timestamp, _position in MmapedDict.read_all_values_from_file(dead):
+                total, _ = archive.read_value(key)
+                archive.write_value(key, total + value, timestamp)
+            os.remove(dead)
 
 
 def watch_wsgi_requests(worker: Any) -> None:

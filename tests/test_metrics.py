@@ -150,6 +150,25 @@ def test_a_miss_without_an_app_is_not_found_and_restarts_are_counted(compressed_
         assert value(after, "servestatic_requests_total", kind="not_found", status="4xx") == hits_before
 
 
+def test_recycled_workers_keep_their_counts_and_leave_no_files(compressed_site: Path, tmp_path: Path) -> None:
+    """Under max_requests, a dead worker's counts move to the archive and its files go."""
+    directory = tmp_path / "multiproc"
+    directory.mkdir()
+    env = {"GUNICORN_CMD_ARGS": "--max-requests 4", "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    with MetricsServer(compressed_site, env, workers=1) as server:
+        for _ in range(20):
+            assert httpx.get(server.url + "/robots.txt").status_code == 200
+        until(lambda: value(server.scrape(), "servestatic_worker_restarts_total") >= 4)
+        samples = server.scrape()
+        assert value(samples, "servestatic_requests_total", kind="hit", status="2xx") == 20
+        assert value(samples, "servestatic_request_duration_seconds_count", kind="hit") == 20
+        counters = sorted(path.name for path in directory.glob("counter_*.db"))
+        # The archive, the master's own (restarts) and the live worker's: never one per dead worker.
+        assert "counter_archive.db" in counters
+        assert len(counters) <= 3, counters
+        assert len(list(directory.glob("histogram_*.db"))) <= 2
+
+
 # --- bad input --------------------------------------------------------------------------
 
 
