@@ -163,6 +163,9 @@ def command_line_arguments(config: Config, environ: Mapping[str, str]) -> dict[s
     except (ValueError, _ParserError) as error:
         raise ConfigError(f"GUNICORN_CMD_ARGS: {error}; expected gunicorn's command-line "
                           "options, such as --max-requests 1000") from None
+    except SystemExit:  # --help, --version: argparse prints and exits
+        raise ConfigError("GUNICORN_CMD_ARGS: asks for help or the version; expected settings, "
+                          "such as --max-requests 1000") from None
     values = {name: value for name, value in vars(parsed).items() if value is not None}
     if values.pop("args", None):
         raise ConfigError("GUNICORN_CMD_ARGS: names an app; expected options only "

