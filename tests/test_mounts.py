@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import environment, run_compress
+from tests.support.cli import compress, environment, run_compress
 from tests.support.server import ServerProcess, client, serving
-from tests.support.site import MANIFEST, manifest_entry
+from tests.support.site import MANIFEST, copy_site, manifest_entry
 
 CSS = b"body { color: #123456; margin: 0 auto; padding: 1rem; }\n" * 40
 ROBOTS = b"User-agent: *\nDisallow: /private/\n" * 20
@@ -144,3 +144,24 @@ def test_wrong_mounts_stop_with_one_line(base: Path, args: list[str], env: dict[
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [message]
     assert os.path.isdir(base / "public")
+
+
+def test_spa_and_header_rules_across_mounts(base: Path, tmp_path: Path) -> None:
+    """SPA routes get the index.html of the mount nearest the site root; a rule's glob is
+    matched against the path below each mount's directory, not against the URL."""
+    public = copy_site(tmp_path / "public", base / "public")
+    (public / "index.html").write_bytes(b"<!doctype html><title>app</title><div id=app></div>\n")
+    compress(public)
+    rules = tmp_path / "headers.toml"
+    # Were globs matched against the URL, the second rule would win for /static/app.css.
+    rules.write_text('[[rule]]\nglob = "app.css"\nheaders = { X-Rule = "below-the-mount" }\n\n'
+                     '[[rule]]\nglob = "static/*"\nheaders = { X-Rule = "url-path" }\n')
+    env = {"SERVESTATIC_MOUNTS": f"/static/={base / 'staticfiles'},/={public}",
+           "SERVESTATIC_SPA": "true", "SERVESTATIC_HEADERS_FILE": str(rules)}
+    with serving(None, env=env) as server, client(server) as http:
+        route = http.get("/settings/profile")
+        assert route.status_code == 200
+        assert b"<div id=app>" in route.content
+        assert http.get("/static/missing.css").status_code == 404  # has an extension
+        assert http.get("/static/app.css").headers["x-rule"] == "below-the-mount"
+        assert "x-rule" not in http.get("/robots.txt").headers
