@@ -309,7 +309,8 @@ def test_rebuild_after_a_small_change_recompresses_only_that(
     for _ in range(2):  # the first build fills the cache mount whatever ran before
         changed.write_text(changed.read_text() + f"/* {uuid.uuid4().hex} */\n")
         output = toolchain.build(STATIC_DOCKERFILE, context, STATIC_TAG + "-rebuilt").stdout
-        summaries.append(re.search(r"br: (\d+) files .*?\((\d+) compressed, (\d+) cached", output))
+        summaries.append(re.search(r"br: \d+ variants, .*? for (\d+) files .*?; (\d+) compressed, "
+                                   r"(\d+) cached", output))
     assert summaries[-1] is not None, output
     files, compressed, cached = map(int, summaries[-1].groups())
     print(f"\nrebuild after one change: br {compressed} compressed, {cached} cached")
