@@ -48,7 +48,6 @@ NOT_FROM_BUILD = {
     "WEB_CONCURRENCY": "the platform sets it",
     "SERVESTATIC_BIND": "the platform owns the port (PORT)",
     "SERVESTATIC_CACHE_DIR": "the compression cache is the buildpack's own layer",
-    "SERVESTATIC_MOUNTS": "the build compresses one static root (the build plan's); mounts are not built yet",
 }
 
 # What buildpack/package ships wheels for (servestatic.cnbpackage): every CPython from
