@@ -620,6 +620,10 @@ def test_notes_tell_how_to_reach_the_origin_and_configure_a_cdn() -> None:
     assert "kubectl port-forward --namespace sites service/web-servestatic" in notes
     assert "Accept-Encoding" in notes and "Vary: Accept-Encoding" in notes
     assert "GET /healthz" in notes
+    assert "/metrics" not in notes
+    with_metrics = render(VALUE_SETS["metrics-networkpolicy"])["servestatic/templates/NOTES.txt"]
+    assert "http://web-servestatic.sites.svc:9102/metrics" in with_metrics
+    assert "the ServiceMonitor web-servestatic scrapes it" in with_metrics
 
 
 # --- restricted Pod Security Standard ---------------------------------------------------
