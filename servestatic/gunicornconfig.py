@@ -34,7 +34,7 @@ from gunicorn.config import Config
 
 from servestatic.settings import Settings
 
-WORKER_CLASS = "servestatic.worker.ThreadWorker"  # gthread, hardened for slow clients
+WORKER_CLASS = "servestatic.worker.EventLoopWorker"  # gunicorn's ASGI worker, static hits in its loop
 
 
 class ConfigError(Exception):
@@ -54,6 +54,7 @@ class Required(NamedTuple):
 REQUIRED: tuple[Required, ...] = (
     Required("worker_class", WORKER_CLASS, "servestatic answers requests in its own worker"),
     Required("sendfile", True, "servestatic sends files with sendfile"),
+    Required("asgi_loop", "asyncio", "servestatic sends files with loop.sendfile, which uvloop lacks"),
     Required("wsgi_app", None, "servestatic serves the app named by SERVESTATIC_APP"),
 )
 
@@ -62,7 +63,6 @@ REQUIRED: tuple[Required, ...] = (
 MADE_FROM: dict[str, tuple[str, ...]] = {
     "bind": ("bind", "port"),
     "workers": ("workers",),
-    "threads": ("threads",),
     "keepalive": ("keepalive",),
     "timeout": ("timeout",),
     "graceful_timeout": ("graceful_timeout",),
@@ -85,7 +85,9 @@ def servestatic_defaults(settings: Settings) -> dict[str, Any]:
         "bind": [settings.bind_address],
         "workers": settings.worker_count,
         "worker_class": WORKER_CLASS,
-        "threads": settings.threads,
+        # The standard loop (see REQUIRED). gunicorn's own `threads` stays 1: the
+        # thread pool for a WSGI app is SERVESTATIC_THREADS (servestatic.wsgibridge).
+        "asgi_loop": "asyncio",
         "keepalive": settings.keepalive,
         "timeout": settings.timeout,
         "graceful_timeout": settings.graceful_timeout,
@@ -97,8 +99,8 @@ def servestatic_defaults(settings: Settings) -> dict[str, Any]:
         "errorlog": "-",
         "loglevel": settings.log_level,
         "accesslog": None if settings.access_log == "off" else "-",
-        "logger_class": ("servestatic.server.JsonAccessLogger" if settings.access_log == "json"
-                         else "gunicorn.glogging.Logger"),
+        "logger_class": ("servestatic.accesslog.JsonAccessLogger" if settings.access_log == "json"
+                         else "servestatic.accesslog.AccessLogger"),
         "control_socket_disable": True,
         # No "forwarded_allow_ips": gunicorn's default is FORWARDED_ALLOW_IPS, else the
         # loopback addresses. The CDN in front sets X-Forwarded-*; trusting them is the

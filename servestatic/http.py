@@ -12,6 +12,7 @@ import re
 from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
+from urllib.parse import unquote_to_bytes
 
 from servestatic.scan import ENCODING_SUFFIXES
 
@@ -169,3 +170,20 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     if first >= size:
         raise Unsatisfiable
     return first, min(last, size - 1)
+
+
+def request_path(target: bytes) -> str | None:
+    """The table key of a request-target: its path, percent-decoded, bytes as latin-1 (like
+    WSGI's PATH_INFO); None for a target that names no path (`*`, authority-form).
+
+    The absolute-form (`http://host/path`, RFC 9112 3.2.2) must be accepted by a
+    server; its path is what names the file.
+    """
+    if target[:1] != b"/":
+        scheme, separator, rest = target.partition(b"://")
+        if not separator or scheme.lower() not in (b"http", b"https"):
+            return None
+        slash = rest.find(b"/")
+        target = rest[slash:] if slash >= 0 else b"/"
+    path = target.partition(b"?")[0]
+    return (unquote_to_bytes(path) if b"%" in path else path).decode("latin-1")

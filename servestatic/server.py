@@ -10,22 +10,21 @@ built here, before gunicorn forks, so workers share it.
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
-from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.config import Config
-from gunicorn.glogging import Logger
 
 from servestatic import __version__, metrics
-from servestatic.app import AppImportError, StaticApp, import_app
+from servestatic.app import StaticApp
+from servestatic.asgiapp import ASGIApp
 from servestatic.gunicornconfig import ConfigError, Layers, build_config
 from servestatic.headerrules import HeaderRulesError
 from servestatic.manifest import ManifestError
 from servestatic.settings import Settings
 from servestatic.table import load_table
+from servestatic.userapp import AppImportError, load_user_app
 
 
 class StartupError(Exception):
@@ -52,46 +51,16 @@ def prepare(settings: Settings) -> StaticApp:
     user_app = None
     if settings.app:
         try:
-            user_app = import_app(settings.app)
+            user_app = load_user_app(settings.app, settings.app_interface)
         except AppImportError as error:
             raise StartupError(str(error)) from None
     return StaticApp(table, settings, user_app)
 
 
-class JsonAccessLogger(Logger):
-    """gunicorn's logger with one JSON object per access-log line.
-
-    gunicorn's `access_log_format` cannot escape values, so a quote in a
-    User-Agent would break a JSON template; this builds the line with `json`.
-    """
-
-    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
-        if not self.access_log_enabled:
-            return
-        atoms = self.atoms(resp, req, environ, request_time)
-        record = {
-            "time": atoms["t"].strip("[]"),
-            "remote": atoms["h"],
-            "method": atoms["m"],
-            "path": atoms["U"],
-            "query": atoms["q"],
-            "protocol": atoms["H"],
-            "status": int(atoms["s"]) if str(atoms["s"]).isdigit() else atoms["s"],
-            "bytes": int(atoms["B"]) if str(atoms["B"]).isdigit() else 0,
-            "duration_ms": round(request_time.total_seconds() * 1000, 3),
-            "referer": atoms["f"],
-            "user_agent": atoms["a"],
-        }
-        try:
-            self.access_log.info(json.dumps(record, ensure_ascii=False))
-        except Exception:  # a log line must never fail a request
-            self.exception("cannot write access log line")
-
-
 class Server(BaseApplication):
-    """gunicorn's BaseApplication around a prepared StaticApp and a built Config."""
+    """gunicorn's BaseApplication around the ASGI front of a prepared StaticApp, and a built Config."""
 
-    def __init__(self, application: StaticApp, config: Config):
+    def __init__(self, application: ASGIApp, config: Config):
         self.application = application
         self.prepared_config = config
         super().__init__(prog="servestatic")
@@ -104,7 +73,7 @@ class Server(BaseApplication):
     def load_config(self) -> None:
         pass
 
-    def load(self) -> StaticApp:
+    def load(self) -> ASGIApp:
         return self.application
 
 
@@ -146,6 +115,6 @@ def run(settings: Settings) -> None:
     # No gc.collect() first: there is little garbage, and for 100,000 files the
     # walk over the table would cost 40-80 ms of start-up.
     gc.freeze()
-    server = Server(application, layers.config)
+    server = Server(ASGIApp(application, settings.threads), layers.config)
     server.cfg.set("default_proc_name", f"servestatic {__version__}")
     server.run()

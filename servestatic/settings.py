@@ -253,7 +253,10 @@ class Settings:
         flag="--mount", commands=_ALL, repeatable=True)
     app: str | None = setting(
         "SERVESTATIC_APP", "", _parse_app,
-        "Your WSGI app as module:attribute; requests that are not static hits go to it.")
+        "Your WSGI or ASGI app as module:attribute; requests that are not static hits go to it.")
+    app_interface: str = setting(
+        "SERVESTATIC_APP_INTERFACE", "auto", _parse_choice("auto", "wsgi", "asgi"),
+        "Whether SERVESTATIC_APP is a WSGI or an ASGI app; auto tells them apart.")
     port: int = setting(
         "PORT", "8000", _parse_int(1, 65535),
         "Port to listen on (on all interfaces), as PaaS platforms set it.")
@@ -265,7 +268,7 @@ class Settings:
         "Worker processes; 0 means one per CPU the process may use (cgroup quota, affinity).")
     threads: int = setting(
         "SERVESTATIC_THREADS", "8", _parse_int(1, 1024),
-        "Threads per worker (gthread): keep-alive connections from a CDN are held here.")
+        "Threads per worker that run a WSGI app; an ASGI app runs in the event loop.")
     keepalive: int = setting(
         "SERVESTATIC_KEEPALIVE", "75", _parse_int(0, 3600),
         "Seconds an idle keep-alive connection is kept; longer than a CDN's origin idle timeout.")
@@ -298,7 +301,7 @@ class Settings:
         "Path answered 200 for load balancers and probes; never reaches your app.")
     fast_path: bool = setting(
         "SERVESTATIC_FAST_PATH", "true", _parse_bool,
-        "Answer plain static GET/HEAD requests in the worker without gunicorn's WSGI layer.")
+        "Answer plain static GET/HEAD requests in the worker's event loop, not through ASGI.")
     access_log: str = setting(
         "SERVESTATIC_ACCESS_LOG", "text", _parse_choice("text", "json", "off"),
         "Access log to stdout: text, json or off.")

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from servestatic.cors import ANY_ORIGIN, CorsPolicy
 from servestatic.hashednames import immutable_test
 from servestatic.headerrules import HeaderRule, headers_for, load_rules
 from servestatic.http import accepts, http_date
@@ -228,8 +229,7 @@ class _HeaderPolicy:
         self.shared = _Shared()
         self.immutable_cache = f"public, max-age={settings.immutable_max_age}, immutable"
         self.default_cache = f"public, max-age={settings.max_age}"
-        self.cors_any = settings.cors == ("*",)
-        self.cors_list = bool(settings.cors) and not self.cors_any
+        self.cors = CorsPolicy(settings.cors)
         # Most files share their common headers with thousands of others: build
         # each combination once (this is most of the start-up time of a large site).
         self._common_cache: dict[tuple[str, bool, bool, str | None], tuple[
@@ -243,7 +243,9 @@ class _HeaderPolicy:
         return self.default_cache
 
     def vary(self, has_variants: bool) -> str | None:
-        values = (["Accept-Encoding"] if has_variants else []) + (["Origin"] if self.cors_list else [])
+        values = ["Accept-Encoding"] if has_variants else []
+        if self.cors.varies_by_origin:
+            values.append("Origin")
         return ", ".join(values) or None
 
     def common(self, relative: str, entry: FileEntry, last_modified: str | None) -> tuple[
@@ -269,8 +271,8 @@ class _HeaderPolicy:
             validators.append(shared("Vary", vary_value))
         if last_modified:
             validators.append(shared("Last-Modified", last_modified))
-        if self.cors_any:
-            validators.append(shared("Access-Control-Allow-Origin", "*"))
+        if self.cors.any_origin:
+            validators.append(shared(*ANY_ORIGIN))
         full = [
             shared("Content-Type", entry.content_type),
             shared("Accept-Ranges", "bytes"),

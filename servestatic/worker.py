@@ -1,241 +1,423 @@
-"""gunicorn's gthread worker, hardened against slow and idle clients.
+"""One event-loop worker for everything: static hits in the loop, the user's app through ASGI.
 
-Stock gthread hands every new connection to a pool thread, which then blocks
-until the whole request head has arrived. A client that connects and sends
-nothing holds a thread for 5 s; one that sends half a head holds it until it
-gives up. With 2 workers of 8 threads, 16 such clients stopped every other
-request (measured: 300 idle connections delayed a request by 45 s, 300
-half-sent heads stopped the server outright).
+`EventLoopWorker` is gunicorn's own ASGI worker (asyncio, HTTP/1.1 keep-alive,
+WebSockets, lifespan, its C request parser when gunicorn-h1c is installed)
+with one addition: when a request head is complete and the connection is idle,
+`StaticProtocol` looks at the parsed request line, and a plain GET or HEAD for
+a path in the table (or the health path) is answered right there, in the
+loop: `StaticApp.decide` makes the answer, the precomputed header bytes and a
+small body go out with one write, a large body with `loop.sendfile`. No task,
+no ASGI messages, no scope. Everything else (the user's app, other methods,
+bodies, upgrades, redirects, 404s) goes on to gunicorn's protocol untouched
+and reaches `ASGIApp` (asgiapp.py), which runs an ASGI app natively and a WSGI
+app in a thread pool (wsgibridge.py). docs/design.md says why this design and
+what it measured.
 
-This worker reads request heads in the worker's event loop, without a thread,
-and hands a connection to the pool only once a whole head is buffered. A head
-must arrive within HEAD_TIMEOUT seconds of its first byte (else 408 and close)
-and be at most MAX_HEAD bytes (else 431 and close). Threads are then spent only
-on requests ready to be answered, so idle and trickling clients cost a file
-descriptor each, up to gunicorn's worker_connections. Once a request is in a
-thread, a client that stalls (stops reading the response, or sending its body)
-for `timeout` seconds (SERVESTATIC_TIMEOUT) is dropped, so it cannot keep the
-thread either.
+What gunicorn's ASGI protocol does not bound, this one does (docs/operations.md):
+- a new connection that sends nothing is closed after the keep-alive timeout;
+- a request head must be complete within HEAD_TIMEOUT seconds of its first
+  byte (else 408) and be at most MAX_HEAD bytes (else 431);
+- a client that stops reading a response for `timeout` seconds is dropped;
+- on SIGTERM idle keep-alive connections are closed at once, so shutdown
+  waits only for requests in flight.
 
-On SIGTERM the worker also closes its listening socket as soon as it stops
-accepting, after taking what is already in the backlog: a client then gets a
-clean "connection refused" (which a proxy retries on another backend) rather
-than a connection that sits in the backlog and is reset when the worker exits.
-
-It relies on gunicorn 27's gthread internals (pending_conns, _cap_keepalive),
-checked by the test suite (tests/test_resilience.py).
+It builds on gunicorn 27's ASGI internals, each named in GUNICORN_INTERNALS and
+checked by tests/test_gunicorn_internals.py, so an upgrade that moves one fails
+a test instead of misbehaving.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import errno
 import os
-import selectors
-import socket
-import struct
 import time
-from collections import deque
-from functools import partial
+from email.utils import formatdate
 from typing import Any
 
-from gunicorn.workers import gthread
+from gunicorn.asgi import protocol as gunicorn_protocol
+from gunicorn.workers import gasgi
 
-from servestatic.app import StaticApp
-from servestatic.fastpath import FastPath
+from servestatic.app import Answer, StaticApp
+from servestatic.http import request_path
 
 HEAD_TIMEOUT = 10.0
 MAX_HEAD = 64 * 1024
-RECV_SIZE = 64 * 1024
+# Bodies up to this size go out with their headers in one write; larger ones by sendfile.
+INLINE_BODY = 64 * 1024
+# loop.sendfile is given this much at a time, each piece within the stall timeout:
+# a client slower than SENDFILE_PIECE bytes per `timeout` seconds is dropped.
+SENDFILE_PIECE = 256 * 1024
+# On SIGTERM, a connection that has not sent its first request yet gets this long for it.
+SHUTDOWN_GRACE = 1.0
 
-_COMPLETE, _PARTIAL, _EMPTY, _CLOSED, _TOO_LARGE = range(5)
-_REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-_TOO_LARGE_RESPONSE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
-                       b"Content-Length: 0\r\n\r\n")
+# What this module uses of gunicorn's ASGI worker and protocol besides their
+# public methods: attributes read or set, and methods overridden or called.
+GUNICORN_INTERNALS = {
+    gasgi: ("ASGIProtocol",),
+    gasgi.ASGIWorker: ("_serve", "_shutdown", "servers", "nr_conns", "loop", "asgi"),
+    gunicorn_protocol: ("_CACHED_SERVER_HEADER",),
+    gunicorn_protocol.ASGIProtocol: (
+        "_on_headers_complete", "_feed_callback_parser", "_callback_parser", "_current_request",
+        "_request_ready", "_websocket", "_h2c_buffer", "_closed", "_will_close",
+        "_arm_keepalive_timer", "_cancel_keepalive_timer", "_keepalive_handle", "_pause_reading",
+        "_resume_reading", "_close_transport", "_finishing_calls", "_awaiting_request",
+        "_flow_control", "_check_h1c_protocol_available", "req_count", "_keepalive_timeout",
+    ),
+}
+_SERVER = gunicorn_protocol._CACHED_SERVER_HEADER  # the same Server header as gunicorn's answers
+# Request headers after which gunicorn, not the loop, must decide what happens.
+_NOT_OURS = frozenset({b"upgrade", b"expect", b"http2-settings", b"transfer-encoding", b"te", b"trailer"})
+_STATUS_LINES = {(1, 1): "HTTP/1.1 ", (1, 0): "HTTP/1.0 "}
 
 
-def _has_head(data: bytes) -> bool:
-    return b"\r\n\r\n" in data or b"\n\n" in data
+class StaticRequest:
+    """The little of a request the loop needs to answer a static hit, and to log it."""
+
+    __slots__ = ("environ", "keep_alive", "method", "target", "version")
+
+    def __init__(self, method: str, target: bytes, version: tuple[int, int], keep_alive: bool,
+                 environ: dict[str, Any]):
+        self.method = method
+        self.target = target
+        self.version = version
+        self.keep_alive = keep_alive
+        self.environ = environ
+
+    def should_close(self) -> bool:  # what gunicorn's _will_close asks of a request
+        return not self.keep_alive
 
 
-class ClientSocket(socket.socket):
-    """A client socket whose blocking mode gives up after `io_timeout` s without progress.
+class StaticProtocol(gunicorn_protocol.ASGIProtocol):
+    """gunicorn's HTTP/1 protocol, answering static hits itself; see the module docstring."""
 
-    gthread switches a connection to blocking mode (no timeout) in the pool
-    thread, so a client that stops reading a response, or stops sending a
-    body, would hold that thread for ever. The limit is set in the kernel
-    (SO_SNDTIMEO, SO_RCVTIMEO) rather than with `settimeout`: Python's timeout
-    mode makes the socket non-blocking and goes back to Python to poll each time
-    the send buffer fills, where the kernel can simply block (a 5 MiB sendfile
-    cost about 10% less CPU measured with bench/serve_bench.py). A send or
-    receive that makes no progress for `io_timeout` seconds fails with EAGAIN,
-    an OSError, and the connection is dropped.
-    """
+    def __init__(self, worker: EventLoopWorker):
+        super().__init__(worker)
+        self.static = worker.static
+        self._pending: StaticRequest | None = None
+        self._sending = False  # a large body is on its way: the next request waits
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
+        self._stall_timer: asyncio.TimerHandle | None = None
+        self._tail = b""  # a pipelined request that arrived behind a large body
+        self._answered = 0  # static requests answered in the loop
 
-    io_timeout: float | None = None
+    # --- connection life
 
-    def setblocking(self, flag: bool) -> None:
-        super().setblocking(flag)
-        if flag and self.io_timeout:
-            seconds = int(self.io_timeout)
-            timeval = struct.pack("ll", seconds, int((self.io_timeout - seconds) * 1_000_000))
-            self.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-            self.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.worker.protocols.add(self)
+        if self._request_ready is not None:
+            # gunicorn arms its keep-alive timer only from the second request on:
+            # a connection that never sends a byte would otherwise stay for ever.
+            self._arm_keepalive_timer()
 
-    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
-        """`os.sendfile` until done, failing on a stalled client.
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.worker.protocols.discard(self)
+        self._cancel_head_timer()
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+        super().connection_lost(exc)
 
-        socket.sendfile on a blocking socket waits for writability without a
-        limit after EAGAIN, which would undo SO_SNDTIMEO.
+    def is_idle(self) -> bool:
+        """No request in progress: nothing is lost if the connection is closed now."""
+        return (self._current_request is None and not self._sending and not self._finishing_calls
+                and self._head_timer is None and self._websocket is None)
+
+    def stop_when_idle(self) -> None:
+        """Shutting down: close an idle keep-alive connection now.
+
+        A busy one closes after its answer (which says Connection: close, as
+        the worker is no longer alive). A new one that has not sent its first
+        request yet gets SHUTDOWN_GRACE seconds for it: its client certainly
+        means to send one, while a kept-alive client may or may not.
         """
-        source = file.fileno()
-        total = os.fstat(source).st_size - offset if count is None else count
-        sent = 0
-        while sent < total:
+        if not self.is_idle() or self._closed:
+            return
+        if self._answered or self.req_count > 1:
+            self._close_transport()
+            if self._request_ready is not None:
+                self._request_ready.set()
+        else:
+            self._cancel_keepalive_timer()
+            self._keepalive_handle = self.worker.loop.call_later(SHUTDOWN_GRACE, self._keepalive_timeout)
+
+    def pause_writing(self) -> None:
+        # The client stopped reading: give it `timeout` seconds to start again.
+        super().pause_writing()
+        if self._stall_timer is None:
+            self._stall_timer = self.worker.loop.call_later(self.worker.cfg.timeout, self._stalled)
+
+    def resume_writing(self) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+        super().resume_writing()
+
+    def _stalled(self) -> None:
+        self._stall_timer = None
+        self.log.info("dropping a client that read nothing for %s s", self.worker.cfg.timeout)
+        self.transport.abort()
+
+    # --- request heads
+
+    def data_received(self, data: bytes) -> None:
+        if (self._current_request is None and self._websocket is None and self._h2c_buffer is None
+                and self._callback_parser is not None):
+            # Bytes of a request head: bound how long and how large it may be.
+            if self._head_timer is None:
+                self._head_timer = self.worker.loop.call_later(HEAD_TIMEOUT, self._head_timed_out)
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD:
+                self._refuse(b"431 Request Header Fields Too Large")
+                return
+        super().data_received(data)
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._current_request is None and not self._closed:
+            self._refuse(b"408 Request Timeout")
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        self._head_bytes = 0
+
+    def _refuse(self, status: bytes) -> None:
+        self._cancel_head_timer()
+        with contextlib.suppress(Exception):
+            self.transport.write(b"HTTP/1.1 %s\r\nConnection: close\r\nContent-Length: 0\r\n\r\n" % status)
+        self._close_transport()
+        if self._request_ready is not None:
+            self._request_ready.set()  # gunicorn's loop wakes, sees the connection closed, ends
+
+    def _on_headers_complete(self) -> Any:
+        self._cancel_head_timer()
+        if self.static is not None and self._current_request is None and not self._sending:
+            request = self._static_request()
+            if request is not None:
+                self._pending = request
+                return False  # gunicorn's loop never sees this request
+        return super()._on_headers_complete()
+
+    def _static_request(self) -> StaticRequest | None:
+        """The parsed head as a StaticRequest if it is a plain GET/HEAD the table answers, else None."""
+        parser = self._callback_parser
+        method = parser.method
+        if method != b"GET" and method != b"HEAD":
+            return None
+        if parser.content_length or parser.is_chunked:
+            return None
+        target = parser.path
+        path = request_path(target)
+        static = self.static
+        if path is None or (path not in static.paths and path != static.health_key):
+            return None  # a miss: the user's app (or the 404 page) through gunicorn
+        environ: dict[str, Any] = {"REQUEST_METHOD": "GET" if method == b"GET" else "HEAD",
+                                   "PATH_INFO": path,
+                                   "QUERY_STRING": target.partition(b"?")[2].decode("latin-1")}
+        for name, value in parser.headers:
+            if b"_" in name or name.lower() in _NOT_OURS:
+                return None  # gunicorn decides what those mean
+            key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+            text = value.decode("latin-1")
+            previous = environ.get(key)
+            if previous is not None:
+                if key == "HTTP_HOST":
+                    return None  # gunicorn answers a duplicate Host with its 400
+                text = previous + "," + text
+            environ[key] = text
+        version = parser.http_version
+        if version not in _STATUS_LINES:
+            return None
+        return StaticRequest(environ["REQUEST_METHOD"], target, version, parser.should_keep_alive, environ)
+
+    def _feed_callback_parser(self, data: bytes) -> bool:
+        keep_reading = super()._feed_callback_parser(data)
+        while keep_reading and self._pending is not None:
+            request, self._pending = self._pending, None
+            parser = self._callback_parser
+            truncated = getattr(parser, "remaining_truncated", False)
+            tail = parser.remaining()  # a pipelined next request, read with this one
+            parser.reset()
+            keep_alive = self._answer(request) and not truncated
+            if not keep_alive or self._closed:
+                self._close_transport()
+                return False
+            if self._sending:
+                self._tail = tail  # fed once the body is out
+                return True
+            if not tail:
+                break
+            keep_reading = super()._feed_callback_parser(tail)
+        return keep_reading
+
+    # --- answering in the loop
+
+    def _answer(self, request: StaticRequest) -> bool:
+        """Decide and send; returns whether the connection stays open (gunicorn's rules)."""
+        started = time.monotonic()
+        self._cancel_keepalive_timer()
+        worker = self.worker
+        keep_alive = not self._will_close(request, False)
+        try:
+            answer = self.static.decide(request.environ)
+        except Exception:
+            self.log.exception("Error answering %s", request.target)
+            self.transport.write(b"HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n"
+                                 b"Content-Length: 0\r\n\r\n")
+            return False
+        worker.nr += 1
+        self._answered += 1
+        if worker.nr >= worker.max_requests and worker.alive:
+            self.log.info("Autorestarting worker after current request.")
+            worker.alive = False
+        head = self._head(request, answer, keep_alive)
+        fd = answer.fd
+        if fd is None:
+            body = answer.body or b""
+            self.transport.write(head + body)
+            self._log(request, answer, len(body), started)
+        elif answer.length <= INLINE_BODY:
             try:
-                done = os.sendfile(self.fileno(), source, offset + sent, total - sent)
-            except BlockingIOError:
-                raise TimeoutError(errno.ETIMEDOUT, "client stopped reading") from None
-            if done == 0:
-                break  # the file is shorter than it was: the caller's length check tells
-            sent += done
-        file.seek(offset + sent)
-        return sent
+                body = os.pread(fd, answer.length, answer.first)
+            finally:
+                answer.close()
+            self.transport.write(head + body)
+            self._log(request, answer, len(body), started)
+            if len(body) < answer.length:
+                return False  # the file shrank under us: the client must not wait for the rest
+        else:
+            self.transport.write(head)
+            self._sending = True
+            self._tail = b""
+            self._pause_reading()
+            worker.loop.create_task(self._send_file(request, answer, keep_alive, started))
+            return True
+        if keep_alive:
+            self._arm_keepalive_timer()
+        return keep_alive
+
+    def _head(self, request: StaticRequest, answer: Answer, keep_alive: bool) -> bytes:
+        version = request.version
+        if not keep_alive:
+            connection = b"Connection: close\r\n"
+        elif version == (1, 0):
+            connection = b"Connection: keep-alive\r\n"
+        else:
+            connection = b""
+        return b"".join((_STATUS_LINES[version].encode("ascii"), answer.status.encode("ascii"), b"\r\n",
+                         _SERVER, self.worker.date_line(), connection, header_block(answer), b"\r\n"))
+
+    async def _send_file(self, request: StaticRequest, answer: Answer, keep_alive: bool,
+                         started: float) -> None:
+        """A large body with loop.sendfile, piece by piece, each piece within the stall timeout."""
+        loop = self.worker.loop
+        sent = 0
+        try:
+            with os.fdopen(answer.fd, "rb", buffering=0) as stream:
+                answer.fd = None
+                offset, remaining = answer.first, answer.length
+                while remaining > 0:
+                    piece = min(SENDFILE_PIECE, remaining)
+                    done = await asyncio.wait_for(loop.sendfile(self.transport, stream, offset, piece),
+                                                  self.worker.cfg.timeout)
+                    if not done:
+                        break
+                    sent += done
+                    offset += done
+                    remaining -= done
+        except (TimeoutError, OSError, RuntimeError, ConnectionError) as error:
+            self.log.debug("static body not sent: %r", error)
+            keep_alive = False
+        finally:
+            answer.close()
+            self._sending = False
+            self._log(request, answer, sent, started)
+        if sent < answer.length or not keep_alive or self._closed or not self.worker.alive:
+            self._close_transport()
+            if self._request_ready is not None:
+                self._request_ready.set()
+            return
+        self._resume_reading()
+        self._arm_keepalive_timer()
+        tail, self._tail = self._tail, b""
+        if tail:
+            self._feed_callback_parser(tail)
+
+    def _log(self, request: StaticRequest, answer: Answer, sent: int, started: float) -> None:
+        line = self.worker.access_line
+        if line is None:
+            return
+        environ = request.environ
+        peer = self.transport.get_extra_info("peername")
+        line(peer[0] if isinstance(peer, tuple) else "-", request.method, request.target.decode("latin-1"),
+             "HTTP/{}.{}".format(*request.version), answer.status, sent, environ.get("HTTP_REFERER"),
+             environ.get("HTTP_USER_AGENT"), time.monotonic() - started, environ["PATH_INFO"],
+             environ["QUERY_STRING"])
 
 
-class ThreadWorker(gthread.ThreadWorker):
-    """gthread that gives a connection a thread only when its request head is complete."""
+class EventLoopWorker(gasgi.ASGIWorker):
+    """gunicorn's ASGI worker serving StaticProtocol connections; see the module docstring."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        # Connections with part of a head, oldest first: their deadlines are in order.
-        self.head_conns: deque[gthread.TConn] = deque()
-        self.fast_path: FastPath | None = None
+        self.protocols: set[StaticProtocol] = set()
+        self.static: StaticApp | None = None
+        self.access_line: Any = None
+        self._second = 0
+        self._date = b""
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()  # self.asgi: the ASGIApp built in the master (preload_app)
+        static = getattr(self.asgi, "static", None)
+        if isinstance(static, StaticApp) and static.fast_path:
+            self.static = static
+        if self.log.access_log_enabled and getattr(self.log, "own_format", False):
+            self.access_line = self.log.line
+
+    def date_line(self) -> bytes:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._date = f"Date: {formatdate(now, usegmt=True)}\r\n".encode("ascii")
+        return self._date
 
     def init_process(self) -> None:
-        # self.wsgi is the app loaded in the master (preload_app), before the loop starts.
-        app = self.app.wsgi()
-        if isinstance(app, StaticApp) and app.fast_path:
-            self.fast_path = FastPath(app, self)
+        # gunicorn's _serve makes each connection's protocol from the name
+        # ASGIProtocol in its module; in this worker process that name is ours.
+        gasgi.ASGIProtocol = StaticProtocol
+        # gunicorn caches whether its C parser is there on the class it is asked
+        # through but reads the cache from ASGIProtocol: ask through that class.
+        gunicorn_protocol.ASGIProtocol._check_h1c_protocol_available()
         super().init_process()
 
-    def handle(self, conn: gthread.TConn) -> Any:
-        """Pool thread: a static hit goes by the fast path; anything else to gunicorn."""
-        fast_path = self.fast_path
-        if fast_path is not None and conn.initialized and not conn.is_http2:
-            unreader = conn.parser.unreader
-            data = unreader.take_buffered()
-            conn.sock.setblocking(True)  # as gthread's handle does: blocking, with io_timeout
-            try:
-                keep_alive = fast_path.serve(conn, data)
-            except OSError:
-                return False  # the client went away mid-answer
-            if keep_alive is not None:
-                return keep_alive
-            unreader.unread(data)
-        return super().handle(conn)
+    async def _shutdown(self) -> None:
+        # Idle keep-alive connections would hold the shutdown for the whole
+        # graceful timeout: close them now; busy ones close after their answer
+        # (worker.alive is False, so they announce Connection: close).
+        for server in self.servers:
+            server.close()
+        for protocol in list(self.protocols):
+            protocol.stop_when_idle()
+        await super()._shutdown()
 
-    def enqueue_req(self, conn: gthread.TConn) -> None:
-        """Main thread: read what the client has sent; queue the request once its head is whole."""
-        if not conn.initialized:
-            if not isinstance(conn.sock, ClientSocket):
-                conn.sock = ClientSocket(fileno=conn.sock.detach())
-                conn.sock.io_timeout = self.cfg.timeout
-            conn.init()  # builds the HTTP/1 parser; without TLS or h2c it does no I/O
-        conn.sock.setblocking(False)
-        state = self._fill(conn)
-        if state == _COMPLETE:
-            conn.data_ready = True
-            super().enqueue_req(conn)
-        elif state == _EMPTY:
-            # Nothing yet: wait on the poller like gthread's deferred connections.
-            conn.timeout = time.monotonic() + self.cfg.keepalive
-            self.pending_conns.append(conn)
-            self.poller.register(conn.sock, selectors.EVENT_READ,
-                                 partial(self.on_pending_socket_readable, conn))
-        elif state == _PARTIAL:
-            conn.timeout = time.monotonic() + HEAD_TIMEOUT
-            self.head_conns.append(conn)
-            self.poller.register(conn.sock, selectors.EVENT_READ,
-                                 partial(self.on_head_readable, conn))
-        else:
-            self._drop(conn, _TOO_LARGE_RESPONSE if state == _TOO_LARGE else b"")
 
-    def on_head_readable(self, conn: gthread.TConn, client: socket.socket) -> None:
-        state = self._fill(conn)
-        if state in (_PARTIAL, _EMPTY):
-            return
-        self.poller.unregister(client)
-        self.head_conns.remove(conn)
-        if state == _COMPLETE:
-            conn.data_ready = True
-            super().enqueue_req(conn)
-        else:
-            self._drop(conn, _TOO_LARGE_RESPONSE if state == _TOO_LARGE else b"")
+def header_block(answer: Answer) -> bytes:
+    """The answer's headers as bytes; a representation's usual blocks are encoded once."""
+    source = answer.representation
+    if source is not None:
+        if answer.headers is source.headers:
+            if source.header_block is None:
+                source.header_block = encode_headers(answer.headers)
+            return source.header_block
+        if answer.headers is source.not_modified_headers:
+            if source.not_modified_block is None:
+                source.not_modified_block = encode_headers(answer.headers)
+            return source.not_modified_block
+    return encode_headers(answer.headers)
 
-    def _fill(self, conn: gthread.TConn) -> int:
-        """Move what the socket holds into the parser's buffer, without blocking."""
-        unreader = conn.parser.unreader
-        buffered = unreader.take_buffered()
-        closed = False
-        while not _has_head(buffered) and len(buffered) <= MAX_HEAD:
-            try:
-                data = conn.sock.recv(RECV_SIZE)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                closed = True
-                break
-            if not data:
-                closed = True
-                break
-            buffered += data
-        unreader.unread(buffered)
-        if _has_head(buffered):
-            return _COMPLETE  # even after EOF: a half-closed client still gets its answer
-        if closed:
-            return _CLOSED
-        if len(buffered) > MAX_HEAD:
-            return _TOO_LARGE
-        return _PARTIAL if buffered else _EMPTY
 
-    def _drop(self, conn: gthread.TConn, response: bytes) -> None:
-        if response:
-            with contextlib.suppress(OSError):
-                conn.sock.send(response)
-        self.nr_conns -= 1
-        conn.close()
-
-    def murder_pending(self) -> None:
-        super().murder_pending()
-        now = time.monotonic()
-        while self.head_conns and self.head_conns[0].timeout <= now:
-            conn = self.head_conns.popleft()
-            with contextlib.suppress(OSError, KeyError, ValueError):
-                self.poller.unregister(conn.sock)
-            self._drop(conn, _REQUEST_TIMEOUT)
-
-    def set_accept_enabled(self, enabled: bool) -> None:
-        super().set_accept_enabled(enabled)
-        if not enabled and not self.alive:
-            self._close_listeners()
-
-    def _close_listeners(self) -> None:
-        """Stopping: take the connections already in the backlog, then close the listeners."""
-        for listener in self.sockets:
-            while True:
-                try:
-                    client, address = listener.accept()
-                except OSError as error:
-                    if error.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED):
-                        self.log.debug("accept while stopping: %s", error)
-                    break
-                self.nr_conns += 1
-                self.enqueue_req(gthread.TConn(self.cfg, client, address, listener.getsockname()))
-            listener.close()
-
-    def _cap_keepalive(self, deadline: float) -> None:
-        """Stopping: idle connections that never sent a byte go at the same deadline."""
-        super()._cap_keepalive(deadline)
-        for conn in self.pending_conns:
-            conn.timeout = min(conn.timeout, deadline)
+def encode_headers(headers: list[tuple[str, str]]) -> bytes:
+    return "".join(f"{name}: {value}\r\n" for name, value in headers).encode("latin-1")

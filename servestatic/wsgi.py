@@ -1,12 +1,15 @@
-"""`servestatic.wsgi:application`, for people who run gunicorn (or another server) themselves.
+"""`servestatic.wsgi:application`, for people who run gunicorn (or another WSGI server) themselves.
 
     gunicorn servestatic.wsgi:application
 
 It reads the same SERVESTATIC_* environment as `servestatic serve`; server
 settings (PORT, WEB_CONCURRENCY, threads) are then the server's own business.
+SERVESTATIC_APP must name a WSGI app here; `servestatic.asgi:application` is
+the ASGI counterpart.
 """
 
 from servestatic.server import prepare
 from servestatic.settings import load_settings
+from servestatic.wsgiapp import WSGIApp
 
-application = prepare(load_settings())
+application = WSGIApp(prepare(load_settings()))

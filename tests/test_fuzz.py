@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote_to_bytes
 
 import brotli
 import pytest
@@ -208,6 +209,11 @@ def decode(body: bytes, coding: str) -> bytes:
     return body
 
 
+def url_path(target: bytes) -> str:
+    """The file a target names: percent-decoded, UTF-8 (raw non-ASCII bytes are served too)."""
+    return unquote_to_bytes(target.partition(b"?")[0]).decode("utf-8", "replace")
+
+
 def check(site: Site, method: str, target: bytes, headers: list[tuple[str, str]], answer: Answer) -> None:
     context = (method, target[:300], headers, answer.status, answer.headers)
     assert answer.status < 500, context
@@ -223,11 +229,11 @@ def check(site: Site, method: str, target: bytes, headers: list[tuple[str, str]]
             raise AssertionError(f"undecodable {coding} body: {error}; {context}") from None
         assert CANARY not in decoded, context
         assert decoded in site.originals, context
-        exact = site.representations.get(target.decode("latin-1").split("?")[0])
+        exact = site.representations.get(url_path(target))
         if exact is not None:
             assert decoded == exact["identity"], context
     elif answer.status == 206:
-        path = target.decode("latin-1").split("?")[0]
+        path = url_path(target)
         assert path in site.representations, context
         representation = site.representations[path][coding or "identity"]
         unit, _, spec = answer.headers["content-range"].partition(" ")

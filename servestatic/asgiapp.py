@@ -1,0 +1,128 @@
+"""The ASGI front: StaticApp's answers as ASGI messages, the user's app (ASGI or WSGI) behind.
+
+`servestatic serve` hands gunicorn's ASGI protocol this app for every request
+its worker does not answer in the event loop (worker.py): requests for the
+user's app, and the static requests the loop leaves alone (other methods,
+bodies, upgrades, the SPA fallback, redirects, 404s). It is also
+`servestatic.asgi:application`, for people who run an ASGI server themselves.
+
+A request the user's app gets is passed on untouched, scope and all, before
+anything is built for it: servestatic must cost nothing on dynamic traffic.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from servestatic.app import Answer, StaticApp
+from servestatic.http import request_path
+from servestatic.userapp import ASGI
+from servestatic.wsgibridge import WSGIBridge
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGICallable = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+BLOCK_SIZE = 256 * 1024
+
+
+class ASGIApp:
+    """servestatic as an ASGI app; see the module docstring."""
+
+    def __init__(self, static: StaticApp, threads: int = 8):
+        self.static = static
+        user_app = static.user_app
+        self.user: ASGICallable | None = None
+        self.user_is_asgi = user_app is not None and user_app.interface == ASGI
+        if user_app is not None:
+            self.user = user_app.callable if self.user_is_asgi else WSGIBridge(user_app.callable, threads)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path = path_key(scope)
+            if self.user is not None and not self.static.claims(path, scope["method"]):
+                await self.user(scope, receive, send)
+                return
+            answer = self.static.decide(environ_for(scope, path))
+            await send_answer(answer, send)
+        elif kind == "lifespan":
+            if self.user_is_asgi:
+                assert self.user is not None
+                await self.user(scope, receive, send)
+            else:
+                await lifespan_without_app(receive, send)
+        elif self.user_is_asgi:  # websocket, and whatever later ASGI versions add
+            assert self.user is not None
+            await self.user(scope, receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1000})  # the server answers 403
+
+
+def path_key(scope: Scope) -> str:
+    """The table key of a request: its percent-decoded path bytes as latin-1, like PATH_INFO.
+
+    From `raw_path` when the server gives it, so bytes that are not UTF-8 find
+    (or miss) the same entries as through WSGI.
+    """
+    raw = scope.get("raw_path")
+    path = request_path(raw) if raw else None
+    if path is None:
+        return scope["path"].encode("utf-8", "surrogateescape").decode("latin-1")
+    return path
+
+
+def environ_for(scope: Scope, path: str) -> dict[str, Any]:
+    """The little of a WSGI environ StaticApp.decide reads, from an ASGI scope."""
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": scope["method"],
+        "PATH_INFO": path,
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+        "SCRIPT_NAME": scope.get("root_path", ""),
+    }
+    for name, value in scope["headers"]:
+        key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+        text = value.decode("latin-1")
+        previous = environ.get(key)
+        environ[key] = text if previous is None else previous + "," + text
+    return environ
+
+
+async def send_answer(answer: Answer, send: Send) -> None:
+    """Send an Answer as ASGI messages; a file range is read in blocks."""
+    try:
+        await send({
+            "type": "http.response.start",
+            "status": int(answer.status[:3]),
+            "headers": [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                        for name, value in answer.headers],
+        })
+        if answer.fd is None:
+            await send({"type": "http.response.body", "body": answer.body or b""})
+            return
+        offset, remaining = answer.first, answer.length
+        while remaining > 0:
+            block = os.pread(answer.fd, min(BLOCK_SIZE, remaining), offset)
+            if not block:
+                break  # shorter than it was: the server sees the missing bytes and closes
+            offset += len(block)
+            remaining -= len(block)
+            await send({"type": "http.response.body", "body": block, "more_body": remaining > 0})
+        if remaining:
+            await send({"type": "http.response.body", "body": b""})
+    finally:
+        answer.close()
+
+
+async def lifespan_without_app(receive: Receive, send: Send) -> None:
+    """Lifespan for a WSGI app or none: nothing to start or stop, say so at once."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
