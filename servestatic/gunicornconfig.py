@@ -63,6 +63,7 @@ REQUIRED: tuple[Required, ...] = (
 MADE_FROM: dict[str, tuple[str, ...]] = {
     "bind": ("bind", "port"),
     "workers": ("workers",),
+    "threads": ("threads",),
     "keepalive": ("keepalive",),
     "timeout": ("timeout",),
     "graceful_timeout": ("graceful_timeout",),
@@ -85,9 +86,9 @@ def servestatic_defaults(settings: Settings) -> dict[str, Any]:
         "bind": [settings.bind_address],
         "workers": settings.worker_count,
         "worker_class": WORKER_CLASS,
-        # The standard loop (see REQUIRED). gunicorn's own `threads` stays 1: the
-        # thread pool for a WSGI app is SERVESTATIC_THREADS (servestatic.wsgibridge).
-        "asgi_loop": "asyncio",
+        "asgi_loop": "asyncio",  # see REQUIRED
+        # gunicorn's ASGI worker has no use for threads; ours sizes a WSGI app's pool with it.
+        "threads": settings.threads,
         "keepalive": settings.keepalive,
         "timeout": settings.timeout,
         "graceful_timeout": settings.graceful_timeout,

@@ -115,6 +115,6 @@ def run(settings: Settings) -> None:
     # No gc.collect() first: there is little garbage, and for 100,000 files the
     # walk over the table would cost 40-80 ms of start-up.
     gc.freeze()
-    server = Server(ASGIApp(application, settings.threads), layers.config)
+    server = Server(ASGIApp(application, layers.config.threads), layers.config)
     server.cfg.set("default_proc_name", f"servestatic {__version__}")
     server.run()

@@ -51,7 +51,7 @@ class Representation:
         self.headers = headers
         self.not_modified_headers = not_modified_headers
         # The same two lists as HTTP/1.1 header bytes, made on first use by a
-        # server that writes them itself (fastpath.py).
+        # server that writes them itself (worker.py).
         self.header_block: bytes | None = None
         self.not_modified_block: bytes | None = None
 

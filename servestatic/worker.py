@@ -384,6 +384,10 @@ class EventLoopWorker(gasgi.ASGIWorker):
             self._date = f"Date: {formatdate(now, usegmt=True)}\r\n".encode("ascii")
         return self._date
 
+    @classmethod
+    def check_config(cls, cfg: Any, log: Any) -> None:
+        """No warning about `threads`, as gunicorn's ASGI worker gives: it sizes a WSGI app's pool."""
+
     def init_process(self) -> None:
         # gunicorn's _serve makes each connection's protocol from the name
         # ASGIProtocol in its module; in this worker process that name is ours.

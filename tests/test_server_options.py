@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from servestatic.asgiapp import ASGIApp
 from servestatic.server import Server, configure, prepare
 from servestatic.settings import load_settings
 from tests.support.cli import compress
@@ -13,12 +14,13 @@ def test_gunicorn_gets_the_origin_defaults(site: Path) -> None:
     compress(site)
     settings = load_settings(environ={"SERVESTATIC_ROOT": str(site), "WEB_CONCURRENCY": "3",
                                       "PORT": "9123"})
-    config = Server(prepare(settings), configure(settings).config).cfg
+    config = Server(ASGIApp(prepare(settings)), configure(settings).config).cfg
     # gunicorn's sendfile setting is a store_const flag: any value we set would disable it.
     assert config.sendfile is not False
-    assert config.worker_class_str == "servestatic.worker.ThreadWorker"
+    assert config.worker_class_str == "servestatic.worker.EventLoopWorker"
+    assert config.asgi_loop == "asyncio"  # loop.sendfile: uvloop's transports have no sendfile
     assert config.workers == 3
-    assert config.threads == 8
+    assert config.threads == 8  # the WSGI app's thread pool in each worker
     assert config.keepalive == 75
     assert config.graceful_timeout == 20
     assert config.bind == ["0.0.0.0:9123"]
@@ -31,7 +33,7 @@ def test_gunicorn_gets_the_origin_defaults(site: Path) -> None:
 def test_access_log_off_and_json(site: Path) -> None:
     compress(site)
     off = load_settings(environ={"SERVESTATIC_ROOT": str(site), "SERVESTATIC_ACCESS_LOG": "off"})
-    assert Server(prepare(off), configure(off).config).cfg.accesslog is None
+    assert Server(ASGIApp(prepare(off)), configure(off).config).cfg.accesslog is None
     json_log = load_settings(environ={"SERVESTATIC_ROOT": str(site), "SERVESTATIC_ACCESS_LOG": "json"})
-    config = Server(prepare(json_log), configure(json_log).config).cfg
+    config = Server(ASGIApp(prepare(json_log)), configure(json_log).config).cfg
     assert config.logger_class.__name__ == "JsonAccessLogger"
