@@ -38,6 +38,7 @@ from typing import Any
 from gunicorn.asgi import protocol as gunicorn_protocol
 from gunicorn.workers import gasgi
 
+from servestatic.accesslog import gunicorn_line
 from servestatic.app import Answer, StaticApp
 from servestatic.http import request_path
 
@@ -362,6 +363,7 @@ class EventLoopWorker(gasgi.ASGIWorker):
     """gunicorn's ASGI worker serving StaticProtocol connections; see the module docstring."""
 
     def __init__(self, *args: Any, **kwargs: Any):
+        self._alive = True
         super().__init__(*args, **kwargs)
         self.protocols: set[StaticProtocol] = set()
         self.static: StaticApp | None = None
@@ -374,8 +376,34 @@ class EventLoopWorker(gasgi.ASGIWorker):
         static = getattr(self.asgi, "static", None)
         if isinstance(static, StaticApp) and static.fast_path:
             self.static = static
-        if self.log.access_log_enabled and getattr(self.log, "own_format", False):
-            self.access_line = self.log.line
+        log = self.log
+        if getattr(log, "own_format", False):
+            if log.access_log_enabled or log.sock is not None:
+                self.access_line = log.line
+        elif log.access_log_enabled:
+            self.access_line = gunicorn_line(log)
+
+    @property
+    def alive(self) -> bool:
+        return self._alive
+
+    @alive.setter
+    def alive(self, value: bool) -> None:
+        """Stop accepting the moment the worker is told to stop (SIGTERM, max_requests).
+
+        gunicorn's ASGI worker notices `alive` only at its next heartbeat, up to
+        a second later, and accepts new connections meanwhile; a recycled
+        worker would then keep answering. Whoever sets it (gunicorn's signal
+        handler, its request loop, ours), the listeners close now and the other
+        workers take new connections.
+        """
+        was_alive, self._alive = self._alive, value
+        if was_alive and not value and self.loop is not None and self.servers:
+            self.loop.call_soon(self.stop_accepting)
+
+    def stop_accepting(self) -> None:
+        for server in self.servers:
+            server.close()
 
     def date_line(self) -> bytes:
         now = int(time.time())
@@ -401,8 +429,7 @@ class EventLoopWorker(gasgi.ASGIWorker):
         # Idle keep-alive connections would hold the shutdown for the whole
         # graceful timeout: close them now; busy ones close after their answer
         # (worker.alive is False, so they announce Connection: close).
-        for server in self.servers:
-            server.close()
+        self.stop_accepting()
         for protocol in list(self.protocols):
             protocol.stop_when_idle()
         await super()._shutdown()
