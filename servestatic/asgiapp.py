@@ -104,15 +104,16 @@ async def send_answer(answer: Answer, send: Send) -> None:
             await send({"type": "http.response.body", "body": answer.body or b""})
             return
         offset, remaining = answer.first, answer.length
-        while remaining > 0:
-            block = os.pread(answer.fd, min(BLOCK_SIZE, remaining), offset)
-            if not block:
-                break  # shorter than it was: the server sees the missing bytes and closes
+        while True:
+            block = os.pread(answer.fd, min(BLOCK_SIZE, remaining), offset) if remaining else b""
             offset += len(block)
             remaining -= len(block)
-            await send({"type": "http.response.body", "body": block, "more_body": remaining > 0})
-        if remaining:
-            await send({"type": "http.response.body", "body": b""})
+            # A file shorter than it was ends the body early: the server sees the
+            # missing bytes against Content-Length and closes the connection.
+            more = bool(block) and remaining > 0
+            await send({"type": "http.response.body", "body": block, "more_body": more})
+            if not more:
+                return
     finally:
         answer.close()
 

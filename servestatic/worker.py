@@ -33,6 +33,7 @@ import contextlib
 import os
 import time
 from email.utils import formatdate
+from http import HTTPStatus
 from typing import Any
 
 from gunicorn.asgi import protocol as gunicorn_protocol
@@ -57,7 +58,7 @@ SHUTDOWN_GRACE = 1.0
 GUNICORN_INTERNALS = {
     gasgi: ("ASGIProtocol",),
     gasgi.ASGIWorker: ("_serve", "_shutdown", "servers", "nr_conns", "loop", "asgi"),
-    gunicorn_protocol: ("_CACHED_SERVER_HEADER",),
+    gunicorn_protocol: ("_CACHED_SERVER_HEADER", "_REASON_PHRASES"),
     gunicorn_protocol.ASGIProtocol: (
         "_on_headers_complete", "_feed_callback_parser", "_callback_parser", "_current_request",
         "_request_ready", "_websocket", "_h2c_buffer", "_closed", "_will_close",
@@ -423,6 +424,10 @@ class EventLoopWorker(gasgi.ASGIWorker):
         # gunicorn caches whether its C parser is there on the class it is asked
         # through but reads the cache from ASGIProtocol: ask through that class.
         gunicorn_protocol.ASGIProtocol._check_h1c_protocol_available()
+        # gunicorn's reason phrases stop at a few dozen codes and say "406 Unknown",
+        # "412 Unknown", "416 Unknown" for the rest: complete them from the standard library.
+        for status in HTTPStatus:
+            gunicorn_protocol._REASON_PHRASES.setdefault(status.value, status.phrase)
         super().init_process()
 
     async def _shutdown(self) -> None:

@@ -31,9 +31,16 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return site
 
 
-@pytest.fixture(scope="module")
-def server(root: Path) -> Iterator[ServerProcess]:
-    with serving(root) as running:
+# Every static answer has two ways out of the worker: the event loop's own
+# (the default) and gunicorn's ASGI protocol through servestatic.asgiapp (the
+# way requests for the app go, and every static request with the fast path
+# off). The HTTP contract modules run against both.
+ANSWER_PATHS = {"loop": {}, "asgi": {"SERVESTATIC_FAST_PATH": "false"}}
+
+
+@pytest.fixture(scope="module", params=sorted(ANSWER_PATHS))
+def server(root: Path, request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    with serving(root, ANSWER_PATHS[request.param]) as running:
         yield running
 
 

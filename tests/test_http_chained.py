@@ -1,4 +1,4 @@
-"""Chaining to the user's WSGI app (SERVESTATIC_APP), and `servestatic.wsgi:application`
+"""Chaining to the user's WSGI or ASGI app (SERVESTATIC_APP), and `servestatic.wsgi:application`
 under the plain gunicorn CLI.
 
 tests/apps/echo.py answers with what it received, so the tests see exactly which
@@ -22,6 +22,8 @@ from tests.support.http import RawResponse, raw_request
 from tests.support.server import ServerProcess, serving
 
 ECHO = "tests.apps.echo:application"
+# The same echo, as a WSGI app and as a plain ASGI app; the chaining tests run with each.
+ECHOES = {"wsgi": ECHO, "asgi": "tests.apps.echo_asgi:app"}
 
 
 def echoed(response: RawResponse) -> dict | None:
@@ -31,15 +33,16 @@ def echoed(response: RawResponse) -> dict | None:
     return json.loads(response.body)
 
 
-@pytest.fixture(scope="module")
-def chained(root: Path) -> Iterator[ServerProcess]:
-    with serving(root, {"SERVESTATIC_APP": ECHO}) as running:
+@pytest.fixture(scope="module", params=sorted(ECHOES))
+def chained(root: Path, request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    with serving(root, {"SERVESTATIC_APP": ECHOES[request.param]}) as running:
         yield running
 
 
-@pytest.fixture(scope="module")
-def chained_prefix(root: Path) -> Iterator[ServerProcess]:
-    with serving(root, {"SERVESTATIC_APP": ECHO, "SERVESTATIC_PREFIX": "/static/"}) as running:
+@pytest.fixture(scope="module", params=sorted(ECHOES))
+def chained_prefix(root: Path, request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    env = {"SERVESTATIC_APP": ECHOES[request.param], "SERVESTATIC_PREFIX": "/static/"}
+    with serving(root, env) as running:
         yield running
 
 
