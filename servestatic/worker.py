@@ -164,16 +164,17 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
     # --- request heads
 
     def data_received(self, data: bytes) -> None:
-        if (self._current_request is None and self._websocket is None and self._h2c_buffer is None
-                and self._callback_parser is not None):
+        waiting_for_head = (self._current_request is None and self._websocket is None
+                            and self._h2c_buffer is None and self._callback_parser is not None)
+        if waiting_for_head:
             # Bytes of a request head: bound how long and how large it may be.
             if self._head_timer is None:
                 self._head_timer = self.worker.loop.call_later(HEAD_TIMEOUT, self._head_timed_out)
             self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD:
-                self._refuse(b"431 Request Header Fields Too Large")
-                return
         super().data_received(data)
+        # Still no whole head (_on_headers_complete resets the count) after too many bytes.
+        if waiting_for_head and self._head_bytes > MAX_HEAD and not self._closed:
+            self._refuse(b"431 Request Header Fields Too Large")
 
     def _head_timed_out(self) -> None:
         self._head_timer = None

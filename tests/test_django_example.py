@@ -37,9 +37,13 @@ def static_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return static_root
 
 
-@pytest.fixture(scope="module")
-def django_server(static_root: Path) -> Iterator[ServerProcess]:
-    with django_behind_servestatic(static_root) as server:
+# The same project through Django's WSGI handler and through its ASGI handler.
+ENTRY_POINTS = {"wsgi": "mysite.wsgi:application", "asgi": "mysite.asgi:application"}
+
+
+@pytest.fixture(scope="module", params=sorted(ENTRY_POINTS))
+def django_server(static_root: Path, request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    with django_behind_servestatic(static_root, app=ENTRY_POINTS[request.param]) as server:
         yield server
 
 

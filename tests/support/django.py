@@ -27,12 +27,14 @@ def collectstatic(static_root: Path, python: Path | str = sys.executable) -> str
     return result.stdout
 
 
-def django_behind_servestatic(static_root: Path, python: Path | str | None = None) -> ServerProcess:
-    """`servestatic serve` on the collected root with the example project as the app."""
+def django_behind_servestatic(static_root: Path, python: Path | str | None = None,
+                              app: str = "mysite.wsgi:application") -> ServerProcess:
+    """`servestatic serve` on the collected root with the example project as the app
+    (`app`: its WSGI handler, or mysite.asgi:application for its ASGI handler)."""
     return ServerProcess(static_root, cwd=DJANGO_PROJECT, python=python, env={
         "DJANGO_STATIC_ROOT": str(static_root),
         "SERVESTATIC_PREFIX": "/static/",
-        "SERVESTATIC_APP": "mysite.wsgi:application",
+        "SERVESTATIC_APP": app,
     })
 
 

@@ -1,0 +1,34 @@
+// The example's script: fetches an item from the FastAPI app.
+fetch('/api/items/7?q=hello').then((r) => r.json()).then((item) => {
+  document.getElementById('item').textContent = JSON.stringify(item, null, 2);
+});
+export const message0 = 'servestatic serves this file compressed, 0';
+export const message1 = 'servestatic serves this file compressed, 1';
+export const message2 = 'servestatic serves this file compressed, 2';
+export const message3 = 'servestatic serves this file compressed, 3';
+export const message4 = 'servestatic serves this file compressed, 4';
+export const message5 = 'servestatic serves this file compressed, 5';
+export const message6 = 'servestatic serves this file compressed, 6';
+export const message7 = 'servestatic serves this file compressed, 7';
+export const message8 = 'servestatic serves this file compressed, 8';
+export const message9 = 'servestatic serves this file compressed, 9';
+export const message10 = 'servestatic serves this file compressed, 10';
+export const message11 = 'servestatic serves this file compressed, 11';
+export const message12 = 'servestatic serves this file compressed, 12';
+export const message13 = 'servestatic serves this file compressed, 13';
+export const message14 = 'servestatic serves this file compressed, 14';
+export const message15 = 'servestatic serves this file compressed, 15';
+export const message16 = 'servestatic serves this file compressed, 16';
+export const message17 = 'servestatic serves this file compressed, 17';
+export const message18 = 'servestatic serves this file compressed, 18';
+export const message19 = 'servestatic serves this file compressed, 19';
+export const message20 = 'servestatic serves this file compressed, 20';
+export const message21 = 'servestatic serves this file compressed, 21';
+export const message22 = 'servestatic serves this file compressed, 22';
+export const message23 = 'servestatic serves this file compressed, 23';
+export const message24 = 'servestatic serves this file compressed, 24';
+export const message25 = 'servestatic serves this file compressed, 25';
+export const message26 = 'servestatic serves this file compressed, 26';
+export const message27 = 'servestatic serves this file compressed, 27';
+export const message28 = 'servestatic serves this file compressed, 28';
+export const message29 = 'servestatic serves this file compressed, 29';
