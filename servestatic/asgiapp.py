@@ -13,9 +13,11 @@ anything is built for it: servestatic must cost nothing on dynamic traffic.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from servestatic import metrics
 from servestatic.app import Answer, StaticApp
 from servestatic.http import request_path
 from servestatic.userapp import ASGI
@@ -43,12 +45,10 @@ class ASGIApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            path = path_key(scope)
-            if self.user is not None and not self.static.claims(path, scope["method"]):
-                await self.user(scope, receive, send)
-                return
-            answer = self.static.decide(environ_for(scope, path))
-            await send_answer(answer, send)
+            if metrics.recording():
+                await self.observed(scope, receive, send)
+            else:
+                await self.http(scope, receive, send)
         elif kind == "lifespan":
             if self.user_is_asgi:
                 assert self.user is not None
@@ -60,6 +60,43 @@ class ASGIApp:
             await self.user(scope, receive, send)
         elif kind == "websocket":
             await send({"type": "websocket.close", "code": 1000})  # the server answers 403
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = path_key(scope)
+        if self.user is not None and not self.static.claims(path, scope["method"]):
+            await self.user(scope, receive, send)
+            return
+        await send_answer(self.static.decide(environ_for(scope, path)), send)
+
+    async def observed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """`http` with its answer recorded in the metrics (servestatic.metrics)."""
+        started = time.monotonic()
+        answer = {"status": 500, "sent": 0, "encoding": ""}
+
+        async def counting_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+                answer["encoding"] = next((value.decode("latin-1") for name, value in message["headers"]
+                                           if name.lower() == b"content-encoding"), "")
+            elif message["type"] == "http.response.body":
+                answer["sent"] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.http(scope, receive, counting_send)
+        finally:
+            metrics.observe(self.where(scope), answer["status"], answer["sent"], answer["encoding"],
+                            time.monotonic() - started)
+
+    def where(self, scope: Scope) -> str:
+        """Which part of servestatic a request went to, for the metrics."""
+        path = path_key(scope)
+        static = self.static
+        if self.user is not None and not static.claims(path, scope["method"]):
+            return metrics.APP
+        if path == static.health_key:
+            return metrics.HEALTH
+        return metrics.STATIC if path in static.paths else metrics.MISS
 
 
 def path_key(scope: Scope) -> str:

@@ -107,6 +107,11 @@ def kind_of(where: str, code: int) -> str:
 _recorder: Recorder | None = None
 
 
+def recording() -> bool:
+    """Whether this process records metrics (a front end asks before it counts anything)."""
+    return _recorder is not None
+
+
 def observe(where: str, status: int | str, body_bytes: int, encoding: str, seconds: float) -> None:
     """Record one answered request: `where` is STATIC, HEALTH, APP or MISS, `status` the
     code (or status line), `body_bytes` the body bytes sent, `encoding` the Content-Encoding
@@ -252,7 +257,6 @@ def worker_started(worker: Any) -> None:
         _listener.close()  # the master's; a worker only inherited it
     if _recorder is not None:
         _recorder.workers.set(1)
-        watch_wsgi_requests(worker)
 
 
 def worker_exited(server: Any, worker: Any) -> None:
@@ -295,39 +299,3 @@ def fold_into_archive(directory: str, pid: int) -> None:
                 total, _ = archive.read_value(key)
                 archive.write_value(key, total + value, timestamp)
             os.remove(dead)
-
-
-def watch_wsgi_requests(worker: Any) -> None:
-    """Observe the requests gunicorn's WSGI path answers, through its access-log call.
-
-    Glue for the gthread-based worker, whose WSGI requests end in gunicorn's
-    `handle_request` (which always calls `log.access`); its fast path calls
-    `observe` itself. A worker that answers every request itself calls `observe`
-    directly and needs none of this.
-    """
-    from gunicorn.http.wsgi import Response
-
-    app = worker.app.wsgi()
-    access = worker.log.access
-
-    def observed_access(resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
-        if isinstance(resp, Response):  # the fast path's answers are observed already
-            path = environ.get("PATH_INFO") or "/"
-            if path == getattr(app, "health_key", None):
-                where = HEALTH
-            elif getattr(app, "files", {}).get(path) or app.table.lookup(path):
-                where = STATIC
-            elif getattr(app, "app", None) is not None:
-                where = APP
-            else:
-                where = MISS
-            encoding = next((value for name, value in resp.headers if name.lower() == "content-encoding"),
-                            "identity")
-            sent = resp.sent
-            if not sent and resp.response_length and environ.get("REQUEST_METHOD") != "HEAD" and (
-                    resp.status_code not in (204, 304)):
-                sent = resp.response_length  # gunicorn's sendfile does not add to resp.sent
-            observe(where, resp.status, sent, encoding, request_time.total_seconds())
-        access(resp, req, environ, request_time)
-
-    worker.log.access = observed_access

@@ -42,6 +42,7 @@ from gunicorn.workers import gasgi
 from servestatic.accesslog import gunicorn_line
 from servestatic.app import Answer, StaticApp
 from servestatic.http import request_path
+from servestatic.metrics import HEALTH, STATIC, observe
 
 HEAD_TIMEOUT = 10.0
 MAX_HEAD = 64 * 1024
@@ -281,14 +282,14 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         if fd is None:
             body = answer.body or b""
             self.transport.write(head + body)
-            self._log(request, answer, len(body), started)
+            self._finished(request, answer, len(body), started)
         elif answer.length <= INLINE_BODY:
             try:
                 body = os.pread(fd, answer.length, answer.first)
             finally:
                 answer.close()
             self.transport.write(head + body)
-            self._log(request, answer, len(body), started)
+            self._finished(request, answer, len(body), started)
             if len(body) < answer.length:
                 return False  # the file shrank under us: the client must not wait for the rest
         else:
@@ -337,7 +338,7 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         finally:
             answer.close()
             self._sending = False
-            self._log(request, answer, sent, started)
+            self._finished(request, answer, sent, started)
         if sent < answer.length or not keep_alive or self._closed or not self.worker.alive:
             self._close_transport()
             if self._request_ready is not None:
@@ -349,16 +350,20 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         if tail:
             self._feed_callback_parser(tail)
 
-    def _log(self, request: StaticRequest, answer: Answer, sent: int, started: float) -> None:
+    def _finished(self, request: StaticRequest, answer: Answer, sent: int, started: float) -> None:
+        """An answer is out: its access-log line and its metrics."""
+        seconds = time.monotonic() - started
+        environ = request.environ
+        source = answer.representation
+        observe(HEALTH if environ["PATH_INFO"] == self.static.health_key else STATIC, answer.status, sent,
+                source.coding if source is not None else "", seconds)
         line = self.worker.access_line
         if line is None:
             return
-        environ = request.environ
         peer = self.transport.get_extra_info("peername")
         line(peer[0] if isinstance(peer, tuple) else "-", request.method, request.target.decode("latin-1"),
              "HTTP/{}.{}".format(*request.version), answer.status, sent, environ.get("HTTP_REFERER"),
-             environ.get("HTTP_USER_AGENT"), time.monotonic() - started, environ["PATH_INFO"],
-             environ["QUERY_STRING"])
+             environ.get("HTTP_USER_AGENT"), seconds, environ["PATH_INFO"], environ["QUERY_STRING"])
 
 
 class EventLoopWorker(gasgi.ASGIWorker):
