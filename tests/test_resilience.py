@@ -24,6 +24,7 @@ from tests.support.cli import SERVESTATIC, compress
 from tests.support.server import ServerProcess
 
 CANARY = b"CANARY-outside-the-root-6f1d2c"
+PLAIN_ASGI = "tests.apps.plain_asgi:app"
 
 
 def wait_for(condition, timeout: float, what: str):
@@ -206,27 +207,48 @@ def test_oversized_head_gets_431(site: Path) -> None:
     assert data.startswith(b"HTTP/1.1 431 ")
 
 
-def test_client_that_stops_reading_releases_its_thread(site: Path) -> None:
-    """A reader that stalls is dropped after SERVESTATIC_TIMEOUT; the thread serves others."""
+def server_side_open(server_port: int, client_port: int) -> bool:
+    """Whether the server still holds its end of a connection (from /proc/net/tcp{,6})."""
+    local, remote = f":{server_port:04X}", f":{client_port:04X}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            time_wait = fields[3] == "06"  # the server closed its end; the kernel lingers
+            if fields[1].endswith(local) and fields[2].endswith(remote) and not time_wait:
+                return True
+    return False
+
+
+@pytest.mark.parametrize(("app", "target"), [(None, b"/big.zip"), (PLAIN_ASGI, b"/big?mb=64"),
+                                             ("tests.apps.big_wsgi:application", b"/big?mb=64")])
+def test_client_that_stops_reading_is_dropped_after_the_timeout(site: Path, app: str | None,
+                                                                 target: bytes) -> None:
+    """A reader that stalls (of a static file, of an app's streamed answer) is dropped after
+    SERVESTATIC_TIMEOUT; meanwhile and afterwards everyone else is served."""
     (site / "big.zip").write_bytes(os.urandom(64 * 1024 * 1024))  # .zip: not compressed
     compress(site)
-    env = {"SERVESTATIC_THREADS": "1", "SERVESTATIC_TIMEOUT": "2"}
+    env = {"SERVESTATIC_TIMEOUT": "2", **({"SERVESTATIC_APP": app} if app else {})}
     with ServerProcess(site, env=env) as server, \
             socket.create_connection(("127.0.0.1", server.port)) as stall:
         stall.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stall.sendall(b"GET /big.zip HTTP/1.1\r\nHost: t\r\n\r\n")
-        stall.recv(1024)  # the response has started; now never read again
-        started = time.monotonic()
+        stall.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert stall.recv(1024).startswith(b"HTTP/1.1 200 ")  # it has started; now never read again
+        stalled_at = time.monotonic()
         status, body = raw_get(server.port, "/index.html", timeout=15)
-        elapsed = time.monotonic() - started
-    assert status == 200 and body == (site / "index.html").read_bytes()
-    print(f"\nrequest behind a stalled reader (timeout 2 s, 1 thread) answered in {elapsed:.2f} s")
-    assert elapsed < 10
+        assert status == 200 and body == (site / "index.html").read_bytes()
+        client_port = stall.getsockname()[1]
+        wait_for(lambda: not server_side_open(server.port, client_port), 15,
+                 "the stalled reader to be dropped")
+        dropped = time.monotonic() - stalled_at
+        assert raw_get(server.port, "/index.html")[0] == 200
+    print(f"\nstalled reader of {target.decode()} dropped after {dropped:.2f} s (timeout 2 s)")
+    assert 1.5 <= dropped <= 8
 
 
 # --- shutdown and crashes
 
-SLOW_APP = '''
+SLOW_APPS = {
+    "wsgi": '''
 import os, threading, time
 
 def application(environ, start_response):
@@ -235,14 +257,29 @@ def application(environ, start_response):
     time.sleep(float(os.environ.get("SLOWAPP_SECONDS", "1.5")))  # a slow view, not a wait
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
     return [b"done"]
-'''
+''',
+    "asgi": '''
+import asyncio, os, time
+
+async def application(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    marker = os.path.join(os.environ["SLOWAPP_MARKERS"], f"{os.getpid()}-{time.monotonic_ns()}")
+    open(marker, "w").close()
+    await asyncio.sleep(float(os.environ.get("SLOWAPP_SECONDS", "1.5")))  # a slow view, not a wait
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"4")]})
+    await send({"type": "http.response.body", "body": b"done"})
+''',
+}
 
 
+@pytest.mark.parametrize("interface", sorted(SLOW_APPS))
 def test_sigterm_under_load_finishes_in_flight_requests_and_refuses_cleanly(
-    site: Path, tmp_path: Path
+    site: Path, tmp_path: Path, interface: str
 ) -> None:
     compress(site)
-    (tmp_path / "slowapp.py").write_text(SLOW_APP)
+    (tmp_path / "slowapp.py").write_text(SLOW_APPS[interface])
     markers = tmp_path / "markers"
     markers.mkdir()
     in_flight = 12

@@ -6,6 +6,7 @@
 - /scope: the scope as JSON (query string, raw path, headers, client, server);
 - /upload: counts the request body's bytes and pieces as they stream in;
 - /stream?n=N: a streamed response of N chunks (no Content-Length);
+- /big?mb=N: N megabytes, streamed with a Content-Length;
 - /boom: raises; /boom-late: raises after the response started;
 - a WebSocket at /ws echoes text in upper case until the client closes.
 """
@@ -95,6 +96,14 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": TEXT})
         for index in range(count):
             await send({"type": "http.response.body", "body": f"chunk {index}\n".encode(), "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    elif path == "/big":  # ?mb=N megabytes, streamed, for the stalled-reader tests
+        megabytes = int(parse_qs(scope["query_string"].decode()).get("mb", ["1"])[0])
+        block = b"x" * (1024 * 1024)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(megabytes * len(block)).encode())]})
+        for _ in range(megabytes):
+            await send({"type": "http.response.body", "body": block, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
     elif path == "/boom":
         raise RuntimeError("boom on purpose")

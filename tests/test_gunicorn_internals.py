@@ -1,0 +1,46 @@
+"""Every gunicorn internal the event-loop worker builds on is still there.
+
+servestatic/worker.py subclasses gunicorn's ASGI worker and protocol and uses
+some of their private names (listed in GUNICORN_INTERNALS). pyproject pins
+gunicorn to one major version; this test is what fails, naming the missing
+piece, when an upgrade moves one, instead of a worker that misbehaves.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from types import ModuleType
+
+import gunicorn
+import pytest
+
+from servestatic.worker import GUNICORN_INTERNALS
+
+
+def present(owner: type | ModuleType, name: str) -> bool:
+    """A module attribute, a class attribute or method, or an attribute its methods set."""
+    if hasattr(owner, name):
+        return True
+    if isinstance(owner, type):
+        gunicorn_classes = [cls for cls in owner.__mro__ if cls.__module__.startswith("gunicorn")]
+        source = "".join(inspect.getsource(cls) for cls in gunicorn_classes)
+        return re.search(rf"self\.{re.escape(name)}\s*(:[^=]*)?=", source) is not None
+    return False
+
+
+@pytest.mark.parametrize(("owner", "name"), [
+    (owner, name) for owner, names in GUNICORN_INTERNALS.items() for name in names
+], ids=lambda value: getattr(value, "__qualname__", getattr(value, "__name__", value)))
+def test_gunicorn_still_has_what_the_worker_uses(owner: type | ModuleType, name: str) -> None:
+    where = getattr(owner, "__qualname__", getattr(owner, "__name__", owner))
+    assert present(owner, name), (
+        f"gunicorn {gunicorn.__version__} has no {where}.{name}, which servestatic/worker.py relies "
+        "on: adapt the worker before upgrading gunicorn")
+
+
+def test_the_check_catches_a_missing_name() -> None:
+    from gunicorn.asgi.protocol import ASGIProtocol
+
+    assert not present(ASGIProtocol, "_no_such_internal")
+    assert present(ASGIProtocol, "_current_request")  # set in __init__, not a class attribute
