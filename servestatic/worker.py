@@ -43,8 +43,8 @@ from gunicorn.workers import gasgi
 
 from servestatic.accesslog import gunicorn_line
 from servestatic.app import Answer, StaticApp
-from servestatic.http import request_path
 from servestatic.metrics import HEALTH, STATIC, observe
+from servestatic.requesthead import StaticRequest, parse_head
 
 HEAD_TIMEOUT = 10.0
 MAX_HEAD = 64 * 1024
@@ -67,30 +67,11 @@ GUNICORN_INTERNALS = {
         "_request_ready", "_websocket", "_h2c_buffer", "_closed", "_will_close",
         "_arm_keepalive_timer", "_cancel_keepalive_timer", "_keepalive_handle", "_pause_reading",
         "_resume_reading", "_close_transport", "_finishing_calls", "_awaiting_request",
-        "_flow_control", "_check_h1c_protocol_available", "req_count", "_keepalive_timeout",
+        "_flow_control", "_check_h1c_protocol_available", "req_count", "_keepalive_timeout", "reader",
     ),
 }
 _SERVER = gunicorn_protocol._CACHED_SERVER_HEADER  # the same Server header as gunicorn's answers
-# Request headers after which gunicorn, not the loop, must decide what happens.
-_NOT_OURS = frozenset({b"upgrade", b"expect", b"http2-settings", b"transfer-encoding", b"te", b"trailer"})
 _STATUS_LINES = {(1, 1): "HTTP/1.1 ", (1, 0): "HTTP/1.0 "}
-
-
-class StaticRequest:
-    """The little of a request the loop needs to answer a static hit, and to log it."""
-
-    __slots__ = ("environ", "keep_alive", "method", "target", "version")
-
-    def __init__(self, method: str, target: bytes, version: tuple[int, int], keep_alive: bool,
-                 environ: dict[str, Any]):
-        self.method = method
-        self.target = target
-        self.version = version
-        self.keep_alive = keep_alive
-        self.environ = environ
-
-    def should_close(self) -> bool:  # what gunicorn's _will_close asks of a request
-        return not self.keep_alive
 
 
 class StaticProtocol(gunicorn_protocol.ASGIProtocol):
@@ -99,7 +80,14 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
     def __init__(self, worker: EventLoopWorker):
         super().__init__(worker)
         self.static = worker.static
-        self._pending: StaticRequest | None = None
+        # gunicorn's parser holds part of a head: the next bytes are its, not ours.
+        self._partial = False
+        self._limits = (self.cfg.limit_request_line, self.cfg.limit_request_fields,
+                        self.cfg.limit_request_field_size)
+        static = self.static
+        if static is not None:
+            paths, health = static.paths, static.health_key
+            self._wanted = lambda path: path in paths or path == health
         self._sending = False  # a large body is on its way: the next request waits
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0
@@ -180,10 +168,14 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
     # --- request heads
 
     def data_received(self, data: bytes) -> None:
+        if self.static is not None and self._idle_for_heads():
+            data = self._answer_heads(data)
+            if not data:
+                return
         waiting_for_head = (self._current_request is None and self._websocket is None
                             and self._h2c_buffer is None and self._callback_parser is not None)
         if waiting_for_head:
-            # Bytes of a request head: bound how long and how large it may be.
+            # Bytes of a request head for gunicorn: bound how long and how large it may be.
             if self._head_timer is None:
                 self._head_timer = self.worker.loop.call_later(HEAD_TIMEOUT, self._head_timed_out)
             self._head_bytes += len(data)
@@ -192,6 +184,37 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         if waiting_for_head and self._head_bytes > MAX_HEAD and not self._closed:
             self._refuse(b"431 Request Header Fields Too Large")
 
+    def _idle_for_heads(self) -> bool:
+        """Whether the next bytes start a request that gunicorn has not begun to read."""
+        return (self._current_request is None and not self._partial and not self._sending
+                and self._websocket is None and self._h2c_buffer is None and self.reader is None
+                and self._callback_parser is not None and not self._closed
+                and not self._request_ready.is_set())
+
+    def _answer_heads(self, data: bytes) -> bytes:
+        """Answer the static requests whose whole heads start `data`; return the rest.
+
+        The rest (a head that is not a static hit, a head in pieces, a body) goes to
+        gunicorn's parser: from the first byte of the first request that is not ours.
+        """
+        start = 0
+        while True:
+            end = data.find(b"\r\n\r\n", start)
+            if end < 0:
+                return data[start:]
+            request = parse_head(data, start, end, self._limits, self._wanted)
+            if request is None:
+                return data[start:]
+            start = end + 4
+            keep_alive = self._answer(request)
+            if not keep_alive or self._closed:
+                self._close_transport()
+                return b""
+            if self._sending:
+                self._tail = data[start:]  # answered once the large body is out
+                return b""
+            if start == len(data):
+                return b""
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if self._current_request is None and not self._closed:
@@ -213,63 +236,14 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
 
     def _on_headers_complete(self) -> Any:
         self._cancel_head_timer()
-        if self.static is not None and self._current_request is None and not self._sending:
-            request = self._static_request()
-            if request is not None:
-                self._pending = request
-                return False  # gunicorn's loop never sees this request
         return super()._on_headers_complete()
 
-    def _static_request(self) -> StaticRequest | None:
-        """The parsed head as a StaticRequest if it is a plain GET/HEAD the table answers, else None."""
-        parser = self._callback_parser
-        method = parser.method
-        if method != b"GET" and method != b"HEAD":
-            return None
-        if parser.content_length or parser.is_chunked:
-            return None
-        target = parser.path
-        path = request_path(target)
-        static = self.static
-        if path is None or (path not in static.paths and path != static.health_key):
-            return None  # a miss: the user's app (or the 404 page) through gunicorn
-        environ: dict[str, Any] = {"REQUEST_METHOD": "GET" if method == b"GET" else "HEAD",
-                                   "PATH_INFO": path,
-                                   "QUERY_STRING": target.partition(b"?")[2].decode("latin-1")}
-        for name, value in parser.headers:
-            if b"_" in name or name.lower() in _NOT_OURS:
-                return None  # gunicorn decides what those mean
-            key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
-            text = value.decode("latin-1")
-            previous = environ.get(key)
-            if previous is not None:
-                if key == "HTTP_HOST":
-                    return None  # gunicorn answers a duplicate Host with its 400
-                text = previous + "," + text
-            environ[key] = text
-        version = parser.http_version
-        if version not in _STATUS_LINES:
-            return None
-        return StaticRequest(environ["REQUEST_METHOD"], target, version, parser.should_keep_alive, environ)
-
     def _feed_callback_parser(self, data: bytes) -> bool:
+        # Every byte for gunicorn's parser passes here, gunicorn's own replay of a
+        # pipelined request included: note whether it now holds part of a head.
         keep_reading = super()._feed_callback_parser(data)
-        while keep_reading and self._pending is not None:
-            request, self._pending = self._pending, None
-            parser = self._callback_parser
-            truncated = getattr(parser, "remaining_truncated", False)
-            tail = parser.remaining()  # a pipelined next request, read with this one
-            parser.reset()
-            keep_alive = self._answer(request) and not truncated
-            if not keep_alive or self._closed:
-                self._close_transport()
-                return False
-            if self._sending:
-                self._tail = tail  # fed once the body is out
-                return True
-            if not tail:
-                break
-            keep_reading = super()._feed_callback_parser(tail)
+        self._partial = (keep_reading and self._current_request is None
+                         and not self._request_ready.is_set())
         return keep_reading
 
     # --- answering in the loop
@@ -366,7 +340,7 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         self._arm_keepalive_timer()
         tail, self._tail = self._tail, b""
         if tail:
-            self._feed_callback_parser(tail)
+            self.data_received(tail)
 
     def _finished(self, request: StaticRequest, answer: Answer, sent: int, started: float) -> None:
         """An answer is out: its access-log line and its metrics."""
@@ -427,6 +401,23 @@ class EventLoopWorker(gasgi.ASGIWorker):
             self.loop.call_soon(self.stop_accepting)
 
     def stop_accepting(self) -> None:
+        """Take the connections already waiting in the backlog, then close the listeners.
+
+        A connection the kernel has accepted for a listener is reset when the
+        listener closes: its client would see an error, not an answer. Taken
+        now, it is served (with Connection: close); a client arriving after the
+        close is refused at once, which a proxy retries on another backend.
+        """
+        if not any(server.is_serving() for server in self.servers):
+            return
+        for listener in self.sockets:  # gunicorn's listeners, the sockets the servers serve
+            while True:
+                try:
+                    client, _ = listener.sock.accept()
+                except OSError:  # BlockingIOError: the backlog is empty
+                    break
+                client.setblocking(False)
+                self.loop.create_task(self.loop.connect_accepted_socket(lambda: StaticProtocol(self), client))
         for server in self.servers:
             server.close()
 
