@@ -94,7 +94,7 @@ class AccessLogger(Statsd):
         # Only the default format is ours to make cheaply; a custom one is gunicorn's business.
         self.own_format = cfg.access_log_format == AccessLogFormat.default
         handlers = [h for h in self.access_log.handlers if isinstance(h, logging.StreamHandler)]
-        if handlers and self.access_log_enabled:
+        if handlers and self._access_log_enabled:
             self.buffer = LineBuffer(handlers[0].stream)
 
     def line(self, remote: str, method: str, uri: str, protocol: str, status: int | str, sent: int,
@@ -118,9 +118,14 @@ class AccessLogger(Statsd):
             buffer.add(f'{remote} - - {self.clock.now()} "{method} {uri} {protocol}" {code} '
                        f'{sent if sent else "-"} "{referer or "-"}" "{agent or "-"}"\n')
 
+    @property
+    def access_log_enabled(self) -> bool:
+        """Also with the log off when statsd is on: gunicorn then still reports each request."""
+        return super().access_log_enabled or getattr(self, "sock", None) is not None
+
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         """gunicorn's entry point (the ASGI path); the same line as `line` makes."""
-        if not self.own_format or (self.buffer is None and self.sock is None):
+        if not self.own_format:
             super().access(resp, req, environ, request_time)
             return
         try:

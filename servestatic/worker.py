@@ -376,11 +376,8 @@ class EventLoopWorker(gasgi.ASGIWorker):
         if isinstance(static, StaticApp) and static.fast_path:
             self.static = static
         log = self.log
-        if getattr(log, "own_format", False):
-            if log.access_log_enabled or log.sock is not None:
-                self.access_line = log.line
-        elif log.access_log_enabled:
-            self.access_line = gunicorn_line(log)
+        if log.access_log_enabled:  # a log line, or statsd's count, per request
+            self.access_line = log.line if getattr(log, "own_format", False) else gunicorn_line(log)
 
     @property
     def alive(self) -> bool:

@@ -226,19 +226,28 @@ def test_max_requests_from_gunicorn_cmd_args_recycles_workers(site: Path) -> Non
         assert "Autorestarting worker after current request." in server.log()
 
 
-def test_statsd_from_gunicorn_cmd_args(site: Path) -> None:
-    """gunicorn's own statsd logger, switched on through GUNICORN_CMD_ARGS alone."""
+@pytest.mark.parametrize("access_log", ["text", "off"])
+def test_statsd_from_gunicorn_cmd_args(site: Path, access_log: str) -> None:
+    """gunicorn's own statsd logger, switched on through GUNICORN_CMD_ARGS alone: every
+    request counted (a static hit from the event loop, a request for the app through
+    ASGI), with the access log on or off."""
     compress(site)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as statsd:
         statsd.bind(("127.0.0.1", 0))
         statsd.settimeout(10)
         host = f"127.0.0.1:{statsd.getsockname()[1]}"
-        with ServerProcess(site, env={"GUNICORN_CMD_ARGS": f"--statsd-host {host} --statsd-prefix web",
-                                      "SERVESTATIC_ACCESS_LOG": "text"}) as server:
-            httpx.get(server.url + "/index.html").raise_for_status()
+        env = {"GUNICORN_CMD_ARGS": f"--statsd-host {host} --statsd-prefix web",
+               "SERVESTATIC_ACCESS_LOG": access_log, "SERVESTATIC_APP": WHOAMI}
+        with ServerProcess(site, env=env) as server:
             received = []
-            while not any(b"web.gunicorn.requests:1|c" in packet for packet in received):
+            for path, status in (("/index.html", 200), ("/app", 200), ("/index.html", 405)):
+                method = "GET" if status == 200 else "POST"
+                assert httpx.request(method, server.url + path).status_code == status
+            # The health probe and three requests; each is a duration, a count and a status.
+            while (counted := b"".join(received)).count(b"web.gunicorn.requests:1|c") < 4 or \
+                    b"web.gunicorn.request.status.405:1|c" not in counted:
                 received.append(statsd.recv(65536))  # times out (fails) if statsd never comes
+        assert counted.count(b"web.gunicorn.request.status.200:1|c") == 3
 
 
 def test_a_config_file_in_the_working_directory_reaches_a_real_server(site: Path, tmp_path: Path) -> None:
