@@ -7,7 +7,7 @@ parses and answers those its own way, errors included. Why not gunicorn's
 parser or httptools: gunicorn's C parser (gunicorn-h1c) is an optional,
 source-only package, its pure-Python parser cost 27 µs for a browser's head,
 and httptools' per-header callbacks 11 µs; this one validates the whole
-header block with one regular expression and costs about 4 µs (docs/design.md).
+header block with one regular expression and costs about 5 µs (docs/design.md).
 
 What it refuses (None): any method but GET and HEAD; a version other than
 HTTP/1.1 or HTTP/1.0; a request-target with a space, a control, a `#` or a

@@ -2,24 +2,27 @@
 
 `EventLoopWorker` is gunicorn's own ASGI worker (asyncio, HTTP/1.1 keep-alive,
 WebSockets, lifespan, its C request parser when gunicorn-h1c is installed)
-with one addition: when a request head is complete and the connection is idle,
-`StaticProtocol` looks at the parsed request line, and a plain GET or HEAD for
-a path in the table (or the health path) is answered right there, in the
-loop: `StaticApp.decide` makes the answer, the precomputed header bytes and a
-small body go out with one write, a large body with `loop.sendfile`. No task,
-no ASGI messages, no scope. Everything else (the user's app, other methods,
-bodies, upgrades, redirects, 404s) goes on to gunicorn's protocol untouched
-and reaches `ASGIApp` (asgiapp.py), which runs an ASGI app natively and a WSGI
-app in a thread pool (wsgibridge.py). docs/design.md says why this design and
-what it measured.
+with one addition. When bytes arrive on a connection that gunicorn has no
+request in progress on, `StaticProtocol` reads the whole request heads at
+their start itself (servestatic/requesthead.py), and a plain GET or HEAD for a
+path in the table, or the health path, is answered right there, in the loop:
+`StaticApp.decide` makes the answer, the precomputed header bytes and a small
+body go out with one write, a large body with `loop.sendfile`. No task, no
+ASGI messages, no scope. From the first request that is not such a hit,
+the bytes go to gunicorn's protocol untouched (the user's app, other methods,
+bodies, upgrades, redirects, 404s, a head that arrives in pieces) and reach
+`ASGIApp` (asgiapp.py), which runs an ASGI app natively and a WSGI app in a
+thread pool (wsgibridge.py). docs/design.md says why this design and what it
+measured.
 
 What gunicorn's ASGI protocol does not bound, this one does (docs/operations.md):
 - a new connection that sends nothing is closed after the keep-alive timeout;
 - a request head must be complete within HEAD_TIMEOUT seconds of its first
   byte (else 408) and be at most MAX_HEAD bytes (else 431);
-- a client that stops reading a response for `timeout` seconds is dropped;
-- on SIGTERM idle keep-alive connections are closed at once, so shutdown
-  waits only for requests in flight.
+- a client that stops reading a response for `timeout` seconds is reset;
+- on SIGTERM the backlog is taken before the listeners close, and idle
+  keep-alive connections are closed at once, so shutdown waits only for
+  requests in flight and resets nobody.
 
 It builds on gunicorn 27's ASGI internals, each named in GUNICORN_INTERNALS and
 checked by tests/test_gunicorn_internals.py, so an upgrade that moves one fails
