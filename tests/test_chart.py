@@ -428,7 +428,8 @@ def test_pre_stop_uses_python_where_the_sleep_handler_does_not_exist() -> None:
 
 # Every `servestatic serve` setting the chart sets, and the value it is given here.
 ALL_SETTINGS_VALUES = {
-    "root": "/srv/site", "prefix": "/assets/", "app": "mysite.wsgi:application", "port": 8080,
+    "root": "/srv/site", "prefix": "/assets/", "app": "mysite.wsgi:application", "appInterface": "wsgi",
+    "port": 8080,
     "workers": 3, "threads": 16, "keepalive": 120, "timeout": 45, "gracefulTimeout": 25,
     "maxAge": 300, "immutableMaxAge": 604800, "htmlCacheControl": "no-cache, must-revalidate",
     "immutablePattern": r"\.[0-9a-f]{8}\.", "cors": "https://a.example.com,https://b.example.com",
@@ -461,6 +462,7 @@ def test_every_servestatic_value_reaches_its_environment_variable() -> None:
     settings = load_settings(env)
     assert (str(settings.root), settings.prefix, settings.app, settings.port) == (
         "/srv/site", "/assets/", "mysite.wsgi:application", 8080)
+    assert settings.app_interface == "wsgi"
     assert (settings.workers, settings.threads, settings.keepalive, settings.timeout) == (3, 16, 120, 45)
     assert (settings.graceful_timeout, settings.max_age, settings.immutable_max_age) == (25, 300, 604800)
     assert settings.html_cache_control == "no-cache, must-revalidate"
