@@ -410,16 +410,18 @@ class EventLoopWorker(gasgi.ASGIWorker):
         """
         if not any(server.is_serving() for server in self.servers):
             return
+        taken = []
         for listener in self.sockets:  # gunicorn's listeners, the sockets the servers serve
             while True:
                 try:
-                    client, _ = listener.sock.accept()
+                    taken.append(listener.sock.accept()[0])
                 except OSError:  # BlockingIOError: the backlog is empty
                     break
-                client.setblocking(False)
-                self.loop.create_task(self.loop.connect_accepted_socket(lambda: StaticProtocol(self), client))
-        for server in self.servers:
+        for server in self.servers:  # at once: a connection arriving meanwhile would be reset
             server.close()
+        for client in taken:
+            client.setblocking(False)
+            self.loop.create_task(self.loop.connect_accepted_socket(lambda: StaticProtocol(self), client))
 
     def date_line(self) -> bytes:
         now = int(time.time())
