@@ -5,10 +5,10 @@
 
 Runs our server exactly as `servestatic serve` configures gunicorn (same
 options, same worker class) but with one worker, profiles that worker with
-yappi (CPU clock, every thread: gthread answers in a thread pool, which
-cProfile would not see), drives it with wrk, and prints the worker's CPU
-split by layer (gunicorn's request parsing, gunicorn's response writing, our
-app, logging, the event loop and thread pool, system calls) and the
+yappi (CPU clock, every thread: a chained WSGI app runs in a thread pool,
+which cProfile would not see), drives it with wrk, and prints the worker's CPU
+split by layer (gunicorn's ASGI protocol, our worker and app, logging, the
+event loop and thread pool, system calls) and the
 functions with the most own time. yappi's overhead inflates small Python
 functions, so read the split as proportions, not as absolute times.
 
@@ -40,11 +40,14 @@ LAYERS = (
                                    "gunicorn/http/unreader.py", "gunicorn/http/body.py",
                                    "gunicorn_h1c")),
     ("gunicorn: WSGI environ + response", ("gunicorn/http/wsgi.py",)),
-    ("gunicorn: worker loop, keep-alive", ("gunicorn/workers/", "servestatic/worker.py")),
+    ("gunicorn: ASGI protocol", ("gunicorn/asgi/",)),
+    ("gunicorn: worker", ("gunicorn/workers/",)),
+    ("our event-loop path", ("servestatic/worker.py", "servestatic/requesthead.py",
+                             "servestatic/accesslog.py")),
     ("logging", ("gunicorn/glogging.py", "logging/__init__.py")),
     ("our app", ("servestatic/",)),
     ("chained app", ("serve_hello.py",)),
-    ("event loop, thread pool, locks", ("selectors.py", "concurrent/futures", "threading.py",
+    ("event loop, thread pool, locks", ("asyncio/", "selectors.py", "concurrent/futures", "threading.py",
                                         "queue.py", "_thread", "lock")),
     ("socket.py wrappers", ("socket.py",)),
 )
@@ -62,6 +65,7 @@ def serve(root: str, port: int, output: str) -> None:
     """Child process: our server with one profiled worker."""
     import yappi
 
+    from servestatic.asgiapp import ASGIApp
     from servestatic.server import Server, configure, prepare
     from servestatic.settings import load_settings
 
@@ -85,7 +89,7 @@ def serve(root: str, port: int, output: str) -> None:
 
     config.set("post_worker_init", post_worker_init)
     config.set("worker_exit", worker_exit)
-    server = Server(prepare(settings), config)
+    server = Server(ASGIApp(prepare(settings), config.threads), config)
     server.run()
 
 
