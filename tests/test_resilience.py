@@ -21,7 +21,7 @@ import pytest
 
 from tests.support import REPO
 from tests.support.cli import SERVESTATIC, compress
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, worker_pids
 
 CANARY = b"CANARY-outside-the-root-6f1d2c"
 PLAIN_ASGI = "tests.apps.plain_asgi:app"
@@ -39,12 +39,6 @@ def wait_for(condition, timeout: float, what: str):
         time.sleep(0.02)  # poll interval
 
 
-def worker_pids(server: ServerProcess) -> set[int]:
-    """The gunicorn workers: children of the master process."""
-    assert server.process is not None
-    pid = server.process.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return {int(child) for child in children}
 
 
 def raw_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:

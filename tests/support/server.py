@@ -124,3 +124,10 @@ def serving(root: Path | None, env: dict[str, str] | None = None) -> Iterator[Se
 def client(server: ServerProcess) -> httpx.Client:
     """A keep-alive client that sends no Accept-Encoding unless a test says so."""
     return httpx.Client(base_url=server.url, headers={"Accept-Encoding": "identity"}, timeout=10)
+
+
+def worker_pids(server: ServerProcess) -> set[int]:
+    """gunicorn's workers: the children of the server's master process."""
+    assert server.process is not None
+    pid = server.process.pid
+    return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
