@@ -71,6 +71,7 @@ GUNICORN_INTERNALS = {
         "_arm_keepalive_timer", "_cancel_keepalive_timer", "_keepalive_handle", "_pause_reading",
         "_resume_reading", "_close_transport", "_finishing_calls", "_awaiting_request",
         "_flow_control", "_check_h1c_protocol_available", "req_count", "_keepalive_timeout", "reader",
+        "_build_environ", "_post_request",
     ),
 }
 _SERVER = gunicorn_protocol._CACHED_SERVER_HEADER  # the same Server header as gunicorn's answers
@@ -248,6 +249,30 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         self._partial = (keep_reading and self._current_request is None
                          and not self._request_ready.is_set())
         return keep_reading
+
+    def _build_environ(self, request: Any, sockname: Any, peername: Any) -> dict[str, Any]:
+        """What gunicorn hands the access log for a request through ASGI.
+
+        gunicorn's version decodes every request header into the dictionary; the
+        access log's line uses two of them. With servestatic's own log format and
+        no post_request hook (which gets this environ too), only those are made.
+        """
+        if self.worker.access_line is not self.log.line or self._post_request is not None:
+            return super()._build_environ(request, sockname, peername)
+        environ = {
+            "REQUEST_METHOD": request.method,
+            "RAW_URI": request.uri,
+            "PATH_INFO": request.path,
+            "QUERY_STRING": request.query or "",
+            "SERVER_PROTOCOL": f"HTTP/{request.version[0]}.{request.version[1]}",
+            "REMOTE_ADDR": peername[0] if peername else "-",
+        }
+        for name, value in request.headers_bytes:
+            if name == b"user-agent":
+                environ["HTTP_USER_AGENT"] = value.decode("latin-1")
+            elif name == b"referer":
+                environ["HTTP_REFERER"] = value.decode("latin-1")
+        return environ
 
     # --- answering in the loop
 

@@ -121,16 +121,22 @@ def test_the_loop_and_the_asgi_path_answer_alike(
     assert compared == len(FILES) * len(HEADER_SETS)
 
 
+def robots_answer(client: socket.socket, request: bytes) -> bytes:
+    """Send a request for /robots.txt on a kept-alive connection; its whole answer."""
+    client.sendall(request)
+    response = b""
+    while not response.endswith(b"Allow: /\n"):
+        chunk = client.recv(65536)
+        assert chunk, "connection closed before the answer ended"
+        response += chunk
+    return response
+
+
 def test_keep_alive_and_http_1_0_behave_as_gunicorn(servers: tuple[ServerProcess, ServerProcess]) -> None:
     for server in servers:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
             for _ in range(3):  # three requests, one after the other, on one connection
-                client.sendall(b"GET /robots.txt HTTP/1.1\r\nHost: x\r\n\r\n")
-                response = b""
-                while not response.endswith(b"Allow: /\n"):
-                    chunk = client.recv(65536)
-                    assert chunk, "connection closed before the answer ended"
-                    response += chunk
+                response = robots_answer(client, b"GET /robots.txt HTTP/1.1\r\nHost: x\r\n\r\n")
                 assert response.startswith(b"HTTP/1.1 200 OK\r\n")
                 assert b"onnection: close" not in response
     loop, asgi = servers
@@ -141,12 +147,7 @@ def test_keep_alive_and_http_1_0_behave_as_gunicorn(servers: tuple[ServerProcess
     # HTTP/1.0 keep-alive: asked for, granted, and said so (a 1.0 client needs the header).
     with socket.create_connection(("127.0.0.1", loop.port), timeout=10) as client:
         for _ in range(2):
-            client.sendall(b"GET /robots.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-            response = b""
-            while not response.endswith(b"Allow: /\n"):
-                chunk = client.recv(65536)
-                assert chunk, "connection closed after an HTTP/1.0 keep-alive answer"
-                response += chunk
+            response = robots_answer(client, b"GET /robots.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
             assert b"Connection: keep-alive\r\n" in response
 
 
@@ -204,8 +205,12 @@ def test_the_text_access_log_is_gunicorn_s_format_for_both_paths(site: Path) -> 
         exchange(server.port, b"GET /robots.txt?x=1 HTTP/1.1\r\nHost: x\r\nReferer: http://r/\r\n"
                               b"User-Agent: ua\r\nConnection: close\r\n\r\n")
         exchange(server.port, b"DELETE /robots.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        exchange(server.port, b"PUT /robots.txt?y=2 HTTP/1.0\r\nReferer: http://q/\r\nUser-Agent: u a\r\n"
+                              b"Content-Length: 0\r\n\r\n")
         server.stop()
     pattern = (r'127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] '
                r'"GET /robots\.txt\?x=1 HTTP/1\.1" 200 23 "http://r/" "ua"')
-    assert re.search(pattern, server.log()), server.log()
-    assert re.search(r'"DELETE /robots\.txt HTTP/1\.1" 405 23 "-" "-"', server.log()), server.log()
+    log = server.log()
+    assert re.search(pattern, log), log
+    assert re.search(r'"DELETE /robots\.txt HTTP/1\.1" 405 23 "-" "-"', log), log
+    assert re.search(r'"PUT /robots\.txt\?y=2 HTTP/1\.0" 405 23 "http://q/" "u a"', log), log
