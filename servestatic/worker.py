@@ -391,6 +391,7 @@ class EventLoopWorker(gasgi.ASGIWorker):
 
     def __init__(self, *args: Any, **kwargs: Any):
         self._alive = True
+        self._stopping_accept = False
         super().__init__(*args, **kwargs)
         self.protocols: set[StaticProtocol] = set()
         self.static: StaticApp | None = None
@@ -426,17 +427,26 @@ class EventLoopWorker(gasgi.ASGIWorker):
             self.loop.call_soon(self.stop_accepting)
 
     def stop_accepting(self) -> None:
-        """Take the connections already waiting in the backlog, then close the listeners.
+        """Stop taking new connections without resetting any the kernel has accepted.
 
-        A connection the kernel has accepted for a listener is reset when the
-        listener closes: its client would see an error, not an answer. Taken
-        now, it is served (with Connection: close); a client arriving after the
-        close is refused at once, which a proxy retries on another backend.
+        A connection waiting in the backlog is reset when the listener closes,
+        and so is one asyncio has accepted whose transport is not made yet
+        (asyncio makes it in a task of its own, which fails once its server is
+        closed). So: first stop asyncio from accepting more, let the transports
+        already under way be made, then take what waits in the backlog and
+        close the listeners in one step. A client arriving after that is
+        refused at once, which a proxy retries on another backend.
         """
-        if not any(server.is_serving() for server in self.servers):
+        if self._stopping_accept or not any(server.is_serving() for server in self.servers):
             return
-        taken = []
+        self._stopping_accept = True
         for listener in self.sockets:  # gunicorn's listeners, the sockets the servers serve
+            self.loop.remove_reader(listener.sock.fileno())
+        self.loop.call_soon(self._close_listeners)
+
+    def _close_listeners(self) -> None:
+        taken = []
+        for listener in self.sockets:
             while True:
                 try:
                     taken.append(listener.sock.accept()[0])
@@ -477,6 +487,8 @@ class EventLoopWorker(gasgi.ASGIWorker):
         # graceful timeout: close them now; busy ones close after their answer
         # (worker.alive is False, so they announce Connection: close).
         self.stop_accepting()
+        while any(server.is_serving() for server in self.servers):
+            await asyncio.sleep(0)  # the listeners close on the loop's next turn
         for protocol in list(self.protocols):
             protocol.stop_when_idle()
         await super()._shutdown()

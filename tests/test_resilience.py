@@ -332,8 +332,15 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_refuses_cleanly(
     served_after = after.count("after ok")
     print(f"\nSIGTERM with {in_flight} requests in flight: all completed; exit 0 after {stopped:.2f} s; "
           f"newcomers after SIGTERM: {served_after} served, then {after[-1:]}")
-    # Every newcomer was either served or cleanly refused: none hung, was reset or got a 5xx.
-    assert set(newcomer_results) <= {"before ok", "after ok", "after refused"}, newcomer_results
+    # Every newcomer was either served or cleanly refused: none hung or got a 5xx. One reset
+    # is tolerated: a connection whose handshake the kernel completes in the microseconds
+    # between a worker's last accept and its closing the listening socket is reset by the
+    # kernel, whatever the server does (nginx has the same window); more would be a bug,
+    # such as the connections asyncio had accepted but not yet set up (fixed, and tested
+    # here: dozens of them before).
+    resets = [result for result in after if result.startswith("after error ConnectionResetError")]
+    assert len(resets) <= 1, newcomer_results
+    assert set(newcomer_results) - set(resets) <= {"before ok", "after ok", "after refused"}, newcomer_results
     assert after[-1] == "after refused"
     assert stopped < 10
 
