@@ -1,5 +1,5 @@
 # servestatic/base: gunicorn serving a site's precompressed static files, alone or in
-# front of your own WSGI app. Use it as `FROM servestatic/base` (see the README).
+# front of your own WSGI or ASGI app. Use it as `FROM servestatic/base` (see the README).
 #
 # Air-gapped builds (no PyPI): put the wheels in a directory (scripts/wheelhouse.sh),
 # mount it into the build and point pip at it, e.g. with podman:
