@@ -180,7 +180,9 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
                             and self._h2c_buffer is None and self._callback_parser is not None)
         if waiting_for_head:
             # Bytes of a request head for gunicorn: bound how long and how large it may be.
-            if self._head_timer is None:
+            # A head that is whole in these bytes needs no clock (the usual case: it saves
+            # a timer per request for the app).
+            if self._head_timer is None and b"\r\n\r\n" not in data:
                 self._head_timer = self.worker.loop.call_later(HEAD_TIMEOUT, self._head_timed_out)
             self._head_bytes += len(data)
         super().data_received(data)
