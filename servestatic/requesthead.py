@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from servestatic.http import request_path
+from servestatic.http import environ_key, request_path
 
 _METHODS = {b"GET": "GET", b"HEAD": "HEAD"}
 _VERSIONS = {b"HTTP/1.1": (1, 1), b"HTTP/1.0": (1, 0)}
@@ -35,7 +35,6 @@ _HEADER_BLOCK = re.compile(rb"(?:[!#$%&'*+.^`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xf
 # Request headers after which gunicorn, not the loop, must decide what happens.
 _NOT_OURS = frozenset({"HTTP_TRANSFER_ENCODING", "HTTP_EXPECT", "HTTP_UPGRADE", "HTTP_HTTP2_SETTINGS",
                        "HTTP_TE", "HTTP_TRAILER"})
-_KEYS: dict[bytes, str] = {}  # header name -> environ key, made once per name seen
 
 
 class StaticRequest:
@@ -53,15 +52,6 @@ class StaticRequest:
 
     def should_close(self) -> bool:  # what gunicorn's _will_close asks of a request
         return not self.keep_alive
-
-
-def _key(name: bytes) -> str:
-    key = _KEYS.get(name)
-    if key is None:
-        key = "HTTP_" + name.decode("ascii").upper().replace("-", "_")
-        if len(_KEYS) < 1024:  # names are few; a client sending endless new ones gains nothing
-            _KEYS[name] = key
-    return key
 
 
 def parse_head(data: bytes, start: int, end: int, limits: tuple[int, int, int],
@@ -103,7 +93,7 @@ def parse_head(data: bytes, start: int, end: int, limits: tuple[int, int, int],
         if max_field_size and len(line) > max_field_size:
             return None
         name, _, value = line.partition(b":")
-        key = _key(name)
+        key = environ_key(name)
         text = value.strip(b" \t").decode("latin-1")
         previous = environ.get(key)
         if previous is not None:
@@ -113,7 +103,7 @@ def parse_head(data: bytes, start: int, end: int, limits: tuple[int, int, int],
         environ[key] = text
     if not _NOT_OURS.isdisjoint(environ):
         return None
-    length = environ.get("HTTP_CONTENT_LENGTH")
+    length = environ.get("CONTENT_LENGTH")
     if length is not None and length != "0":
         return None
     if version == (1, 1) and "HTTP_HOST" not in environ:

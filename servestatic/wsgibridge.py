@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from servestatic.http import add_headers
+
 BUFFERED_BODY = 64 * 1024
 _STATUS_CODES: dict[str, int] = {}
 
@@ -145,13 +147,7 @@ def wsgi_environ(scope: dict[str, Any]) -> dict[str, Any]:
     if client:
         environ["REMOTE_ADDR"] = str(client[0])
         environ["REMOTE_PORT"] = str(client[1])
-    for name, value in scope["headers"]:
-        key = name.decode("latin-1").upper().replace("-", "_")
-        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            key = "HTTP_" + key
-        text = value.decode("latin-1")
-        previous = environ.get(key)
-        environ[key] = text if previous is None else previous + "," + text
+    add_headers(environ, scope["headers"])
     return environ
 
 
