@@ -19,7 +19,7 @@ from typing import Any
 
 from servestatic import metrics
 from servestatic.app import Answer, StaticApp
-from servestatic.http import request_path
+from servestatic.http import add_headers, request_path
 from servestatic.userapp import ASGI
 from servestatic.wsgibridge import WSGIBridge
 
@@ -63,10 +63,7 @@ class ASGIApp:
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = path_key(scope)
-        if self.user is not None and not self.static.claims(path, scope["method"]):
-            await self.user(scope, receive, send)
-            return
-        await send_answer(self.static.decide(environ_for(scope, path)), send)
+        await self.dispatch(path, self.goes_to_app(path, scope), scope, receive, send)
 
     async def observed(self, scope: Scope, receive: Receive, send: Send) -> None:
         """`http` with its answer recorded in the metrics (servestatic.metrics)."""
@@ -82,17 +79,28 @@ class ASGIApp:
                 answer["sent"] += len(message.get("body", b""))
             await send(message)
 
+        path = path_key(scope)
+        to_app = self.goes_to_app(path, scope)
         try:
-            await self.http(scope, receive, counting_send)
+            await self.dispatch(path, to_app, scope, receive, counting_send)
         finally:
-            metrics.observe(self.where(scope), answer["status"], answer["sent"], answer["encoding"],
+            metrics.observe(self.where(path, to_app), answer["status"], answer["sent"], answer["encoding"],
                             time.monotonic() - started)
 
-    def where(self, scope: Scope) -> str:
+    def goes_to_app(self, path: str, scope: Scope) -> bool:
+        return self.user is not None and not self.static.claims(path, scope["method"])
+
+    async def dispatch(self, path: str, to_app: bool, scope: Scope, receive: Receive, send: Send) -> None:
+        if to_app:
+            assert self.user is not None
+            await self.user(scope, receive, send)
+        else:
+            await send_answer(self.static.decide(environ_for(scope, path)), send)
+
+    def where(self, path: str, to_app: bool) -> str:
         """Which part of servestatic a request went to, for the metrics."""
-        path = path_key(scope)
         static = self.static
-        if self.user is not None and not static.claims(path, scope["method"]):
+        if to_app:
             return metrics.APP
         if path == static.health_key:
             return metrics.HEALTH
@@ -120,11 +128,7 @@ def environ_for(scope: Scope, path: str) -> dict[str, Any]:
         "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
         "SCRIPT_NAME": scope.get("root_path", ""),
     }
-    for name, value in scope["headers"]:
-        key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
-        text = value.decode("latin-1")
-        previous = environ.get(key)
-        environ[key] = text if previous is None else previous + "," + text
+    add_headers(environ, scope["headers"])
     return environ
 
 

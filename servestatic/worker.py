@@ -20,9 +20,9 @@ What gunicorn's ASGI protocol does not bound, this one does (docs/operations.md)
 - a request head must be complete within HEAD_TIMEOUT seconds of its first
   byte (else 408) and be at most MAX_HEAD bytes (else 431);
 - a client that stops reading a response for `timeout` seconds is reset;
-- on SIGTERM the backlog is taken before the listeners close, and idle
-  keep-alive connections are closed at once, so shutdown waits only for
-  requests in flight and resets nobody.
+- on SIGTERM accepted connections are set up and the backlog is taken before
+  the listeners close, and idle keep-alive connections are closed at once, so
+  shutdown waits only for requests in flight and resets no accepted connection.
 
 It builds on gunicorn 27's ASGI internals, each named in GUNICORN_INTERNALS and
 checked by tests/test_gunicorn_internals.py, so an upgrade that moves one fails
@@ -37,7 +37,6 @@ import os
 import socket
 import struct
 import time
-from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
 
@@ -64,7 +63,7 @@ SHUTDOWN_GRACE = 1.0
 GUNICORN_INTERNALS = {
     gasgi: ("ASGIProtocol",),
     gasgi.ASGIWorker: ("_serve", "_shutdown", "servers", "nr_conns", "loop", "asgi"),
-    gunicorn_protocol: ("_CACHED_SERVER_HEADER", "_REASON_PHRASES"),
+    gunicorn_protocol: ("_CACHED_SERVER_HEADER", "_REASON_PHRASES", "_get_cached_date_header"),
     gunicorn_protocol.ASGIProtocol: (
         "_on_headers_complete", "_feed_callback_parser", "_callback_parser", "_current_request",
         "_request_ready", "_websocket", "_h2c_buffer", "_closed", "_will_close",
@@ -74,8 +73,10 @@ GUNICORN_INTERNALS = {
         "_build_environ", "_post_request",
     ),
 }
-_SERVER = gunicorn_protocol._CACHED_SERVER_HEADER  # the same Server header as gunicorn's answers
-_STATUS_LINES = {(1, 1): "HTTP/1.1 ", (1, 0): "HTTP/1.0 "}
+# The same Server header as gunicorn's answers (and, per request, its cached Date header).
+_SERVER = gunicorn_protocol._CACHED_SERVER_HEADER
+_PROTOCOLS = {(1, 1): "HTTP/1.1", (1, 0): "HTTP/1.0"}
+_STATUS_LINES = {version: (name + " ").encode("ascii") for version, name in _PROTOCOLS.items()}
 
 
 class StaticProtocol(gunicorn_protocol.ASGIProtocol):
@@ -221,6 +222,7 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
                 return b""
             if start == len(data):
                 return b""
+
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if self._current_request is None and not self._closed:
@@ -330,8 +332,9 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
             connection = b"Connection: keep-alive\r\n"
         else:
             connection = b""
-        return b"".join((_STATUS_LINES[version].encode("ascii"), answer.status.encode("ascii"), b"\r\n",
-                         _SERVER, self.worker.date_line(), connection, header_block(answer), b"\r\n"))
+        return b"".join((_STATUS_LINES[version], answer.status.encode("ascii"), b"\r\n", _SERVER,
+                         gunicorn_protocol._get_cached_date_header(), connection, header_block(answer),
+                         b"\r\n"))
 
     async def _send_file(self, request: StaticRequest, answer: Answer, keep_alive: bool,
                          started: float) -> None:
@@ -384,7 +387,7 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
             return
         peer = self.transport.get_extra_info("peername")
         line(peer[0] if isinstance(peer, tuple) else "-", request.method, request.target.decode("latin-1"),
-             "HTTP/{}.{}".format(*request.version), answer.status, sent, environ.get("HTTP_REFERER"),
+             _PROTOCOLS[request.version], answer.status, sent, environ.get("HTTP_REFERER"),
              environ.get("HTTP_USER_AGENT"), seconds, environ["PATH_INFO"], environ["QUERY_STRING"])
 
 
@@ -398,8 +401,6 @@ class EventLoopWorker(gasgi.ASGIWorker):
         self.protocols: set[StaticProtocol] = set()
         self.static: StaticApp | None = None
         self.access_line: Any = None
-        self._second = 0
-        self._date = b""
 
     def load_wsgi(self) -> None:
         super().load_wsgi()  # self.asgi: the ASGIApp built in the master (preload_app)
@@ -459,13 +460,6 @@ class EventLoopWorker(gasgi.ASGIWorker):
         for client in taken:
             client.setblocking(False)
             self.loop.create_task(self.loop.connect_accepted_socket(lambda: StaticProtocol(self), client))
-
-    def date_line(self) -> bytes:
-        now = int(time.time())
-        if now != self._second:
-            self._second = now
-            self._date = f"Date: {formatdate(now, usegmt=True)}\r\n".encode("ascii")
-        return self._date
 
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
