@@ -21,6 +21,7 @@ FASTAPI=fastapi==0.163.2
 WHITENOISE="whitenoise[brotli]==6.12.0"
 SERVESTATIC="servestatic[brotli]==4.4.0"
 UVICORN="uvicorn==0.54.0 uvloop==0.23.0 httptools==0.9.0"
+YAPPI=yappi==1.7.6  # bench/serve_profile.py
 
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
@@ -68,6 +69,13 @@ peer_venv() {  # NAME REQUIREMENT...
 peer_venv whitenoise "$gunicorn" "${accelerators[@]}" "$WHITENOISE"
 peer_venv servestatic "$gunicorn" "${accelerators[@]}" "$SERVESTATIC"
 peer_venv servestatic-asgi "$gunicorn" "${accelerators[@]}" "$SERVESTATIC" "$FASTAPI"
+# serve_profile.py's profiler, on the worker's PYTHONPATH rather than in our venv.
+profile_libs=.cache/bench-venvs/serve-profile
+if [ "$(cat "$profile_libs/.installed" 2>/dev/null)" != "$YAPPI" ]; then
+    rm -rf "$profile_libs"
+    .venv/bin/pip install -q --disable-pip-version-check --target "$profile_libs" "$YAPPI"
+    echo "$YAPPI" > "$profile_libs/.installed"
+fi
 # shellcheck disable=SC2086  # UVICORN is a list of requirements
 peer_venv servestatic-uvicorn $UVICORN "$SERVESTATIC" "$FASTAPI"
 echo "bench peers: wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), $(nginx -v 2>&1)," \

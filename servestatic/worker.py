@@ -69,8 +69,8 @@ GUNICORN_INTERNALS = {
         "_request_ready", "_websocket", "_h2c_buffer", "_closed", "_will_close",
         "_arm_keepalive_timer", "_cancel_keepalive_timer", "_keepalive_handle", "_pause_reading",
         "_resume_reading", "_close_transport", "_finishing_calls", "_awaiting_request",
-        "_flow_control", "_check_h1c_protocol_available", "req_count", "_keepalive_timeout", "reader",
-        "_build_environ", "_post_request",
+        "_flow_control", "_check_h1c_protocol_available", "req_count", "_keepalive", "_keepalive_timeout",
+        "reader", "_build_environ", "_post_request",
     ),
 }
 # The same Server header as gunicorn's answers (and, per request, its cached Date header).
@@ -99,12 +99,15 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         self._stall_timer: asyncio.TimerHandle | None = None
         self._tail = b""  # a pipelined request that arrived behind a large body
         self._answered = 0  # static requests answered in the loop
+        self._idle_since = 0.0  # when the loop last answered (see _keepalive_timeout)
 
     # --- connection life
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self.worker.protocols.add(self)
+        peer = transport.get_extra_info("peername")
+        self._remote = peer[0] if isinstance(peer, tuple) else "-"  # for the access log
         if self._request_ready is not None:
             # gunicorn arms its keep-alive timer only from the second request on:
             # a connection that never sends a byte would otherwise stay for ever.
@@ -283,7 +286,6 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
     def _answer(self, request: StaticRequest) -> bool:
         """Decide and send; returns whether the connection stays open (gunicorn's rules)."""
         started = time.monotonic()
-        self._cancel_keepalive_timer()
         worker = self.worker
         keep_alive = not self._will_close(request, False)
         try:
@@ -315,14 +317,31 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
                 return False  # the file shrank under us: the client must not wait for the rest
         else:
             self.transport.write(head)
+            self._cancel_keepalive_timer()  # re-armed when the body is out
             self._sending = True
             self._tail = b""
             self._pause_reading()
             worker.loop.create_task(self._send_file(request, answer, keep_alive, started))
             return True
         if keep_alive:
-            self._arm_keepalive_timer()
+            self._idle_since = started
+            if self._keepalive_handle is None:
+                self._arm_keepalive_timer()
         return keep_alive
+
+    def _keepalive_timeout(self) -> None:
+        """The keep-alive timer is due: close, unless the loop answered a request since.
+
+        A static answer leaves the timer armed and notes the time instead of
+        cancelling and re-arming it (a timer per request was a tenth of a small
+        answer's CPU); the timer then only moves when it comes due.
+        """
+        remaining = self._idle_since + self._keepalive - self.worker.loop.time()
+        if remaining > 0 and self.worker.alive and not self._closed:
+            self._keepalive_handle = self.worker.loop.call_later(remaining, self._keepalive_timeout)
+            return
+        self._keepalive_handle = None
+        super()._keepalive_timeout()
 
     def _head(self, request: StaticRequest, answer: Answer, keep_alive: bool) -> bytes:
         version = request.version
@@ -385,8 +404,7 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         line = self.worker.access_line
         if line is None:
             return
-        peer = self.transport.get_extra_info("peername")
-        line(peer[0] if isinstance(peer, tuple) else "-", request.method, request.target.decode("latin-1"),
+        line(self._remote, request.method, request.target.decode("latin-1"),
              _PROTOCOLS[request.version], answer.status, sent, environ.get("HTTP_REFERER"),
              environ.get("HTTP_USER_AGENT"), seconds, environ["PATH_INFO"], environ["QUERY_STRING"])
 
@@ -460,6 +478,14 @@ class EventLoopWorker(gasgi.ASGIWorker):
         for client in taken:
             client.setblocking(False)
             self.loop.create_task(self.loop.connect_accepted_socket(lambda: StaticProtocol(self), client))
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            flush_lines = getattr(self.log, "flush_lines", None)  # ours, not a custom logger_class
+            if flush_lines is not None:
+                flush_lines()
 
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:

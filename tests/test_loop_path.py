@@ -15,6 +15,7 @@ import itertools
 import json
 import re
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -214,3 +215,22 @@ def test_the_text_access_log_is_gunicorn_s_format_for_both_paths(site: Path) -> 
     assert re.search(pattern, log), log
     assert re.search(r'"DELETE /robots\.txt HTTP/1\.1" 405 23 "-" "-"', log), log
     assert re.search(r'"PUT /robots\.txt\?y=2 HTTP/1\.0" 405 23 "http://q/" "u a"', log), log
+
+
+def test_access_log_lines_are_written_while_serving_not_only_at_exit(site: Path) -> None:
+    """Lines are batched (accesslog.LineBuffer), but a quiet server writes them within
+    FLUSH_AFTER seconds of the request, and the last ones when the worker exits."""
+    from servestatic.accesslog import FLUSH_AFTER
+
+    compress(site)
+    with ServerProcess(site, env={"SERVESTATIC_ACCESS_LOG": "text"}) as server:
+        exchange(server.port, b"GET /robots.txt?first HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answered = time.monotonic()
+        while "GET /robots.txt?first " not in server.log():
+            assert time.monotonic() - answered < FLUSH_AFTER + 2, server.log()
+            time.sleep(0.01)  # polling a file another process writes
+        waited = time.monotonic() - answered
+        exchange(server.port, b"GET /robots.txt?last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert server.stop() == 0
+    assert "GET /robots.txt?last " in server.log()
+    print(f"\nthe line was in the log {waited * 1000:.0f} ms after the answer")

@@ -168,6 +168,40 @@ def test_idle_and_half_sent_connections_do_not_hold_up_other_clients(site: Path)
                 client.close()
 
 
+def read_response(client: socket.socket) -> bytes:
+    """One response with a Content-Length body from a kept-alive connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = client.recv(65536)
+        assert chunk, "the server closed the connection"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += client.recv(65536)
+    return head
+
+
+def test_keep_alive_timeout_counts_from_the_last_static_answer(site: Path) -> None:
+    """A connection busy with static hits for longer than the keep-alive timeout stays
+    open (the loop leaves the timer armed and it moves when due); once quiet, it is
+    closed about SERVESTATIC_KEEPALIVE seconds after its last answer."""
+    compress(site)
+    with ServerProcess(site, env={"SERVESTATIC_KEEPALIVE": "1"}) as server, \
+            socket.create_connection(("127.0.0.1", server.port)) as client:
+        client.settimeout(10)
+        started = time.monotonic()
+        while time.monotonic() - started < 2.5:  # requests 0.3 s apart, 2.5 s in all
+            client.sendall(b"GET /index.html HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert read_response(client).startswith(b"HTTP/1.1 200 ")
+            last_answer = time.monotonic()
+            time.sleep(0.3)  # the client's pace, the subject of the test
+        assert client.recv(1) == b""  # closed by the server, not by the 10 s timeout
+        quiet = time.monotonic() - last_answer
+    print(f"\nclosed {quiet:.2f} s after the last answer (keep-alive 1 s)")
+    assert 0.9 <= quiet <= 2.5
+
+
 def test_head_that_never_completes_gets_408_and_is_closed(site: Path) -> None:
     from servestatic.worker import HEAD_TIMEOUT
 
