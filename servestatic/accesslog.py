@@ -121,7 +121,7 @@ class AccessLogger(Statsd):
     def line(self, remote: str, method: str, uri: str, protocol: str, status: int | str, sent: int,
              referer: str | None, agent: str | None, seconds: float, path: str, query: str) -> None:
         """One request's line; `status` is the code (or the status line)."""
-        code = status if isinstance(status, int) else int(str(status)[:3])
+        code = str(status)[:3]
         if self.sock is not None:
             self.timer("gunicorn.request.duration", seconds * 1000)
             self.increment("gunicorn.requests", 1)
@@ -132,11 +132,12 @@ class AccessLogger(Statsd):
         if self.json_lines:
             # The object json.dumps would make, written out: the dict and the encoder's
             # machinery cost more than the rest of a static hit. Strings from the
-            # request are quoted by the json module's own (C) string encoder.
+            # request are quoted by the json module's own (C) string encoder (all
+            # but the protocol, which the server makes from two numbers).
             buffer.add(f'{{"time": "{self.clock.now()[1:-1]}", "remote": {_json_string(remote)}, '
                        f'"method": {_json_string(method)}, "path": {_json_string(path)}, '
-                       f'"query": {_json_string(query)}, "protocol": {_json_string(protocol)}, '
-                       f'"status": {code}, "bytes": {sent}, "duration_ms": {round(seconds * 1000, 3)!r}, '
+                       f'"query": {_json_string(query)}, "protocol": "{protocol}", '
+                       f'"status": {code}, "bytes": {sent}, "duration_ms": {seconds * 1000:.3f}, '
                        f'"referer": {_json_string(referer or "-")}, '
                        f'"user_agent": {_json_string(agent or "-")}}}\n')
         else:

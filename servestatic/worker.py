@@ -43,9 +43,10 @@ from typing import Any
 from gunicorn.asgi import protocol as gunicorn_protocol
 from gunicorn.workers import gasgi
 
+from servestatic import metrics
 from servestatic.accesslog import gunicorn_line
 from servestatic.app import Answer, StaticApp
-from servestatic.metrics import HEALTH, STATIC, observe
+from servestatic.metrics import HEALTH, STATIC
 from servestatic.requesthead import StaticRequest, parse_head
 
 HEAD_TIMEOUT = 10.0
@@ -398,15 +399,15 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         """An answer is out: its access-log line and its metrics."""
         seconds = time.monotonic() - started
         environ = request.environ
-        source = answer.representation
-        observe(HEALTH if environ["PATH_INFO"] == self.static.health_key else STATIC, answer.status, sent,
-                source.coding if source is not None else "", seconds)
+        if metrics.recording():
+            source = answer.representation
+            metrics.observe(HEALTH if environ["PATH_INFO"] == self.static.health_key else STATIC,
+                            answer.status, sent, source.coding if source is not None else "", seconds)
         line = self.worker.access_line
-        if line is None:
-            return
-        line(self._remote, request.method, request.target.decode("latin-1"),
-             _PROTOCOLS[request.version], answer.status, sent, environ.get("HTTP_REFERER"),
-             environ.get("HTTP_USER_AGENT"), seconds, environ["PATH_INFO"], environ["QUERY_STRING"])
+        if line is not None:
+            line(self._remote, request.method, request.target.decode("latin-1"),
+                 _PROTOCOLS[request.version], answer.status, sent, environ.get("HTTP_REFERER"),
+                 environ.get("HTTP_USER_AGENT"), seconds, environ["PATH_INFO"], environ["QUERY_STRING"])
 
 
 class EventLoopWorker(gasgi.ASGIWorker):

@@ -193,11 +193,15 @@ def test_the_loop_path_is_on_by_default_and_logs_each_request(site: Path) -> Non
                                           b"Connection: close\r\n\r\n")
         assert response.startswith(b"HTTP/1.1 200 OK")
         assert b"\r\nContent-Type: " in response  # the loop's answer, not ASGI's lower case
+        for target in (b'/robots.txt?a="b\\c', b'/missing%22\\%01?q'):  # the loop's, then ASGI's
+            exchange(server.port, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         text = server.stop() == 0 and server.log()
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     assert any(line["path"] == "/robots.txt" and line["query"] == "x=1" and line["status"] == 200
                and line["user_agent"] == 't"q' and line["bytes"] == 23 and line["method"] == "GET"
                and line["protocol"] == "HTTP/1.1" for line in lines), lines
+    assert any(line["query"] == 'a="b\\c' and line["status"] == 200 for line in lines), lines
+    assert any(line["path"] == '/missing"\\\x01' and line["status"] == 404 for line in lines), lines
 
 
 def test_the_text_access_log_is_gunicorn_s_format_for_both_paths(site: Path) -> None:
