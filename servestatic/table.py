@@ -6,10 +6,14 @@ the complete header list, size and path, so that answering a hit is one dict
 lookup and builds nothing. Only paths the manifest lists are keys, which is
 why no request path, however it is encoded, can reach anything else.
 
-At start-up only the keys are made (about 0.1 s for 100,000 files); a file's
-`StaticFile` is built the first time a worker is asked for it and kept. Building
-all of them up front took seconds for a large site and held memory for files
-nobody asks for; header tuples are shared between files for the same reason.
+At start-up only the keys are made, each with its manifest entry in the
+compact form `manifest.read_for_serving` gives (about 300 bytes a file with its
+key); a file's `StaticFile` is built the first time a worker is asked for it and
+kept in a cache of at most `BUILT_FILES` files, the oldest built leaving first.
+Building all of them up front took seconds for a large site, and keeping every
+one built (about 1.4 KB a file with its encoded headers) let a worker that is
+eventually asked for every file of a huge site grow without bound; rebuilding
+one costs about 15 µs. Header tuples are shared between files for the same reason.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,8 +29,7 @@ from servestatic.cors import ANY_ORIGIN, CorsPolicy
 from servestatic.hashednames import immutable_test
 from servestatic.headerrules import HeaderRule, headers_for, load_rules
 from servestatic.http import accepts, http_date
-from servestatic.manifest import FileEntry, ManifestError, entry_from_json
-from servestatic.manifest import read as read_manifest
+from servestatic.manifest import CompactEntry, FileEntry, ManifestError, read_for_serving, served_entry
 from servestatic.scan import ENCODING_SUFFIXES, never_served
 from servestatic.settings import MANIFEST_NAME, Mount, Settings
 
@@ -34,6 +38,15 @@ log = logging.getLogger("servestatic")
 INDEX = "index.html"
 
 NOT_FOUND_PAGE = "404.html"
+
+# How many built files (StaticFile, representations, encoded headers) a process
+# keeps: about 14 MiB at 1.4 KB each. See `Table.lookup`.
+BUILT_FILES = 10_000
+
+# A manifest entry as the table keeps it until the file is asked for: compact
+# (from the manifest), a dict (a manifest entry of an unexpected shape, judged on
+# first use) or a FileEntry (from a scan).
+Entry = CompactEntry | dict[str, Any] | FileEntry
 
 
 class Representation:
@@ -59,11 +72,10 @@ class Representation:
 class StaticFile:
     """A servable file: its representations, smallest first, and its validators."""
 
-    __slots__ = ("by_size", "last_modified", "mtime", "relative")
+    __slots__ = ("by_size", "last_modified", "mtime")
 
-    def __init__(self, relative: str, by_size: tuple[Representation, ...], mtime: int | None,
+    def __init__(self, by_size: tuple[Representation, ...], mtime: int | None,
                  last_modified: str | None):
-        self.relative = relative
         self.by_size = by_size
         self.mtime = mtime
         self.last_modified = last_modified
@@ -77,19 +89,33 @@ class StaticFile:
 
 
 class MountTable:
-    """One mount's share of the table: its directory, prefix and manifest entries."""
+    """One mount's share of the table: its directory and prefix, and where its entries came from."""
 
-    __slots__ = ("entries", "prefix", "root", "source")
+    __slots__ = ("count", "key_prefix", "prefix", "root", "source")
 
-    def __init__(self, mount: Mount, entries: dict[str, Any], source: str):
+    def __init__(self, mount: Mount, count: int, source: str):
         self.prefix = mount.prefix
+        self.key_prefix = wsgi_key(mount.prefix)
         self.root = os.path.join(mount.root, "")
-        self.entries = entries
+        self.count = count
         self.source = source
+
+    def relative(self, key: str) -> str:
+        """The manifest's relative path for a table key of this mount.
+
+        Worked out again when a file is built rather than kept per key: 100,000
+        keys with their relative paths beside them held 10 MiB more.
+        """
+        relative = key[len(self.key_prefix):]
+        if not relative.isascii():
+            relative = relative.encode("latin-1").decode("utf-8")
+        if not relative or relative.endswith("/"):  # a directory's key: its index file
+            relative += INDEX
+        return relative
 
 
 class Table:
-    """Path -> StaticFile over every mount, filled on first use from the manifests' entries.
+    """Path -> StaticFile over every mount, built on first use from the manifests' entries.
 
     A path belongs to the mount with the longest prefix it starts with: a file of
     the `/` mount at `static/app.css` is never served when `/static/` is mounted
@@ -98,48 +124,57 @@ class Table:
     prefix) that has one.
     """
 
-    def __init__(self, settings: Settings, mounts: list[MountTable]):
+    def __init__(self, settings: Settings, mounts: list[tuple[MountTable, dict[str, Entry]]]):
+        """`mounts`: each mount with its entries (relative path -> entry), which the table
+        takes: it empties each dict as it goes."""
         started = time.perf_counter()
-        self.mounts = mounts
+        self.mounts = [mount for mount, _ in mounts]
         self.rules = load_rules(settings.headers_file) if settings.headers_file else ()
         self.policy = _HeaderPolicy(settings, self.rules)
         self.immutable_override = (immutable_test(settings.immutable_pattern)
                                    if settings.immutable_pattern != "auto" else None)
-        self.files: dict[str, StaticFile] = {}
-        # wsgi key -> relative path, for every servable key. The mount is found from the
+        # The built files, oldest first (see `lookup`).
+        self.files: OrderedDict[str, StaticFile] = OrderedDict()
+        self.built_files = BUILT_FILES
+        # wsgi key -> manifest entry, for every servable key. The mount is found from the
         # key on first use (`mount_of`), not stored per key: a tuple for each of 100,000
         # files made start-up 50% slower.
-        self.paths: dict[str, str] = {}
+        self.paths: dict[str, Entry] = {}
         self.redirects: dict[str, str] = {}
-        longest_first = sorted(mounts, key=lambda mount: len(mount.prefix), reverse=True)
-        self._by_prefix = [(wsgi_key(mount.prefix), mount) for mount in longest_first]
-        for index, mount in enumerate(longest_first):
-            inner = tuple(wsgi_key(other.prefix) for other in longest_first[:index]
+        longest_first = sorted(mounts, key=lambda item: len(item[0].prefix), reverse=True)
+        self._by_prefix = [(mount.key_prefix, mount) for mount, _ in longest_first]
+        for index, (mount, entries) in enumerate(longest_first):
+            inner = tuple(other.key_prefix for other, _ in longest_first[:index]
                           if other.prefix.startswith(mount.prefix))
-            self._add(mount, inner)
+            self._add(mount, entries, inner)
         # A file and a directory cannot share a name, but a redirect must never
         # shadow a real file: drop any that would.
         for key in [key for key in self.redirects if key in self.paths]:
             del self.redirects[key]
-        nearest_root = longest_first[::-1]
-        self.not_found = self._first(mount.prefix + NOT_FOUND_PAGE for mount in nearest_root)
+        nearest_root = [mount for mount, _ in longest_first[::-1]]
+        # Files the app holds on to: never evicted from `files`, so never built twice.
+        self._pinned: dict[str, StaticFile] = {}
+        self.not_found = self._pin(mount.prefix + NOT_FOUND_PAGE for mount in nearest_root)
         self.spa_index: StaticFile | None = None
-        self.spa_prefix = wsgi_key(nearest_root[0].prefix)
+        self.spa_prefix = nearest_root[0].key_prefix
         if settings.spa:
             for mount in nearest_root:
-                self.spa_index = self.lookup(wsgi_key(mount.prefix + INDEX))
+                self.spa_index = self._pin([mount.prefix + INDEX])
                 if self.spa_index is not None:
-                    self.spa_prefix = wsgi_key(mount.prefix)
+                    self.spa_prefix = mount.key_prefix
                     break
         # Where a served file may really be: under one of the mounts' directories.
-        self.real_roots = tuple(os.path.join(os.path.realpath(mount.root), "") for mount in mounts)
+        self.real_roots = tuple(os.path.join(os.path.realpath(mount.root), "") for mount in self.mounts)
         self.seconds = time.perf_counter() - started
 
-    def _add(self, mount: MountTable, inner: tuple[str, ...]) -> None:
+    def _add(self, mount: MountTable, entries: dict[str, Entry], inner: tuple[str, ...]) -> None:
         """A mount's keys, leaving out those under the longer prefixes in `inner`."""
         paths, redirects, prefix = self.paths, self.redirects, mount.prefix
         shadowed = 0
-        for relative in mount.entries:
+        # Popped one by one rather than iterated: each relative path is freed as its
+        # key is made, and the key takes its place in memory instead of new space.
+        while entries:
+            relative, entry = entries.popitem()
             if never_served(relative):
                 log.warning("manifest lists %r, which is never served; ignoring it", relative)
                 continue
@@ -148,42 +183,57 @@ class Table:
             if inner and key.startswith(inner):
                 shadowed += 1
                 continue
-            paths[key] = relative
+            paths[key] = entry
             if relative == INDEX or relative.endswith("/" + INDEX):
                 directory = prefix + relative[: -len(INDEX)]
-                paths[wsgi_key(directory)] = relative
+                paths[wsgi_key(directory)] = entry
                 if directory != prefix:
                     redirects[wsgi_key(directory[:-1])] = wsgi_key(directory)  # latin-1, as SCRIPT_NAME
         if shadowed:
             log.warning("%d files of the mount at %s are under a longer mount's prefix and are "
                         "never served", shadowed, prefix)
 
-    def _first(self, urls: Iterable[str]) -> StaticFile | None:
+    def _pin(self, urls: Iterable[str]) -> StaticFile | None:
+        """The first of `urls` the table has, built and kept for good."""
         for url in urls:
-            found = self.lookup(wsgi_key(url))
+            key = wsgi_key(url)
+            found = self.lookup(key)
             if found is not None:
+                self._pinned[key] = found
                 return found
         return None
 
     def lookup(self, key: str) -> StaticFile | None:
-        """The StaticFile at a PATH_INFO key, built on first use; None for a miss."""
-        static_file = self.files.get(key)
+        """The StaticFile at a PATH_INFO key, built on first use; None for a miss.
+
+        A built file goes into `files`; past `built_files` of them the oldest
+        built leaves (popitem(last=False) is O(1) on an OrderedDict, where a plain
+        dict's first key is found by a scan over its deleted slots). Oldest built,
+        not least recently used: keeping the order of use would cost every hit a
+        move_to_end, and a hit must stay one `files.get`.
+        """
+        files = self.files
+        static_file = files.get(key)
         if static_file is not None:
             return static_file
-        relative = self.paths.get(key)
-        if relative is None:
+        entry = self.paths.get(key)
+        if entry is None:
             return None
-        mount = self.mount_of(key)
-        entry = mount.entries[relative]
-        if not isinstance(entry, FileEntry):
+        static_file = self._pinned.get(key)
+        if static_file is None:
+            mount = self.mount_of(key)
+            relative = mount.relative(key)
             try:
-                entry = entry_from_json(entry)
+                file_entry = served_entry(entry)
             except ValueError as error:
                 log.error("manifest entry %r: %s; not serving it", relative, error)
                 return None
-        if self.immutable_override is not None:
-            entry.immutable = self.immutable_override(relative)
-        static_file = self.files[key] = _static_file(mount.root, relative, entry, self.policy)
+            if self.immutable_override is not None:
+                file_entry.immutable = self.immutable_override(relative)
+            static_file = _static_file(mount.root, relative, file_entry, self.policy)
+        files[key] = static_file
+        if len(files) > self.built_files:
+            files.popitem(last=False)
         return static_file
 
     def mount_of(self, key: str) -> MountTable:
@@ -198,10 +248,10 @@ class Table:
         milliseconds = f"in {self.seconds * 1000:.0f} ms"
         if len(self.mounts) == 1:
             mount = self.mounts[0]
-            return f"{len(mount.entries)} files from the {mount.source} {milliseconds}"
-        parts = ", ".join(f"{mount.prefix}: {len(mount.entries)} from the {mount.source}"
+            return f"{mount.count} files from the {mount.source} {milliseconds}"
+        parts = ", ".join(f"{mount.prefix}: {mount.count} from the {mount.source}"
                           for mount in self.mounts)
-        return f"{sum(len(mount.entries) for mount in self.mounts)} files ({parts}) {milliseconds}"
+        return f"{sum(mount.count for mount in self.mounts)} files ({parts}) {milliseconds}"
 
 
 def wsgi_key(url_path: str) -> str:
@@ -320,7 +370,7 @@ def _representations(root: str, relative: str, entry: FileEntry, policy: _Header
 def _static_file(root: str, relative: str, entry: FileEntry, policy: _HeaderPolicy) -> StaticFile:
     last_modified = http_date(entry.mtime) if entry.mtime is not None else None
     representations = _representations(root, relative, entry, policy, last_modified)
-    return StaticFile(relative, representations, entry.mtime, last_modified)
+    return StaticFile(representations, entry.mtime, last_modified)
 
 
 def load_table(settings: Settings) -> Table:
@@ -328,12 +378,12 @@ def load_table(settings: Settings) -> Table:
     return Table(settings, [_load_mount(settings, mount) for mount in settings.all_mounts])
 
 
-def _load_mount(settings: Settings, mount: Mount) -> MountTable:
+def _load_mount(settings: Settings, mount: Mount) -> tuple[MountTable, dict[str, Entry]]:
     from servestatic.manifest import build_from_tree
 
-    entries: dict[str, Any]
+    entries: dict[str, Entry]
     try:
-        entries = read_manifest(mount.root)["files"]
+        entries = read_for_serving(mount.root)
         source = "manifest"
     except ManifestError as error:
         if (mount.root / MANIFEST_NAME).exists():
@@ -342,4 +392,4 @@ def _load_mount(settings: Settings, mount: Mount) -> MountTable:
                     "unless .br/.gz files are already there)", error)
         entries = dict(build_from_tree(mount.root, settings.immutable_pattern).files)
         source = "scan"
-    return MountTable(mount, entries, source)
+    return MountTable(mount, len(entries), source), entries
