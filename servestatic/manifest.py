@@ -184,14 +184,13 @@ def _compactor() -> Callable[[dict[str, Any]], Any]:
 
     def compact(value: dict[str, Any]) -> Any:
         if "content_type" in value:
-            content_type, mtime = value["content_type"], value.get("mtime")
-            variants = value.get("variants")
-            if (type(content_type) is str and (mtime is None or type(mtime) is int)
-                    and type(variants) is dict and "size" in value and "hash" in value
-                    and "immutable" in value):
+            try:
+                content_type, mtime = value["content_type"], value.get("mtime")
                 return (value["size"], value["hash"], share(content_type, content_type),
-                        value["immutable"], share(mtime, mtime), tuple(variants.items()) or None)
-        elif len(value) == 2 and "size" in value and "hash" in value:
+                        value["immutable"], share(mtime, mtime), tuple(value["variants"].items()) or None)
+            except (KeyError, TypeError, AttributeError):  # unhashable, or no variants dict
+                return value
+        if len(value) == 2 and type(value.get("size")) is int and "hash" in value:
             return value["size"], value["hash"]
         return value
 

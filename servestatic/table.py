@@ -18,6 +18,7 @@ one costs about 15 µs. Header tuples are shared between files for the same reas
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -375,7 +376,16 @@ def _static_file(root: str, relative: str, entry: FileEntry, policy: _HeaderPoli
 
 def load_table(settings: Settings) -> Table:
     """The table of every mount, each from its manifest, or from a scan (with a warning)."""
-    return Table(settings, [_load_mount(settings, mount) for mount in settings.all_mounts])
+    collecting = gc.isenabled()
+    # Decoding a manifest and filling the table allocate an object or two per file and
+    # free few: the cyclic collector would walk the growing table again and again
+    # for nothing (for 100,000 files, 40% of the decoding time and 30% of the filling).
+    gc.disable()
+    try:
+        return Table(settings, [_load_mount(settings, mount) for mount in settings.all_mounts])
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _load_mount(settings: Settings, mount: Mount) -> tuple[MountTable, dict[str, Entry]]:
