@@ -185,10 +185,10 @@ def _compactor() -> Callable[[dict[str, Any]], Any]:
     def compact(value: dict[str, Any]) -> Any:
         if "content_type" in value:
             try:
-                content_type, mtime = value["content_type"], value.get("mtime")
-                return (value["size"], value["hash"], share(content_type, content_type),
-                        value["immutable"], share(mtime, mtime), tuple(value["variants"].items()) or None)
-            except (KeyError, TypeError, AttributeError):  # unhashable, or no variants dict
+                content_type, mtime, variants = value["content_type"], value.get("mtime"), value["variants"]
+                return (value["size"], value["hash"], share(content_type, content_type), value["immutable"],
+                        share(mtime, mtime), tuple(variants.items()) if variants else None)
+            except (KeyError, TypeError, AttributeError):  # unhashable, or variants not a dict
                 return value
         if len(value) == 2 and type(value.get("size")) is int and "hash" in value:
             return value["size"], value["hash"]
