@@ -38,6 +38,8 @@ log = logging.getLogger("servestatic")
 
 INDEX = "index.html"
 
+_IN_A_DIRECTORY = "/" + INDEX
+
 NOT_FOUND_PAGE = "404.html"
 
 # How many built files (StaticFile, representations, encoded headers) a process
@@ -172,10 +174,11 @@ class Table:
         """A mount's keys, leaving out those under the longer prefixes in `inner`."""
         paths, redirects, prefix = self.paths, self.redirects, mount.prefix
         shadowed = 0
+        popitem = entries.popitem
         # Popped one by one rather than iterated: each relative path is freed as its
         # key is made, and the key takes its place in memory instead of new space.
         while entries:
-            relative, entry = entries.popitem()
+            relative, entry = popitem()
             if never_served(relative):
                 log.warning("manifest lists %r, which is never served; ignoring it", relative)
                 continue
@@ -185,7 +188,7 @@ class Table:
                 shadowed += 1
                 continue
             paths[key] = entry
-            if relative == INDEX or relative.endswith("/" + INDEX):
+            if relative.endswith(INDEX) and (relative == INDEX or relative.endswith(_IN_A_DIRECTORY)):
                 directory = prefix + relative[: -len(INDEX)]
                 paths[wsgi_key(directory)] = entry
                 if directory != prefix:
