@@ -263,6 +263,14 @@ def wsgi_key(url_path: str) -> str:
     return url_path.encode("utf-8").decode("latin-1")
 
 
+# How many distinct headers, and combinations of a file's common headers, are kept
+# for sharing. Most sites have a few dozen; a tree whose files each have their own
+# mtime has as many Last-Modified values as files, and kept for good they would undo
+# the bound on built files (100,000 of them held 65 MiB). Past the limit the cache is
+# emptied: files built before keep what they were given, later ones share anew.
+SHARED_LIMIT = 1024
+
+
 class _Shared:
     """Hands out one tuple per distinct header, so equal headers cost one object."""
 
@@ -271,7 +279,13 @@ class _Shared:
 
     def __call__(self, name: str, value: str) -> tuple[str, str]:
         pair = (name, value)
-        return self._pairs.setdefault(pair, pair)
+        pairs = self._pairs
+        found = pairs.get(pair)
+        if found is None:
+            if len(pairs) >= SHARED_LIMIT:
+                pairs.clear()
+            found = pairs[pair] = pair
+        return found
 
 
 class _HeaderPolicy:
@@ -284,8 +298,8 @@ class _HeaderPolicy:
         self.immutable_cache = f"public, max-age={settings.immutable_max_age}, immutable"
         self.default_cache = f"public, max-age={settings.max_age}"
         self.cors = CorsPolicy(settings.cors)
-        # Most files share their common headers with thousands of others: build
-        # each combination once (this is most of the start-up time of a large site).
+        # Most files share their common headers with thousands of others: each
+        # combination is built once, and a built file costs two lists less.
         self._common_cache: dict[tuple[str, bool, bool, str | None], tuple[
             list[tuple[str, str]], list[tuple[str, str]]]] = {}
 
@@ -308,9 +322,12 @@ class _HeaderPolicy:
         """Headers every representation of a file shares: (for a 200, for a 304)."""
         key = (entry.content_type, entry.immutable, bool(entry.variants), last_modified)
         if not self.rules:
-            cached = self._common_cache.get(key)
+            cache = self._common_cache
+            cached = cache.get(key)
             if cached is None:
-                cached = self._common_cache[key] = self._common(relative, entry, last_modified)
+                if len(cache) >= SHARED_LIMIT:
+                    cache.clear()
+                cached = cache[key] = self._common(relative, entry, last_modified)
             return cached
         return self._common(relative, entry, last_modified)
 
