@@ -33,8 +33,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import socket
+import ssl
 import struct
 import time
 from http import HTTPStatus
@@ -56,6 +58,8 @@ INLINE_BODY = 64 * 1024
 # loop.sendfile is given this much at a time, each piece within the stall timeout:
 # a client slower than SENDFILE_PIECE bytes per `timeout` seconds is dropped.
 SENDFILE_PIECE = 256 * 1024
+# Out of descriptors, a worker stops accepting for this long (asyncio's own pause).
+ACCEPT_RETRY_DELAY = 1.0
 # On SIGTERM, a connection that has not sent its first request yet gets this long for it.
 SHUTDOWN_GRACE = 1.0
 
@@ -63,7 +67,7 @@ SHUTDOWN_GRACE = 1.0
 # public methods: attributes read or set, and methods overridden or called.
 GUNICORN_INTERNALS = {
     gasgi: ("ASGIProtocol",),
-    gasgi.ASGIWorker: ("_serve", "_shutdown", "servers", "nr_conns", "loop", "asgi"),
+    gasgi.ASGIWorker: ("_serve", "_shutdown", "_get_ssl_context", "servers", "nr_conns", "loop", "asgi"),
     gunicorn_protocol: ("_CACHED_SERVER_HEADER", "_REASON_PHRASES", "_get_cached_date_header"),
     gunicorn_protocol.ASGIProtocol: (
         "_on_headers_complete", "_feed_callback_parser", "_callback_parser", "_current_request",
@@ -416,6 +420,8 @@ class EventLoopWorker(gasgi.ASGIWorker):
     def __init__(self, *args: Any, **kwargs: Any):
         self._alive = True
         self._stopping_accept = False
+        self._accepting_one_at_a_time = False
+        self._ssl_context: Any = None
         super().__init__(*args, **kwargs)
         self.protocols: set[StaticProtocol] = set()
         self.static: StaticApp | None = None
@@ -477,8 +483,63 @@ class EventLoopWorker(gasgi.ASGIWorker):
         for server in self.servers:  # at once: a connection arriving meanwhile would be reset
             server.close()
         for client in taken:
-            client.setblocking(False)
-            self.loop.create_task(self.loop.connect_accepted_socket(lambda: StaticProtocol(self), client))
+            self._adopt(client)
+
+    def notify(self) -> None:
+        """gunicorn's heartbeat; the first comes right after the listeners start serving,
+        and makes them accept one connection at a time (see `_accept_one`)."""
+        super().notify()
+        if not self._accepting_one_at_a_time and self.servers and not self._stopping_accept:
+            self._accepting_one_at_a_time = True
+            self._ssl_context = self._get_ssl_context()
+            serving = {sock.fileno() for server in self.servers for sock in server.sockets}
+            for listener in self.sockets:
+                if listener.sock.fileno() in serving:
+                    self.loop.remove_reader(listener.sock.fileno())  # asyncio's: up to 100 at a time
+                    self.loop.add_reader(listener.sock.fileno(), self._accept_one, listener.sock)
+
+    def _accept_one(self, listener: socket.socket) -> None:
+        """Take one new connection, and leave the next to whichever worker wakes first.
+
+        The workers all wait on the one listening socket. asyncio's own reader
+        accepts up to a hundred connections each time it wakes, so the first
+        worker to wake took a whole burst: under wrk's 32 connections, or a CDN's
+        pool of kept-alive ones, every connection went to one worker while the
+        others idled. One at a time, a busy worker comes back to the socket
+        later than an idle one, and connections spread by load (as nginx does
+        with multi_accept off).
+        """
+        try:
+            client, _ = listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # another worker was quicker
+        except OSError as error:
+            if error.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                raise
+            # Out of descriptors or memory: the socket stays readable, so stop
+            # watching it for a while rather than spinning (as asyncio does).
+            self.log.error("cannot accept connections for now: %s", error)
+            self.loop.remove_reader(listener.fileno())
+            self.loop.call_later(ACCEPT_RETRY_DELAY, self._watch_listener, listener)
+            return
+        self._adopt(client)
+
+    def _watch_listener(self, listener: socket.socket) -> None:
+        if not self._stopping_accept and self.alive:
+            self.loop.add_reader(listener.fileno(), self._accept_one, listener)
+
+    def _adopt(self, client: socket.socket) -> None:
+        """Serve an accepted connection with a StaticProtocol."""
+        client.setblocking(False)
+        self.loop.create_task(self._connect(client))
+
+    async def _connect(self, client: socket.socket) -> None:
+        try:
+            await self.loop.connect_accepted_socket(lambda: StaticProtocol(self), client,
+                                                    ssl=self._ssl_context)
+        except (OSError, ssl.SSLError) as error:  # a client gone, a failed TLS handshake
+            self.log.debug("connection not set up: %r", error)
+            client.close()
 
     def run(self) -> None:
         try:
