@@ -17,6 +17,7 @@ import pytest
 
 from servestatic.gunicornconfig import REQUIRED, WORKER_CLASS, ConfigError, Layers, build_config
 from servestatic.settings import load_settings
+from tests.support import needs_tool
 from tests.support.cli import compress, environment
 from tests.support.server import ServerProcess
 
@@ -257,3 +258,28 @@ def test_a_config_file_in_the_working_directory_reaches_a_real_server(site: Path
     with ServerProcess(site, cwd=tmp_path) as server:
         httpx.get(server.url + "/index.html").raise_for_status()
         assert "hook from gunicorn.conf.py ran" in server.log()
+
+
+def test_tls_from_gunicorn_flags_reaches_the_loop_and_the_app(site: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """gunicorn's --certfile/--keyfile: static hits (answered in the event loop) and the
+    app's answers over TLS, several on one kept-alive connection. The worker sets up
+    each accepted connection itself (worker._accept_one), with gunicorn's TLS context."""
+    openssl = needs_tool("openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # httpx, also the readiness probe, trusts it
+    compress(site)
+    server = ServerProcess(site, env={"GUNICORN_CMD_ARGS": f"--certfile {cert} --keyfile {key}",
+                                      "SERVESTATIC_APP": WHOAMI})
+    server.url = server.url.replace("http://", "https://")
+    with server, httpx.Client(base_url=server.url, headers={"Accept-Encoding": "identity"}) as client:
+        for _ in range(3):
+            response = client.get("/index.html")
+            assert response.status_code == 200
+            assert response.content == (site / "index.html").read_bytes()
+        assert client.get("/some/route").status_code == 200
+        with pytest.raises(httpx.TransportError):  # plain HTTP on the TLS port gets nowhere
+            httpx.get(server.url.replace("https://", "http://") + "/index.html", timeout=2)
