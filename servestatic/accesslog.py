@@ -28,6 +28,7 @@ from gunicorn.instrument.statsd import Statsd
 
 # A str as a JSON string, as json.dumps(..., ensure_ascii=False) writes it.
 _json_string = json.encoder.encode_basestring
+_EMPTY, _DASH = _json_string(""), _json_string("-")  # the usual query, referer and agent
 _MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -79,7 +80,7 @@ class LineBuffer:
 
 
 class Clock:
-    """The `[day/Mon/year:H:M:S +zone]` stamp, made once a second."""
+    """The `day/Mon/year:H:M:S +zone` stamp of both formats, made once a second."""
 
     def __init__(self) -> None:
         self.second = -1
@@ -92,8 +93,8 @@ class Clock:
             t = time.localtime(second)
             minutes = t.tm_gmtoff // 60
             zone = f"{'+' if minutes >= 0 else '-'}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
-            self.stamp = (f"[{t.tm_mday:02d}/{_MONTHS[t.tm_mon]}/{t.tm_year}:{t.tm_hour:02d}:"
-                          f"{t.tm_min:02d}:{t.tm_sec:02d} {zone}]")
+            self.stamp = (f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon]}/{t.tm_year}:{t.tm_hour:02d}:"
+                          f"{t.tm_min:02d}:{t.tm_sec:02d} {zone}")
         return self.stamp
 
 
@@ -134,14 +135,15 @@ class AccessLogger(Statsd):
             # machinery cost more than the rest of a static hit. Strings from the
             # request are quoted by the json module's own (C) string encoder (all
             # but the protocol, which the server makes from two numbers).
-            buffer.add(f'{{"time": "{self.clock.now()[1:-1]}", "remote": {_json_string(remote)}, '
-                       f'"method": {_json_string(method)}, "path": {_json_string(path)}, '
-                       f'"query": {_json_string(query)}, "protocol": "{protocol}", '
+            quote = _json_string
+            buffer.add(f'{{"time": "{self.clock.now()}", "remote": {quote(remote)}, '
+                       f'"method": {quote(method)}, "path": {quote(path)}, '
+                       f'"query": {quote(query) if query else _EMPTY}, "protocol": "{protocol}", '
                        f'"status": {code}, "bytes": {sent}, "duration_ms": {seconds * 1000:.3f}, '
-                       f'"referer": {_json_string(referer or "-")}, '
-                       f'"user_agent": {_json_string(agent or "-")}}}\n')
+                       f'"referer": {quote(referer) if referer else _DASH}, '
+                       f'"user_agent": {quote(agent) if agent else _DASH}}}\n')
         else:
-            buffer.add(f'{remote} - - {self.clock.now()} "{method} {uri} {protocol}" {code} '
+            buffer.add(f'{remote} - - [{self.clock.now()}] "{method} {uri} {protocol}" {code} '
                        f'{sent if sent else "-"} "{referer or "-"}" "{agent or "-"}"\n')
 
     def flush_lines(self) -> None:
