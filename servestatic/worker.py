@@ -125,6 +125,28 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
             self._stall_timer.cancel()
         super().connection_lost(exc)
 
+    def _close_transport(self) -> None:
+        """gunicorn's close, but one that also closes a connection whose client is gone.
+
+        gunicorn's calls write_eof() and then close() in one try block: when the
+        client has already reset the connection, write_eof() raises and close()
+        is skipped, so the connection was never released; with reading paused
+        (a large body under way) nothing noticed the reset either. Each such
+        connection kept its descriptor and counted in the worker's connections,
+        which shutdown then waited for until the graceful timeout.
+        """
+        transport = self.transport
+        if transport is None or self._closed:
+            return
+        self._closed = True
+        try:
+            if transport.can_write_eof():
+                transport.write_eof()
+        except OSError:
+            transport.abort()  # the client is gone: nothing left to flush
+        else:
+            transport.close()
+
     def is_idle(self) -> bool:
         """No request in progress: nothing is lost if the connection is closed now."""
         return (self._current_request is None and not self._sending and not self._finishing_calls

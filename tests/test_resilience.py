@@ -242,6 +242,33 @@ def test_a_burst_of_kept_alive_connections_is_spread_over_the_workers(site: Path
     assert min(counts.values()) >= 9, counts  # one at a time: 12-20 each seen; greedy: 2-8
 
 
+def open_descriptors(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
+
+
+def test_clients_gone_in_the_middle_of_a_large_body_are_released(site: Path) -> None:
+    """Clients that close while a large file is being sent, unread bytes and all (the
+    kernel resets such a connection; wrk does this at the end of every run): their
+    connections are released, descriptor and all, and SIGTERM is not kept waiting for
+    them until the graceful timeout (20 s). Before the fix: 8 descriptors leaked, 20 s."""
+    (site / "big.zip").write_bytes(os.urandom(16 * 1024 * 1024))  # .zip: not compressed
+    compress(site)
+    server = ServerProcess(site)
+    with server:
+        (worker,) = worker_pids(server)
+        baseline = open_descriptors(worker)
+        for _ in range(8):
+            with socket.create_connection(("127.0.0.1", server.port)) as client:
+                client.sendall(b"GET /big.zip HTTP/1.1\r\nHost: t\r\n\r\n")
+                assert client.recv(65536).startswith(b"HTTP/1.1 200 ")
+        wait_for(lambda: open_descriptors(worker) <= baseline, 10, "the reset connections to be released")
+        started = time.monotonic()
+        assert server.stop() == 0, server.log()
+        stopping = time.monotonic() - started
+    print(f"\nshutdown after 8 clients left mid-body: {stopping:.2f} s")
+    assert stopping < 5, server.log()
+
+
 def test_head_that_never_completes_gets_408_and_is_closed(site: Path) -> None:
     from servestatic.worker import HEAD_TIMEOUT
 
