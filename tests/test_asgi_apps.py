@@ -22,7 +22,7 @@ from websockets.sync.client import connect
 
 from tests.support import REPO
 from tests.support.cli import SERVESTATIC, compress
-from tests.support.http import raw_request
+from tests.support.http import raw_request, read_response
 from tests.support.server import ServerProcess, serving, worker_pids
 
 PLAIN = "tests.apps.plain_asgi:app"
@@ -141,16 +141,7 @@ def test_http_1_0_and_keep_alive(plain: ServerProcess) -> None:
         for _ in range(3):  # app, static, app on one connection
             for target in (b"/hello", b"/robots.txt"):
                 client.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    chunk = client.recv(65536)
-                    assert chunk, "the connection was closed"
-                    head += chunk
-                head, _, body = head.partition(b"\r\n\r\n")
-                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                                  if line.lower().startswith(b"content-length:")))
-                while len(body) < length:
-                    body += client.recv(65536)
+                head, _ = read_response(client)
                 assert head.startswith(b"HTTP/1.1 200 ")
 
 

@@ -21,6 +21,7 @@ import pytest
 
 from tests.support import REPO
 from tests.support.cli import SERVESTATIC, compress
+from tests.support.http import read_response
 from tests.support.server import ServerProcess, worker_pids
 
 CANARY = b"CANARY-outside-the-root-6f1d2c"
@@ -168,20 +169,6 @@ def test_idle_and_half_sent_connections_do_not_hold_up_other_clients(site: Path)
                 client.close()
 
 
-def read_response(client: socket.socket) -> bytes:
-    """One response with a Content-Length body from a kept-alive connection."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = client.recv(65536)
-        assert chunk, "the server closed the connection"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-    while len(body) < length:
-        body += client.recv(65536)
-    return head
-
-
 def test_keep_alive_timeout_counts_from_the_last_static_answer(site: Path) -> None:
     """A connection busy with static hits for longer than the keep-alive timeout stays
     open (the loop leaves the timer armed and it moves when due); once quiet, it is
@@ -193,7 +180,7 @@ def test_keep_alive_timeout_counts_from_the_last_static_answer(site: Path) -> No
         started = time.monotonic()
         while time.monotonic() - started < 2.5:  # requests 0.3 s apart, 2.5 s in all
             client.sendall(b"GET /index.html HTTP/1.1\r\nHost: t\r\n\r\n")
-            assert read_response(client).startswith(b"HTTP/1.1 200 ")
+            assert read_response(client)[0].startswith(b"HTTP/1.1 200 ")
             last_answer = time.monotonic()
             time.sleep(0.3)  # the client's pace, the subject of the test
         assert client.recv(1) == b""  # closed by the server, not by the 10 s timeout
@@ -232,7 +219,7 @@ def test_a_burst_of_kept_alive_connections_is_spread_over_the_workers(site: Path
                 client.settimeout(10)
                 client.sendall(b"GET /index.html HTTP/1.1\r\nHost: t\r\n\r\n")
             for client in clients:
-                assert read_response(client).startswith(b"HTTP/1.1 200 ")
+                assert read_response(client)[0].startswith(b"HTTP/1.1 200 ")
             counts = connections_by_worker(server)
         finally:
             for client in clients:

@@ -65,3 +65,19 @@ def raw_request(server: ServerProcess, target: bytes | str, method: str = "GET",
     if length is not None and method != "HEAD":
         assert len(answer) == int(length), f"body of {len(answer)} bytes, Content-Length {length}"
     return parsed
+
+
+def read_response(client: socket.socket) -> tuple[bytes, bytes]:
+    """One response (head, body) with a Content-Length body from a kept-alive connection,
+    leaving the connection ready for the next."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = client.recv(65536)
+        assert chunk, "the server closed the connection"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    while len(body) < length:
+        body += client.recv(65536)
+    return head, body
