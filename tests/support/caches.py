@@ -18,7 +18,10 @@ import pwd
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
+
+import httpx
 
 from tests.support import REPO, needs_tool
 from tests.support.server import ServerProcess, free_port, wait_until_answering
@@ -42,11 +45,26 @@ class Origin(ServerProcess):
                                     "SERVESTATIC_BIND": f"127.0.0.1:{port}", **(env or {})})
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        self.syncs = 0  # markers sent by `requests`
 
     def requests(self, path: str | None = None) -> list[dict[str, object]]:
-        """The access log entries so far, for one path or all but the health checks."""
-        entries = [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
+        """The access log entries so far, for one path or all but the health checks.
+
+        The origin writes its log in batches (up to 0.1 s late), so this first asks
+        it for its health path with a marker and waits for the marker's line: its one
+        worker writes lines in order, so every request before it is in the log too.
+        """
         health = self.env.get("SERVESTATIC_HEALTH_PATH", "/healthz")
+        self.syncs += 1
+        marker = f"sync={self.syncs}"
+        httpx.get(f"{self.url}{health}?{marker}", timeout=10).raise_for_status()
+        deadline = time.monotonic() + 10
+        while True:
+            entries = [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
+            if any(entry["path"] == health and entry["query"] == marker for entry in entries):
+                break
+            assert time.monotonic() < deadline, f"the origin never logged {marker}:\n{self.log()}"
+            time.sleep(0.02)  # polling the log file another process writes
         return [entry for entry in entries
                 if entry["path"] != health and (path is None or entry["path"] == path)]
 
