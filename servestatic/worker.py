@@ -509,7 +509,8 @@ class EventLoopWorker(gasgi.ASGIWorker):
 
     def notify(self) -> None:
         """gunicorn's heartbeat; the first comes right after the listeners start serving,
-        and makes them accept one connection at a time (see `_accept_one`)."""
+        and makes them accept one connection at a time (see `_accept_one`) with
+        gunicorn's backlog."""
         super().notify()
         if not self._accepting_one_at_a_time and self.servers and not self._stopping_accept:
             self._accepting_one_at_a_time = True
@@ -519,6 +520,9 @@ class EventLoopWorker(gasgi.ASGIWorker):
                 if listener.sock.fileno() in serving:
                     self.loop.remove_reader(listener.sock.fileno())  # asyncio's: up to 100 at a time
                     self.loop.add_reader(listener.sock.fileno(), self._accept_one, listener.sock)
+                    # asyncio's create_server listen()s again with its own backlog of 100;
+                    # the shared socket gets gunicorn's `backlog` (2048) back.
+                    listener.sock.listen(self.cfg.backlog)
 
     def _accept_one(self, listener: socket.socket) -> None:
         """Take one new connection, and leave the next to whichever worker wakes first.

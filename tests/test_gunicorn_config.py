@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -283,3 +284,20 @@ def test_tls_from_gunicorn_flags_reaches_the_loop_and_the_app(site: Path, tmp_pa
         assert client.get("/some/route").status_code == 200
         with pytest.raises(httpx.TransportError):  # plain HTTP on the TLS port gets nowhere
             httpx.get(server.url.replace("https://", "http://") + "/index.html", timeout=2)
+
+
+@pytest.mark.parametrize(("args", "backlog"), [("", 2048), ("--backlog 512", 512)])
+def test_the_listening_socket_keeps_gunicorn_s_backlog(site: Path, args: str, backlog: int) -> None:
+    """asyncio's create_server listen()s the shared socket again with a backlog of 100;
+    the worker restores gunicorn's `backlog` (default 2048), which `ss` reads back."""
+    ss = needs_tool("ss")
+    compress(site)
+    with ServerProcess(site, env={"GUNICORN_CMD_ARGS": args}) as server:
+        deadline = time.monotonic() + 10
+        while True:
+            listening = subprocess.run([ss, "-ltnH", f"( sport = :{server.port} )"], capture_output=True,
+                                       text=True, check=True).stdout.split()
+            if listening and listening[2] == str(backlog):  # State Recv-Q Send-Q(the backlog) ...
+                break
+            assert time.monotonic() < deadline, f"backlog {listening[2:3]}, expected {backlog}"
+            time.sleep(0.05)  # the worker sets it right after its first heartbeat
