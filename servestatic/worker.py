@@ -147,6 +147,14 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         else:
             transport.close()
 
+    def _close_and_wake(self) -> None:
+        """Close, and wake gunicorn's request loop for this connection, which waits for
+        its next request: it sees the connection closed and ends now rather than when
+        connection_lost's cancellation reaches it."""
+        self._close_transport()
+        if self._request_ready is not None:
+            self._request_ready.set()
+
     def is_idle(self) -> bool:
         """No request in progress: nothing is lost if the connection is closed now."""
         return (self._current_request is None and not self._sending and not self._finishing_calls
@@ -163,9 +171,7 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         if not self.is_idle() or self._closed:
             return
         if self._answered or self.req_count > 1:
-            self._close_transport()
-            if self._request_ready is not None:
-                self._request_ready.set()
+            self._close_and_wake()
         else:
             self._cancel_keepalive_timer()
             self._keepalive_handle = self.worker.loop.call_later(SHUTDOWN_GRACE, self._keepalive_timeout)
@@ -268,9 +274,7 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         self._cancel_head_timer()
         with contextlib.suppress(Exception):
             self.transport.write(b"HTTP/1.1 %s\r\nConnection: close\r\nContent-Length: 0\r\n\r\n" % status)
-        self._close_transport()
-        if self._request_ready is not None:
-            self._request_ready.set()  # gunicorn's loop wakes, sees the connection closed, ends
+        self._close_and_wake()
 
     def _on_headers_complete(self) -> Any:
         self._cancel_head_timer()
@@ -411,9 +415,7 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
             self._sending = False
             self._finished(request, answer, sent, started)
         if sent < answer.length or not keep_alive or self._closed or not self.worker.alive:
-            self._close_transport()
-            if self._request_ready is not None:
-                self._request_ready.set()
+            self._close_and_wake()
             return
         self._resume_reading()
         self._arm_keepalive_timer()
@@ -480,11 +482,12 @@ class EventLoopWorker(gasgi.ASGIWorker):
         """Stop taking new connections without resetting any the kernel has accepted.
 
         A connection waiting in the backlog is reset when the listener closes,
-        and so is one asyncio has accepted whose transport is not made yet
-        (asyncio makes it in a task of its own, which fails once its server is
-        closed). So: first stop asyncio from accepting more, let the transports
-        already under way be made, then take what waits in the backlog and
-        close the listeners in one step. A client arriving after that is
+        and so is one accepted whose transport is not made yet (before the first
+        heartbeat asyncio accepts, and makes it in a task of its own, which fails
+        once its server is closed). So: first stop accepting more (the reader on
+        each listener, asyncio's or `_accept_one`), let the transports already
+        under way be made, then take what waits in the backlog and close the
+        listeners in one step. A client arriving after that is
         refused at once, which a proxy retries on another backend.
         """
         if self._stopping_accept or not any(server.is_serving() for server in self.servers):
@@ -514,12 +517,12 @@ class EventLoopWorker(gasgi.ASGIWorker):
         super().notify()
         if not self._accepting_one_at_a_time and self.servers and not self._stopping_accept:
             self._accepting_one_at_a_time = True
-            self._ssl_context = self._get_ssl_context()
             serving = {sock.fileno() for server in self.servers for sock in server.sockets}
             for listener in self.sockets:
-                if listener.sock.fileno() in serving:
-                    self.loop.remove_reader(listener.sock.fileno())  # asyncio's: up to 100 at a time
-                    self.loop.add_reader(listener.sock.fileno(), self._accept_one, listener.sock)
+                fd = listener.sock.fileno()
+                if fd in serving:
+                    self.loop.remove_reader(fd)  # asyncio's: up to 100 at a time
+                    self.loop.add_reader(fd, self._accept_one, listener.sock)
                     # asyncio's create_server listen()s again with its own backlog of 100;
                     # the shared socket gets gunicorn's `backlog` (2048) back.
                     listener.sock.listen(self.cfg.backlog)
@@ -590,6 +593,9 @@ class EventLoopWorker(gasgi.ASGIWorker):
         # "412 Unknown", "416 Unknown" for the rest: complete them from the standard library.
         for status in HTTPStatus:
             gunicorn_protocol._REASON_PHRASES.setdefault(status.value, status.phrase)
+        # For the connections this worker accepts itself (`_adopt`), from the first one:
+        # the backlog taken at a SIGTERM before the first heartbeat included.
+        self._ssl_context = self._get_ssl_context()
         super().init_process()
 
     async def _shutdown(self) -> None:
