@@ -10,7 +10,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -18,7 +17,7 @@ import pytest
 
 from servestatic.gunicornconfig import REQUIRED, WORKER_CLASS, ConfigError, Layers, build_config
 from servestatic.settings import load_settings
-from tests.support import needs_tool
+from tests.support import needs_tool, wait_for
 from tests.support.cli import compress, environment
 from tests.support.server import ServerProcess
 
@@ -292,12 +291,12 @@ def test_the_listening_socket_keeps_gunicorn_s_backlog(site: Path, args: str, ba
     the worker restores gunicorn's `backlog` (default 2048), which `ss` reads back."""
     ss = needs_tool("ss")
     compress(site)
+
+    def listening() -> list[str]:  # State Recv-Q Send-Q (the backlog) Local-Address ...
+        return subprocess.run([ss, "-ltnH", f"( sport = :{server.port} )"], capture_output=True,
+                              text=True, check=True).stdout.split()
+
     with ServerProcess(site, env={"GUNICORN_CMD_ARGS": args}) as server:
-        deadline = time.monotonic() + 10
-        while True:
-            listening = subprocess.run([ss, "-ltnH", f"( sport = :{server.port} )"], capture_output=True,
-                                       text=True, check=True).stdout.split()
-            if listening and listening[2] == str(backlog):  # State Recv-Q Send-Q(the backlog) ...
-                break
-            assert time.monotonic() < deadline, f"backlog {listening[2:3]}, expected {backlog}"
-            time.sleep(0.05)  # the worker sets it right after its first heartbeat
+        # The worker sets it right after its first heartbeat.
+        wait_for(lambda: listening()[2:3] == [str(backlog)], 10,
+                 lambda: f"backlog {backlog}; ss says {listening()}")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import wait_for
 from tests.support.cli import compress
 from tests.support.server import ServerProcess
 from tests.support.site import copy_site
@@ -230,9 +231,8 @@ def test_access_log_lines_are_written_while_serving_not_only_at_exit(site: Path)
     with ServerProcess(site, env={"SERVESTATIC_ACCESS_LOG": "text"}) as server:
         exchange(server.port, b"GET /robots.txt?first HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         answered = time.monotonic()
-        while "GET /robots.txt?first " not in server.log():
-            assert time.monotonic() - answered < FLUSH_AFTER + 2, server.log()
-            time.sleep(0.01)  # polling a file another process writes
+        wait_for(lambda: "GET /robots.txt?first " in server.log(), FLUSH_AFTER + 2,
+                 lambda: f"the first line in the log:\n{server.log()}")
         waited = time.monotonic() - answered
         exchange(server.port, b"GET /robots.txt?last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert server.stop() == 0

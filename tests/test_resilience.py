@@ -14,32 +14,19 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import REPO
+from tests.support import REPO, wait_for
 from tests.support.cli import SERVESTATIC, compress
 from tests.support.http import read_response
 from tests.support.server import ServerProcess, worker_pids
 
 CANARY = b"CANARY-outside-the-root-6f1d2c"
 PLAIN_ASGI = "tests.apps.plain_asgi:app"
-
-
-def wait_for(condition, timeout: float, what: str):
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)  # poll interval
-
-
 
 
 def raw_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
@@ -191,13 +178,7 @@ def test_keep_alive_timeout_counts_from_the_last_static_answer(site: Path) -> No
 
 def connections_by_worker(server: ServerProcess) -> dict[int, int]:
     """How many established connections to the server each worker holds (from /proc)."""
-    local = f":{server.port:04X}"
-    established = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[1].endswith(local) and fields[3] == "01":
-                established.add(f"socket:[{fields[9]}]")
+    established = {f"socket:[{fields[9]}]" for fields in server_sockets(server.port) if fields[3] == "01"}
     counts = {}
     for pid in worker_pids(server):
         descriptors = Path(f"/proc/{pid}/fd")
@@ -289,16 +270,21 @@ def test_oversized_head_gets_431(site: Path) -> None:
     assert data.startswith(b"HTTP/1.1 431 ")
 
 
-def server_side_open(server_port: int, client_port: int) -> bool:
-    """Whether the server still holds its end of a connection (from /proc/net/tcp{,6})."""
-    local, remote = f":{server_port:04X}", f":{client_port:04X}"
+def server_sockets(server_port: int) -> Iterator[list[str]]:
+    """The rows of /proc/net/tcp{,6} for the server's end of its connections, split."""
+    local = f":{server_port:04X}"
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            time_wait = fields[3] == "06"  # the server closed its end; the kernel lingers
-            if fields[1].endswith(local) and fields[2].endswith(remote) and not time_wait:
-                return True
-    return False
+            if fields[1].endswith(local):
+                yield fields
+
+
+def server_side_open(server_port: int, client_port: int) -> bool:
+    """Whether the server still holds its end of a connection (from /proc/net/tcp{,6})."""
+    remote = f":{client_port:04X}"
+    # TIME_WAIT (06): the server closed its end; the kernel lingers.
+    return any(fields[2].endswith(remote) and fields[3] != "06" for fields in server_sockets(server_port))
 
 
 @pytest.mark.parametrize(("app", "target"), [(None, b"/big.zip"), (PLAIN_ASGI, b"/big?mb=64"),

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,3 +42,17 @@ def needs_tool(name: str) -> str:
     needs(path is not None, f"{name} is not installed (scripts/install/ installs it)")
     assert path is not None
     return path
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str | Callable[[], str]) -> Any:
+    """Poll `condition` until it returns something truthy, and return that; fail after
+    `timeout` seconds, saying what was awaited (`what`, or what it returns then)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for "
+                                 f"{what if isinstance(what, str) else what()}")
+        time.sleep(0.02)  # poll interval

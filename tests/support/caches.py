@@ -18,12 +18,12 @@ import pwd
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from tests.support import REPO, needs_tool
+from tests.support import REPO, needs_tool, wait_for
 from tests.support.server import ServerProcess, free_port, wait_until_answering
 
 RECIPES = REPO / "docs" / "cdn"
@@ -58,13 +58,13 @@ class Origin(ServerProcess):
         self.syncs += 1
         marker = f"sync={self.syncs}"
         httpx.get(f"{self.url}{health}?{marker}", timeout=10).raise_for_status()
-        deadline = time.monotonic() + 10
-        while True:
+
+        def entries_up_to_the_marker() -> list[dict[str, Any]] | None:
             entries = [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
-            if any(entry["path"] == health and entry["query"] == marker for entry in entries):
-                break
-            assert time.monotonic() < deadline, f"the origin never logged {marker}:\n{self.log()}"
-            time.sleep(0.02)  # polling the log file another process writes
+            logged = any(entry["path"] == health and entry["query"] == marker for entry in entries)
+            return entries if logged else None
+
+        entries = wait_for(entries_up_to_the_marker, 10, lambda: f"the origin to log {marker}:\n{self.log()}")
         return [entry for entry in entries
                 if entry["path"] != health and (path is None or entry["path"] == path)]
 
