@@ -190,11 +190,23 @@ def connections_by_worker(server: ServerProcess) -> dict[int, int]:
 def test_a_burst_of_kept_alive_connections_is_spread_over_the_workers(site: Path) -> None:
     """Workers accept one connection at a time: 32 clients that connect at once and
     stay (a CDN's pool, wrk) are served by both workers, not all by whichever woke
-    first (asyncio's own accept took up to 100 at a time: 32 to one, 0 to the other)."""
+    first (asyncio's own accept took up to 100 at a time: 32 to one, 0 to the other).
+
+    The workers are stopped while the 32 connect, so that all wait in the backlog
+    when both wake together: how the connections fall then depends on the accept
+    policy, not on which worker a busy machine happened to be running.
+    """
     compress(site)
     with ServerProcess(site, workers=2) as server:
         wait_for(lambda: server.log().count("ASGI server listening on") == 2, 20, "both workers to listen")
-        clients = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(32)]
+        workers = worker_pids(server)
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            clients = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(32)]
+        finally:
+            for pid in workers:
+                os.kill(pid, signal.SIGCONT)
         try:
             for client in clients:
                 client.settimeout(10)
@@ -207,7 +219,9 @@ def test_a_burst_of_kept_alive_connections_is_spread_over_the_workers(site: Path
                 client.close()
     print(f"\n32 connections per worker: {sorted(counts.values())}")
     assert sum(counts.values()) == 32 and len(counts) == 2
-    assert min(counts.values()) >= 9, counts  # one at a time: 12-20 each seen; greedy: 2-8
+    # One at a time: 4-16 to the fewer-served worker seen, also with two busy loops on the
+    # two cores; asyncio's accept: 0 or 1, every time.
+    assert min(counts.values()) >= 3, counts
 
 
 def open_descriptors(pid: int) -> int:
