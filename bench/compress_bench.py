@@ -132,7 +132,7 @@ def ours(tree: Path, *args: str) -> tuple[float, float, dict]:
 def own_cost(path: Path, effort: str) -> float:
     """Seconds to compress one file with our encoders, in this process."""
     sys.path.insert(0, os.fspath(REPO))
-    from servestatic.encoders import make_encoders
+    from servestatic.buildtime.encoders import make_encoders
 
     data = path.read_bytes()
     started = time.perf_counter()

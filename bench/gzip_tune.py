@@ -1,7 +1,7 @@
 """Measure gzip encoders (libdeflate's levels, zopfli settings) against gzip -9 and brotli 11
 on a sample of the corpus.
 
-Used to choose `GZIP_EFFORTS` in servestatic/encoders.py. CPU seconds (summed
+Used to choose `GZIP_EFFORTS` in servestatic/buildtime/encoders.py. CPU seconds (summed
 over the worker processes) rather than wall time, so that other load on the
 machine moves the numbers less.
 
@@ -25,7 +25,7 @@ import deflate
 import zopfli.gzip
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from servestatic.settings import DEFAULT_SKIP_EXTENSIONS
+from servestatic.config.settings import DEFAULT_SKIP_EXTENSIONS
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 

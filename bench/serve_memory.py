@@ -1,5 +1,5 @@
 """What the table costs a worker, in one process: RSS after the imports, after
-`server.prepare`, and after every file of the tree was built with its encoded
+`prepare`, and after every file of the tree was built with its encoded
 header blocks, as a worker builds them when asked.
 
     .venv/bin/python bench/serve_sites.py 100000       # the tree, once
@@ -31,16 +31,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("root", help="a compressed tree (bench/serve_sites.py makes one)")
     parser.add_argument("--built-files", type=int, help="the table's bound on built files "
-                        "instead of servestatic.table.BUILT_FILES")
+                        "instead of servestatic.core.table.BUILT_FILES")
     args = parser.parse_args()
 
-    from servestatic import asgiapp, server, worker  # noqa: F401  (what a worker imports)
-    from servestatic.settings import load_settings
+    from servestatic.config.settings import load_settings
+    from servestatic.core import answer
+    from servestatic.fronts.prepare import prepare
+    from servestatic.server import gunicornapp, worker  # noqa: F401  (what a worker imports)
 
     print(f"after imports: {rss_mib():.1f} MiB")
     settings = load_settings(environ={"SERVESTATIC_ROOT": args.root})
     started = time.perf_counter()
-    app = server.prepare(settings)
+    app = prepare(settings)
     print(f"after prepare: {rss_mib():.1f} MiB in {time.perf_counter() - started:.3f} s "
           f"({len(app.paths):,} keys)")
     if args.built_files is not None:
@@ -53,10 +55,10 @@ def main() -> None:
             static_file = app.lookup(key)
             if static_file is None:
                 continue
-            for representation in static_file.by_size:  # what worker.header_block keeps
+            for representation in static_file.by_size:  # what answer.header_block keeps
                 if representation.header_block is None:
-                    representation.header_block = worker.encode_headers(representation.headers)
-                    representation.not_modified_block = worker.encode_headers(
+                    representation.header_block = answer.encode_headers(representation.headers)
+                    representation.not_modified_block = answer.encode_headers(
                         representation.not_modified_headers)
         micros = (time.process_time() - started) / len(keys) * 1e6
         print(f"after asking for every file ({round_number}): {rss_mib():.1f} MiB, "

@@ -42,8 +42,8 @@ LAYERS = (
     ("gunicorn: WSGI environ + response", ("gunicorn/http/wsgi.py",)),
     ("gunicorn: ASGI protocol", ("gunicorn/asgi/",)),
     ("gunicorn: worker", ("gunicorn/workers/",)),
-    ("our event-loop path", ("servestatic/worker.py", "servestatic/requesthead.py",
-                             "servestatic/accesslog.py")),
+    ("our event-loop path", ("servestatic/server/worker.py", "servestatic/server/requesthead.py",
+                             "servestatic/server/accesslog.py")),
     ("logging", ("gunicorn/glogging.py", "logging/__init__.py")),
     ("our app", ("servestatic/",)),
     ("chained app", ("serve_hello.py",)),
@@ -65,9 +65,10 @@ def serve(root: str, port: int, output: str) -> None:
     """Child process: our server with one profiled worker."""
     import yappi
 
-    from servestatic.asgiapp import ASGIApp
-    from servestatic.server import Server, configure, prepare
-    from servestatic.settings import load_settings
+    from servestatic.config.settings import load_settings
+    from servestatic.fronts.asgifront import ASGIApp
+    from servestatic.fronts.prepare import prepare
+    from servestatic.server.gunicornapp import Server, configure
 
     os.environ.setdefault("SERVESTATIC_APP", "serve_hello:application")
     os.environ["SERVESTATIC_ACCESS_LOG"] = os.environ.get("SERVESTATIC_ACCESS_LOG", "off")

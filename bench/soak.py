@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from servestatic.manifest import load as load_manifest  # noqa: E402
+from servestatic.site.manifest import load as load_manifest  # noqa: E402
 from tests.support.cli import compress  # noqa: E402
 from tests.support.server import ServerProcess  # noqa: E402
 

@@ -8,9 +8,9 @@ SERVESTATIC_THREADS threads). Static files then go through ASGI messages,
 without the event-loop fast path that `servestatic serve` adds.
 """
 
-from servestatic.asgiapp import ASGIApp
-from servestatic.server import prepare
-from servestatic.settings import load_settings
+from servestatic.config.settings import load_settings
+from servestatic.fronts.asgifront import ASGIApp
+from servestatic.fronts.prepare import prepare
 
 _settings = load_settings()
 application = ASGIApp(prepare(_settings), _settings.threads)

@@ -1,6 +1,6 @@
 """The `servestatic` command: compress, serve, check, diff.
 
-Options are generated from the settings table in `servestatic.settings`, so a
+Options are generated from the settings table in `servestatic.config.settings`, so a
 setting is declared once and shows up here with its environment variable. Every
 option is read as text and parsed by the same code that parses the environment,
 so a wrong flag and a wrong variable fail with the same one-line message.
@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from servestatic import __version__
-from servestatic.settings import SETTINGS, SettingError, Settings, load_settings
+from servestatic.config.settings import SETTINGS, SettingError, Settings, load_settings
 
 if TYPE_CHECKING:
-    from servestatic.compress import CompressOptions, Summary
+    from servestatic.buildtime.compress import CompressOptions, Summary
 
 app = typer.Typer(
     help="Serve a Python web app's static files correctly and fast, as the origin behind a CDN.",
@@ -116,7 +116,7 @@ def _configure_logging(level: str = "info") -> None:
     annotation=Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")],
 ))
 def compress(**options: Any) -> None:
-    from servestatic.compress import CompressError, CompressOptions
+    from servestatic.buildtime.compress import CompressError, CompressOptions
 
     as_json = options.pop("json", False)
     settings = settings_from(options)
@@ -148,7 +148,7 @@ def compress(**options: Any) -> None:
 
 def _compress_one(root: Path, options: CompressOptions, show_bar: bool) -> Summary:
     """compress_tree on one root, with a progress bar on a terminal."""
-    from servestatic.compress import compress_tree
+    from servestatic.buildtime.compress import compress_tree
 
     if not (show_bar and sys.stderr.isatty()):
         return compress_tree(root, options)
@@ -164,7 +164,8 @@ def _compress_one(root: Path, options: CompressOptions, show_bar: bool) -> Summa
 @with_setting_options("serve")
 def serve(**options: Any) -> None:
     settings = settings_from(options)  # first: importing gunicorn reads WEB_CONCURRENCY
-    from servestatic.server import StartupError, run
+    from servestatic.fronts.prepare import StartupError
+    from servestatic.server.gunicornapp import run
 
     _configure_logging(settings.log_level)
     try:
@@ -177,7 +178,8 @@ def serve(**options: Any) -> None:
 @with_setting_options("check")
 def check(**options: Any) -> None:
     settings = settings_from(options)  # first: importing gunicorn reads WEB_CONCURRENCY
-    from servestatic.server import StartupError, configure, prepare
+    from servestatic.fronts.prepare import StartupError, prepare
+    from servestatic.server.gunicornapp import configure
 
     _configure_logging(settings.log_level)
     try:
@@ -192,7 +194,7 @@ def check(**options: Any) -> None:
                   "For container HEALTHCHECKs: needs no curl and honours PORT and SERVESTATIC_BIND.")
 @with_setting_options("healthcheck")
 def healthcheck(**options: Any) -> None:
-    from servestatic.health import HealthCheckError, check_health
+    from servestatic.platform.healthcheck import HealthCheckError, check_health
 
     settings = settings_from(options)
     try:
@@ -214,8 +216,8 @@ def diff(
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print {changed, added, removed} as JSON instead of one path per line.")] = False,
 ) -> None:
-    from servestatic.diff import diff_manifests
-    from servestatic.manifest import ManifestError
+    from servestatic.buildtime.diff import diff_manifests
+    from servestatic.site.manifest import ManifestError
 
     settings = settings_from({"prefix": prefix})
     try:
@@ -237,9 +239,9 @@ def version() -> None:
 @app.command(hidden=True, help="The container image's and the buildpack's entry point: "
                                "servestatic serve, a subcommand, or another command.")
 def launch(arguments: Annotated[list[str] | None, typer.Argument()] = None) -> None:
-    from servestatic.launch import launch as run
+    from servestatic.platform.launch import launch as run
 
-    run(arguments or [])
+    run(arguments or [], app, subcommands())
 
 
 def subcommands() -> set[str]:

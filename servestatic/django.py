@@ -31,8 +31,8 @@ from typing import Any
 from django.contrib.staticfiles.storage import ManifestStaticFilesStorage
 from django.core.management.base import CommandError
 
-from servestatic.compress import CompressError, CompressOptions, Summary, compress_tree
-from servestatic.settings import SettingError, load_settings
+from servestatic.buildtime.compress import CompressError, CompressOptions, Summary, compress_tree
+from servestatic.config.settings import SettingError, load_settings
 
 # What collectstatic names as the file whose post-processing failed.
 STEP = "servestatic compress"

@@ -8,8 +8,8 @@ SERVESTATIC_APP must name a WSGI app here; `servestatic.asgi:application` is
 the ASGI counterpart.
 """
 
-from servestatic.server import prepare
-from servestatic.settings import load_settings
-from servestatic.wsgiapp import WSGIApp
+from servestatic.config.settings import load_settings
+from servestatic.fronts.prepare import prepare
+from servestatic.fronts.wsgifront import WSGIApp
 
 application = WSGIApp(prepare(load_settings()))

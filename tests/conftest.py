@@ -32,7 +32,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # Every static answer has two ways out of the worker: the event loop's own
-# (the default) and gunicorn's ASGI protocol through servestatic.asgiapp (the
+# (the default) and gunicorn's ASGI protocol through servestatic.fronts.asgifront (the
 # way requests for the app go, and every static request with the fast path
 # off). The HTTP contract modules run against both.
 ANSWER_PATHS = {"loop": {}, "asgi": {"SERVESTATIC_FAST_PATH": "false"}}

@@ -333,10 +333,10 @@ def values_key(setting_name: str) -> str:
 
 def environment_file_text() -> str:
     """What files/environment.yaml must hold: every `serve` setting's values key and variable."""
-    from servestatic.settings import SETTINGS
+    from servestatic.config.settings import SETTINGS
 
     lines = [
-        "# Generated from servestatic/settings.py by `python -m tests.helmchart`; do not edit.",
+        "# Generated from servestatic/config/settings.py by `python -m tests.helmchart`; do not edit.",
         "# The environment variable of each setting, keyed by its name under `servestatic:` in",
         "# values.yaml. Settings that values.yaml does not offer are never set by the chart.",
     ]

@@ -32,7 +32,7 @@ from packaging.requirements import Requirement
 from packaging.tags import compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from servestatic.cnb import (
+from servestatic.platform.cnb import (
     SUPPORTED_PYTHONS,
     BuildError,
     buildable_settings,
@@ -40,7 +40,7 @@ from servestatic.cnb import (
     shipped_wheel_dirs,
     target_dir_name,
 )
-from servestatic.cnbpackage import platform_tags, requirements
+from servestatic.platform.cnbpackage import platform_tags, requirements
 from tests.support import REPO, needs
 from tests.support.django import (
     assert_site_root_files_come_from_servestatic,

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from servestatic.settings import MANIFEST_NAME
+from servestatic.site.names import MANIFEST_NAME
 from tests.support.caches import Nginx, Origin, Proxy, Varnish
 from tests.support.cli import SERVESTATIC, compress
 from tests.support.http import raw_request

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 import servestatic
-from servestatic.settings import SETTINGS, load_settings
+from servestatic.config.settings import SETTINGS, load_settings
 from tests import helmchart
 from tests.helmchart import CHART, kinds, objects, one, render, restricted_violations
 from tests.support import REPO, needs, needs_tool

@@ -23,8 +23,9 @@ from typing import Any
 import brotli
 import pytest
 
-from servestatic.compress import PROBE_MIN_SIZE, CompressOptions, compress_tree
-from servestatic.settings import MANIFEST_NAME, load_settings
+from servestatic.buildtime.compress import PROBE_MIN_SIZE, CompressOptions, compress_tree
+from servestatic.config.settings import load_settings
+from servestatic.site.names import MANIFEST_NAME
 from tests.support import needs
 from tests.support.cli import run_compress
 

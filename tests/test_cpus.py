@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from servestatic.cpus import affinity_cpus, available_cpus, cgroup_cpu_quota
+from servestatic.config.cpus import affinity_cpus, available_cpus, cgroup_cpu_quota
 from tests.support.cli import compress, environment
 from tests.support.server import ServerProcess
 
@@ -114,7 +114,7 @@ def test_no_cgroup_files_means_no_quota(tmp_path: Path) -> None:
 # --- real processes ---------------------------------------------------------------
 
 ENV = environment()
-PRINT_CPUS = "from servestatic.cpus import available_cpus; print(available_cpus())"
+PRINT_CPUS = "from servestatic.config.cpus import available_cpus; print(available_cpus())"
 
 
 def one_cpu() -> int:
@@ -165,7 +165,7 @@ def cpu_cgroup() -> Iterator[Path]:
     Needs a writable cgroup file system (root, or a delegated subtree); the fake-file tests
     above and the image test's `--cpus` run cover the same code where it is not.
     """
-    from servestatic.cpus import PROC, _cpu_cgroup_directories
+    from servestatic.config.cpus import PROC, _cpu_cgroup_directories
 
     own = _cpu_cgroup_directories((PROC / "self" / "cgroup").read_text(),
                                   (PROC / "self" / "mountinfo").read_text())
@@ -195,6 +195,6 @@ def test_a_real_cgroup_quota(cpu_cgroup: Path) -> None:
     joined = subprocess.run(
         [sys.executable, "-c",
          f"import os; open({str(cpu_cgroup / 'cgroup.procs')!r}, 'w').write(str(os.getpid())); "
-         f"from servestatic.cpus import cgroup_cpu_quota; print(cgroup_cpu_quota()); {PRINT_CPUS}"],
+         f"from servestatic.config.cpus import cgroup_cpu_quota; print(cgroup_cpu_quota()); {PRINT_CPUS}"],
         capture_output=True, text=True, env=ENV, check=True)
     assert joined.stdout.split() == ["0.5", "1"]

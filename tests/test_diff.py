@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from servestatic.settings import MANIFEST_NAME
+from servestatic.site.names import MANIFEST_NAME
 from tests.support.cli import SERVESTATIC, compress, environment
 
 

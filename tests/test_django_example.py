@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from servestatic.hashednames import has_content_hash
+from servestatic.site.hashednames import has_content_hash
 from tests.support import DJANGO_PROJECT, REPO
 from tests.support.cli import compress, environment
 from tests.support.django import (

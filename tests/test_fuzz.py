@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from servestatic.manifest import load as load_manifest
+from servestatic.site.manifest import load as load_manifest
 from tests.support.cli import compress
 from tests.support.server import ServerProcess
 from tests.support.site import copy_site

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from servestatic.gunicornconfig import REQUIRED, WORKER_CLASS, ConfigError, Layers, build_config
-from servestatic.settings import load_settings
+from servestatic.config.settings import load_settings
+from servestatic.server.gunicornconfig import REQUIRED, WORKER_CLASS, ConfigError, Layers, build_config
 from tests.support import needs_tool, wait_for
 from tests.support.cli import compress, environment
 from tests.support.server import ServerProcess

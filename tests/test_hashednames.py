@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from servestatic.hashednames import has_content_hash, immutable_test
+from servestatic.site.hashednames import has_content_hash, immutable_test
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Unit tests of the header parsers in servestatic/http.py, against RFC 9110.
+"""Unit tests of the header parsers in servestatic/core/http.py, against RFC 9110.
 
 Each parser must be total: any string gives an answer, never an exception
 (except Unsatisfiable, which is an answer: 416). Hypothesis checks that.
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from servestatic.http import (
+from servestatic.core.http import (
     Unsatisfiable,
     acceptable_codings,
     accepts,

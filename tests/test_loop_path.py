@@ -2,7 +2,7 @@
 
 Differential: the same raw requests go to a server that answers static hits in
 its loop and to one that does not (SERVESTATIC_FAST_PATH=false: every request
-through gunicorn's ASGI protocol and servestatic.asgiapp). Status line, every
+through gunicorn's ASGI protocol and servestatic.fronts.asgifront). Status line, every
 header but Date, Server and Connection, in order, and the body must be the
 same. Header names are compared without case: the loop sends the table's
 `Content-Type`, ASGI sends lower case, which also proves which path answered.
@@ -225,7 +225,7 @@ def test_the_text_access_log_is_gunicorn_s_format_for_both_paths(site: Path) -> 
 def test_access_log_lines_are_written_while_serving_not_only_at_exit(site: Path) -> None:
     """Lines are batched (accesslog.LineBuffer), but a quiet server writes them within
     FLUSH_AFTER seconds of the request, and the last ones when the worker exits."""
-    from servestatic.accesslog import FLUSH_AFTER
+    from servestatic.server.accesslog import FLUSH_AFTER
 
     compress(site)
     with ServerProcess(site, env={"SERVESTATIC_ACCESS_LOG": "text"}) as server:

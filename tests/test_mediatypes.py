@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from servestatic.mediatypes import FALLBACK_TYPE, content_type_for
+from servestatic.site.mediatypes import FALLBACK_TYPE, content_type_for
 
 
 @pytest.mark.parametrize(

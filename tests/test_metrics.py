@@ -20,7 +20,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from servestatic import metrics
+from servestatic.server import metrics
 from tests.support.cli import compress, environment
 from tests.support.server import ServerProcess, free_port
 

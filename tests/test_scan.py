@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from servestatic.scan import never_served
+from servestatic.site.scan import never_served
 
 
 @pytest.mark.parametrize(("relative", "refused"), [

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from servestatic.asgiapp import ASGIApp
-from servestatic.server import Server, configure, prepare
-from servestatic.settings import load_settings
+from servestatic.config.settings import load_settings
+from servestatic.fronts.asgifront import ASGIApp
+from servestatic.fronts.prepare import prepare
+from servestatic.server.gunicornapp import Server, configure
 from tests.support.cli import compress
 
 
@@ -17,7 +18,7 @@ def test_gunicorn_gets_the_origin_defaults(site: Path) -> None:
     config = Server(ASGIApp(prepare(settings)), configure(settings).config).cfg
     # gunicorn's sendfile setting is a store_const flag: any value we set would disable it.
     assert config.sendfile is not False
-    assert config.worker_class_str == "servestatic.worker.EventLoopWorker"
+    assert config.worker_class_str == "servestatic.server.worker.EventLoopWorker"
     assert config.asgi_loop == "asyncio"  # loop.sendfile: uvloop's transports have no sendfile
     assert config.workers == 3
     assert config.threads == 8  # the WSGI app's thread pool in each worker

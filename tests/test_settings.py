@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from servestatic.settings import SETTINGS, SettingError, Settings, load_settings
+from servestatic.config.settings import SETTINGS, SettingError, Settings, load_settings
 from tests.support import REPO
 from tests.support.cli import compress
 

@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
-from servestatic import table as table_module
-from servestatic.app import StaticApp
-from servestatic.manifest import entry_from_json, read, read_for_serving, served_entry
-from servestatic.server import prepare
-from servestatic.settings import load_settings
-from servestatic.table import INDEX, wsgi_key
+from servestatic.config.settings import load_settings
+from servestatic.core import table as table_module
+from servestatic.core.decision import StaticApp
+from servestatic.core.table import wsgi_key
+from servestatic.fronts.prepare import prepare
+from servestatic.site.manifest import entry_from_json, read, read_for_serving, served_entry
+from servestatic.site.names import INDEX
 from tests.support.cli import compress
 from tests.support.server import ServerProcess, client
 from tests.support.site import MANIFEST

@@ -87,7 +87,7 @@ that is too short is refused rather than silently cutting requests off.
 {{- end }}
 
 {{/*
-The container's environment: each servestatic value as the variable servestatic/settings.py
+The container's environment: each servestatic value as the variable servestatic/config/settings.py
 names for it. files/environment.yaml is that map, generated from settings.py (tests check it).
 Empty values (and empty lists) are left out so the image's or servestatic's default applies;
 a list (mounts) is joined with commas.

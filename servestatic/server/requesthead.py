@@ -21,9 +21,11 @@ anything over gunicorn's limit_request_* settings.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
-from servestatic.http import environ_key, request_path
+from servestatic.core.decision import HEALTH, STATIC
+from servestatic.fronts.environ import add_header_lines, request_path
 
 _METHODS = {b"GET": "GET", b"HEAD": "HEAD"}
 _VERSIONS = {b"HTTP/1.1": (1, 1), b"HTTP/1.0": (1, 0)}
@@ -37,32 +39,37 @@ _NOT_OURS = frozenset({"HTTP_TRANSFER_ENCODING", "HTTP_EXPECT", "HTTP_UPGRADE", 
                        "HTTP_TE", "HTTP_TRAILER"})
 
 
+# The routes (`StaticApp.route`) the loop answers itself; the rest go to gunicorn and the ASGI front.
+_LOOP_ROUTES = (STATIC, HEALTH)
+
+
 class StaticRequest:
     """The little of a request the loop needs to answer a static hit, and to log it."""
 
-    __slots__ = ("environ", "keep_alive", "method", "target", "version")
+    __slots__ = ("environ", "keep_alive", "method", "route", "target", "version")
 
     def __init__(self, method: str, target: bytes, version: tuple[int, int], keep_alive: bool,
-                 environ: dict[str, Any]):
+                 environ: dict[str, Any], route: str):
         self.method = method
         self.target = target
         self.version = version
         self.keep_alive = keep_alive
         self.environ = environ
+        self.route = route
 
     def should_close(self) -> bool:  # what gunicorn's _will_close asks of a request
         return not self.keep_alive
 
 
 def parse_head(data: bytes, start: int, end: int, limits: tuple[int, int, int],
-               wanted: Any) -> StaticRequest | None:
+               route: Callable[[str, str], str]) -> StaticRequest | None:
     """The head in data[start:end] (end: where its blank line starts) as a StaticRequest,
     or None when gunicorn should parse and answer it.
 
     `limits` are gunicorn's (limit_request_line, limit_request_fields,
-    limit_request_field_size), 0 meaning none. `wanted(path)` is asked before the
-    header fields are read, so a request for the user's app costs only its
-    request line.
+    limit_request_field_size), 0 meaning none. `route(path, method)` is
+    `StaticApp.route`, asked before the header fields are read, so that a
+    request for the user's app costs only its request line.
     """
     line_end = data.find(b"\r\n", start, end + 2)
     request_line = data[start:line_end]
@@ -78,7 +85,10 @@ def parse_head(data: bytes, start: int, end: int, limits: tuple[int, int, int],
     if method is None or version is None or not _TARGET.fullmatch(target):
         return None
     path = request_path(target)
-    if path is None or not wanted(path):
+    if path is None:
+        return None
+    where = route(path, method)
+    if where not in _LOOP_ROUTES:
         return None
     block = data[line_end + 2:end + 2]
     if not _HEADER_BLOCK.fullmatch(block):
@@ -89,18 +99,8 @@ def parse_head(data: bytes, start: int, end: int, limits: tuple[int, int, int],
         return None
     environ: dict[str, Any] = {"REQUEST_METHOD": method, "PATH_INFO": path,
                                "QUERY_STRING": target.partition(b"?")[2].decode("latin-1")}
-    for line in lines:
-        if max_field_size and len(line) > max_field_size:
-            return None
-        name, _, value = line.partition(b":")
-        key = environ_key(name)
-        text = value.strip(b" \t").decode("latin-1")
-        previous = environ.get(key)
-        if previous is not None:
-            if key == "HTTP_HOST":
-                return None  # gunicorn answers a duplicate Host with its 400
-            text = previous + "," + text
-        environ[key] = text
+    if not add_header_lines(environ, lines, max_field_size):
+        return None
     if not _NOT_OURS.isdisjoint(environ):
         return None
     length = environ.get("CONTENT_LENGTH")
@@ -113,4 +113,4 @@ def parse_head(data: bytes, start: int, end: int, limits: tuple[int, int, int],
     if "upgrade" in tokens:
         return None
     keep_alive = "close" not in tokens if version == (1, 1) else "keep-alive" in tokens
-    return StaticRequest(method, target, version, keep_alive, environ)
+    return StaticRequest(method, target, version, keep_alive, environ, where)

@@ -9,14 +9,11 @@ server cannot use (ignore it, or serve the whole representation).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
-from typing import Any
-from urllib.parse import unquote_to_bytes
 
-from servestatic.scan import ENCODING_SUFFIXES
+from servestatic.site.names import ENCODING_SUFFIXES
 
 # Content codings we can have variants for. x-gzip is gzip (RFC 9110 8.4.1.3).
 _CODING_ALIASES = {"x-gzip": "gzip"}
@@ -172,45 +169,3 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     if first >= size:
         raise Unsatisfiable
     return first, min(last, size - 1)
-
-
-def request_path(target: bytes) -> str | None:
-    """The table key of a request-target: its path, percent-decoded, bytes as latin-1 (like
-    WSGI's PATH_INFO); None for a target that names no path (`*`, authority-form).
-
-    The absolute-form (`http://host/path`, RFC 9112 3.2.2) must be accepted by a
-    server; its path is what names the file.
-    """
-    if target[:1] != b"/":
-        scheme, separator, rest = target.partition(b"://")
-        if not separator or scheme.lower() not in (b"http", b"https"):
-            return None
-        slash = rest.find(b"/")
-        target = rest[slash:] if slash >= 0 else b"/"
-    path = target.partition(b"?")[0]
-    return (unquote_to_bytes(path) if b"%" in path else path).decode("latin-1")
-
-
-_ENVIRON_KEYS: dict[bytes, str] = {}  # header name -> environ key, made once per name seen
-
-
-def environ_key(name: bytes) -> str:
-    """The WSGI environ key of a request header name (PEP 3333: HTTP_*, but CONTENT_TYPE and
-    CONTENT_LENGTH bare). Kept per name: the same few names come with every request."""
-    key = _ENVIRON_KEYS.get(name)
-    if key is None:
-        key = name.decode("latin-1").upper().replace("-", "_")
-        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            key = "HTTP_" + key
-        if len(_ENVIRON_KEYS) < 1024:  # names are few; a client sending endless new ones gains nothing
-            _ENVIRON_KEYS[name] = key
-    return key
-
-
-def add_headers(environ: dict[str, Any], headers: Iterable[tuple[bytes, bytes]]) -> None:
-    """Request headers into an environ; a repeated field's values joined with commas (RFC 9110 5.3)."""
-    for name, value in headers:
-        key = environ_key(name)
-        text = value.decode("latin-1")
-        previous = environ.get(key)
-        environ[key] = text if previous is None else previous + "," + text

@@ -1,79 +1,44 @@
 """gunicorn embedded as a library, configured from Settings and gunicorn's own
-config layers (servestatic.gunicornconfig).
+config layers (servestatic.server.gunicornconfig).
 
-`prepare` does everything that can fail before a socket is opened (the root,
-the manifest, the header rules, the user's app), so a bad deployment stops in
-the master with one line instead of in a crash loop of workers. The table is
-built here, before gunicorn forks, so workers share it.
+`run` configures gunicorn, then prepares the site (servestatic.fronts.prepare)
+in the master, before gunicorn forks, so workers share the table and a bad
+deployment stops with one line instead of in a crash loop of workers.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import os
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.config import Config
 
-from servestatic import __version__, metrics
-from servestatic.app import StaticApp
-from servestatic.asgiapp import ASGIApp
-from servestatic.gunicornconfig import ConfigError, Layers, build_config
-from servestatic.headerrules import HeaderRulesError
-from servestatic.manifest import ManifestError
-from servestatic.settings import Settings
-from servestatic.table import load_table
-from servestatic.userapp import AppImportError, load_user_app
-
-
-class StartupError(Exception):
-    """servestatic cannot start; the message is one line naming what to fix."""
-
-
-def prepare(settings: Settings) -> StaticApp:
-    """Validate the roots, load the table, import the user's app: the app to serve."""
-    # The variable the user set: SERVESTATIC_MOUNTS names every directory when it is set.
-    variable = "SERVESTATIC_MOUNTS" if settings.mounts else "SERVESTATIC_ROOT"
-    for mount in settings.all_mounts:
-        if not mount.root.is_dir():
-            raise StartupError(f"{variable}: {mount.root} is not a directory")
-        if not os.access(mount.root, os.R_OK | os.X_OK):
-            raise StartupError(f"{variable}: {mount.root} is not readable")
-    if settings.headers_file is not None and not settings.headers_file.is_file():
-        raise StartupError(f"SERVESTATIC_HEADERS_FILE: {settings.headers_file} is not a file")
-    try:
-        table = load_table(settings)
-    except ManifestError as error:
-        raise StartupError(f"{variable}: {error}") from None
-    except HeaderRulesError as error:
-        raise StartupError(f"SERVESTATIC_HEADERS_FILE: {error}") from None
-    user_app = None
-    if settings.app:
-        try:
-            user_app = load_user_app(settings.app, settings.app_interface)
-        except AppImportError as error:
-            raise StartupError(str(error)) from None
-    return StaticApp(table, settings, user_app)
+from servestatic import __version__
+from servestatic.config.settings import Settings
+from servestatic.fronts.asgifront import ASGIApp
+from servestatic.fronts.prepare import StartupError, prepare
+from servestatic.server import metrics
+from servestatic.server.gunicornconfig import ConfigError, Layers, build_config
 
 
 class Server(BaseApplication):
     """gunicorn's BaseApplication around the ASGI front of a prepared StaticApp, and a built Config."""
 
-    def __init__(self, application: ASGIApp, config: Config):
+    def __init__(self, application: ASGIApp | metrics.ObservedApp, config: Config):
         self.application = application
         self.prepared_config = config
         super().__init__(prog="servestatic")
 
     def load_default_config(self) -> None:
         # The Config is built, layered and checked before gunicorn starts (see
-        # servestatic.gunicornconfig), so a SIGHUP reload reuses it as it is.
+        # servestatic.server.gunicornconfig), so a SIGHUP reload reuses it as it is.
         self.cfg = self.prepared_config
 
     def load_config(self) -> None:
         pass
 
-    def load(self) -> ASGIApp:
+    def load(self) -> ASGIApp | metrics.ObservedApp:
         return self.application
 
 
@@ -115,6 +80,7 @@ def run(settings: Settings) -> None:
     # No gc.collect() first: there is little garbage, and for 100,000 files the
     # walk over the table would cost 40-80 ms of start-up.
     gc.freeze()
-    server = Server(ASGIApp(application, layers.config.threads), layers.config)
+    front = ASGIApp(application, layers.config.threads)
+    server = Server(metrics.ObservedApp(front) if metrics.recording() else front, layers.config)
     server.cfg.set("default_proc_name", f"servestatic {__version__}")
     server.run()

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from servestatic.manifest import ManifestError, manifest_path, read_file
-from servestatic.scan import never_served
-from servestatic.table import INDEX
+from servestatic.site.manifest import ManifestError, manifest_path, read_file
+from servestatic.site.names import INDEX
+from servestatic.site.scan import never_served
 
 # RFC 3986 pchar plus "/": what a client may send unencoded in a path segment.
 _PATH_SAFE = "/!$&'()*+,;=:@~-._"

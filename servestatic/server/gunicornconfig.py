@@ -32,9 +32,9 @@ from typing import Any, NamedTuple
 
 from gunicorn.config import Config
 
-from servestatic.settings import Settings
+from servestatic.config.settings import Settings
 
-WORKER_CLASS = "servestatic.worker.EventLoopWorker"  # gunicorn's ASGI worker, static hits in its loop
+WORKER_CLASS = "servestatic.server.worker.EventLoopWorker"  # gunicorn's ASGI worker, static hits in its loop
 
 
 class ConfigError(Exception):
@@ -100,8 +100,8 @@ def servestatic_defaults(settings: Settings) -> dict[str, Any]:
         "errorlog": "-",
         "loglevel": settings.log_level,
         "accesslog": None if settings.access_log == "off" else "-",
-        "logger_class": ("servestatic.accesslog.JsonAccessLogger" if settings.access_log == "json"
-                         else "servestatic.accesslog.AccessLogger"),
+        "logger_class": ("servestatic.server.accesslog.JsonAccessLogger" if settings.access_log == "json"
+                         else "servestatic.server.accesslog.AccessLogger"),
         "control_socket_disable": True,
         # No "forwarded_allow_ips": gunicorn's default is FORWARDED_ALLOW_IPS, else the
         # loopback addresses. The CDN in front sets X-Forwarded-*; trusting them is the

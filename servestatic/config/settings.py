@@ -16,9 +16,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from servestatic.cpus import available_cpus
-
-MANIFEST_NAME = ".servestatic-manifest.json"
+from servestatic.config.cpus import available_cpus
+from servestatic.site.names import MANIFEST_NAME
 
 
 class SettingError(ValueError):

@@ -22,20 +22,21 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
-    from servestatic.settings import Settings
+    from servestatic.config.settings import Settings
 
 log = logging.getLogger("servestatic")
 
 
-def launch(arguments: list[str]) -> NoReturn:
-    from servestatic.cli import app, subcommands
-
+def launch(arguments: list[str], app: Callable[..., Any], subcommands: Collection[str]) -> NoReturn:
+    """Run `arguments` as the entrypoint was given them. `app` is the `servestatic` command
+    (servestatic/cli.py, which calls this) and `subcommands` its subcommands' names."""
     first = arguments[0] if arguments else ""
-    if first in subcommands():
+    if first in subcommands:
         app(arguments, prog_name="servestatic")
     elif first == "" or first.startswith("-"):
         if "--help" not in arguments:
@@ -65,7 +66,8 @@ def compress_if_unprepared() -> None:
     anything. Anything wrong here (a bad setting, a failed compression) is left for
     `serve` to report or live with: it serves an uncompressed root correctly, only slower.
     """
-    from servestatic.settings import MANIFEST_NAME, SettingError, load_settings
+    from servestatic.config.settings import SettingError, load_settings
+    from servestatic.site.names import MANIFEST_NAME
 
     if not (os.environ.get("SERVESTATIC_ROOT") or os.environ.get("SERVESTATIC_MOUNTS")):
         return
@@ -83,7 +85,7 @@ def _compress_before_serving(root: Path, settings: Settings) -> None:
     logging.basicConfig(level="INFO", format="servestatic: %(levelname)s: %(message)s", stream=sys.stderr)
     log.warning("%s has no manifest; compressing it before serving (run 'servestatic compress %s' "
                 "at build time instead)", root, root)
-    from servestatic.compress import CompressError, CompressOptions, compress_tree
+    from servestatic.buildtime.compress import CompressError, CompressOptions, compress_tree
 
     try:
         summary = compress_tree(root, CompressOptions.from_settings(settings))

@@ -1,17 +1,18 @@
-"""The decision: what a request gets from servestatic, as data, before anything is written.
+"""The decision: who answers a request, and what servestatic answers, as data.
 
 `StaticApp` knows the table, the settings and whether a user app is chained.
-For a request it first says cheaply whether servestatic answers it at all
-(`claims`: a path and a method, nothing else), and then, for the requests it
-claims, decides the whole answer (`decide`) as an `Answer`: status, headers and
-a body as bytes or an open file range. The server front ends only send it:
-the event-loop worker (worker.py), the ASGI front (asgiapp.py) and the WSGI
-front (wsgiapp.py). So the HTTP contract (docs/http.md) lives here once.
+For a request it first says cheaply who answers it (`route`: a path and a
+method, nothing else): the static table, the health endpoint, the user's app,
+or servestatic's own miss (a redirect, the SPA index, a 404). Every front asks
+it, and only it: the event loop (server/requesthead.py), the ASGI front, the
+WSGI front and the metrics. For the requests that are not the app's it then
+decides the whole answer (`decide`) as an `Answer` (core/answer.py): status,
+headers and a body as bytes or an open file range, which the fronts only send.
+So the HTTP contract (docs/http.md) lives here once.
 
 Order of decisions (docs/http.md, "Order of decisions"): the static table (method,
-Accept-Encoding, preconditions,
-Range), then the health path, the `/dir` -> `/dir/` redirect, the SPA
-fallback, the user's app, and last the 404 page.
+Accept-Encoding, preconditions, Range), then the health path, the `/dir` ->
+`/dir/` redirect, the SPA fallback, the user's app, and last the 404 page.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import os
 from typing import Any
 from urllib.parse import quote
 
-from servestatic.cors import CorsPolicy
-from servestatic.files import open_unchanged
-from servestatic.http import (
+from servestatic.config.settings import Settings
+from servestatic.core.answer import Answer, Headers
+from servestatic.core.cors import CorsPolicy
+from servestatic.core.http import (
     Unsatisfiable,
     acceptable_codings,
     match,
@@ -31,61 +33,37 @@ from servestatic.http import (
     parse_http_date,
     parse_range,
 )
-from servestatic.settings import Settings
-from servestatic.table import Representation, StaticFile, Table, wsgi_key
-from servestatic.userapp import UserApp
+from servestatic.core.safeopen import open_unchanged
+from servestatic.core.table import Representation, StaticFile, Table, wsgi_key
 
 log = logging.getLogger("servestatic")
-
-Headers = list[tuple[str, str]]
 
 ALLOW = ("Allow", "GET, HEAD")
 TEXT = ("Content-Type", "text/plain; charset=utf-8")
 NO_STORE = ("Cache-Control", "no-store")
 _READ_METHODS = ("GET", "HEAD")
+
+# Who answers a request (`StaticApp.route`). The names are the metrics' `where` label too.
+STATIC = "static"  # a path of the static table: 200, 304, 206, 416, 405 ...
+HEALTH = "health"  # the health endpoint
+APP = "app"  # the user's app
+MISS = "miss"  # servestatic, for anything else: a redirect, the SPA index, a 404
 _NOT_ON_404 = frozenset({"content-length", "etag", "last-modified", "accept-ranges", "cache-control",
                          "expires"})
 
 
-class Answer:
-    """A decided response: status, headers, and the body as bytes or a range of an open file.
-
-    `fd` is an open descriptor the sender must close (`close()`); `first` and
-    `length` say which bytes of it to send. `representation` is set when the
-    headers are one of its precomputed lists, so a server can keep that list's
-    encoded form with it (Representation.header_block).
-    """
-
-    __slots__ = ("body", "fd", "first", "headers", "length", "representation", "size", "status")
-
-    def __init__(self, status: str, headers: Headers, *, body: bytes | None = None,
-                 fd: int | None = None, first: int = 0, length: int = 0, size: int = 0,
-                 representation: Representation | None = None):
-        self.representation = representation
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.fd = fd
-        self.first = first
-        self.length = length
-        self.size = size
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
 class StaticApp:
-    """The decision for one site. Build it with `servestatic.server.prepare`."""
+    """The decision for one site. Build it with `servestatic.fronts.prepare.prepare`."""
 
-    def __init__(self, table: Table, settings: Settings, user_app: UserApp | None = None):
+    def __init__(self, table: Table, settings: Settings, user_app: Any = None):
         self.files = table.files
         self.paths = table.paths
         self.redirects = table.redirects
         self.not_found = table.not_found
         self.spa_index = table.spa_index
         self.table = table
+        # The user's app (fronts/userapp.py's UserApp), or None. The decision reads only
+        # whether there is one; the fronts call it.
         self.user_app = user_app
         self.prefix_key = table.spa_prefix  # SPA routes: paths under the SPA index's mount
         self.health_key = wsgi_key(settings.health_path)
@@ -98,21 +76,29 @@ class StaticApp:
     def lookup(self, path: str) -> StaticFile | None:
         return self.files.get(path) or self.table.lookup(path)
 
-    def claims(self, path: str, method: str) -> bool:
-        """Whether servestatic answers this request itself rather than the user's app.
+    def route(self, path: str, method: str) -> str:
+        """Who answers this request: STATIC, HEALTH, APP or MISS; everything but APP is
+        answered by `decide`.
 
-        Cheap on purpose (dictionary and set look-ups): a front end asks it
-        before building anything for a request the user's app will get.
+        Cheap on purpose (dictionary and set look-ups): a front asks it before
+        building anything for a request the user's app will get.
         """
-        if path in self.paths or path == self.health_key or self.user_app is None:
-            return True
+        if path in self.paths:
+            return STATIC
+        if path == self.health_key:
+            return HEALTH
+        if self.user_app is None:
+            return MISS
         if method != "GET" and method != "HEAD":
-            return False
-        return path in self.redirects or (self.spa_index is not None and self.is_spa_route(path))
+            return APP
+        if path in self.redirects or (self.spa_index is not None and self.is_spa_route(path)):
+            return MISS
+        return APP
 
     def decide(self, environ: dict[str, Any]) -> Answer:
-        """The answer to a claimed request. `environ` needs REQUEST_METHOD, PATH_INFO and
-        the request's headers as HTTP_* keys (QUERY_STRING and SCRIPT_NAME for redirects)."""
+        """The answer to a request that is not the app's (`route`). `environ` needs
+        REQUEST_METHOD, PATH_INFO and the request's headers as HTTP_* keys (QUERY_STRING
+        and SCRIPT_NAME for redirects): fronts/environ.py builds it."""
         path = environ["PATH_INFO"]
         method = environ["REQUEST_METHOD"]
         static_file = self.lookup(path)

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from servestatic.atomic import write_atomic
-from servestatic.settings import MANIFEST_NAME
+from servestatic.site.atomic import write_atomic
+from servestatic.site.names import MANIFEST_NAME
 
 FORMAT_VERSION = 1
 
@@ -261,9 +261,10 @@ def build_from_tree(root: Path, immutable_pattern: str = "auto") -> Manifest:
     say) are picked up when they are smaller than the original and not older
     than it: an older one may be a leftover of a previous version of the file.
     """
-    from servestatic.hashednames import immutable_test
-    from servestatic.mediatypes import content_type_for
-    from servestatic.scan import ENCODING_SUFFIXES, walk
+    from servestatic.site.hashednames import immutable_test
+    from servestatic.site.mediatypes import content_type_for
+    from servestatic.site.names import ENCODING_SUFFIXES
+    from servestatic.site.scan import walk
 
     is_immutable = immutable_test(immutable_pattern)
     files: dict[str, FileEntry] = {}

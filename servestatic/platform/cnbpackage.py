@@ -1,4 +1,6 @@
-"""The buildpack's packaging step (buildpack/package runs `python -m servestatic.cnbpackage BUILDPACK_DIR`).
+"""The buildpack's packaging step.
+
+buildpack/package runs `python -m servestatic.platform.cnbpackage BUILDPACK_DIR`.
 
 A build must not need the network, and the builder it lands on may have either CPU
 and any CPython servestatic supports, so the buildpack carries a wheel of every
@@ -23,7 +25,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-from servestatic.cnb import GLIBC_FLOOR, SUPPORTED_PYTHONS, WHEEL_ARCH, WHEELS_INDEX, target_dir_name
+from servestatic.platform.cnb import GLIBC_FLOOR, SUPPORTED_PYTHONS, WHEEL_ARCH, WHEELS_INDEX, target_dir_name
 
 try:  # a dependency of pytest, so in the repo's .venv; pip's own copy otherwise
     from packaging.requirements import Requirement
@@ -101,7 +103,7 @@ def package(buildpack: Path, repo: Path, python: str) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m servestatic.cnbpackage BUILDPACK_DIR   (run by buildpack/package)",
+        print("usage: python -m servestatic.platform.cnbpackage BUILDPACK_DIR   (run by buildpack/package)",
               file=sys.stderr)
         return 2
     buildpack = Path(argv[0]).resolve()

@@ -4,7 +4,7 @@
 WebSockets, lifespan, its C request parser when gunicorn-h1c is installed)
 with one addition. When bytes arrive on a connection that gunicorn has no
 request in progress on, `StaticProtocol` reads the whole request heads at
-their start itself (servestatic/requesthead.py), and a plain GET or HEAD for a
+their start itself (servestatic/server/requesthead.py), and a plain GET or HEAD for a
 path in the table, or the health path, is answered right there, in the loop:
 `StaticApp.decide` makes the answer, the precomputed header bytes and a small
 body go out with one write, a large body with `loop.sendfile`. No task, no
@@ -45,11 +45,12 @@ from typing import Any
 from gunicorn.asgi import protocol as gunicorn_protocol
 from gunicorn.workers import gasgi
 
-from servestatic import metrics
-from servestatic.accesslog import gunicorn_line
-from servestatic.app import Answer, StaticApp
-from servestatic.metrics import HEALTH, STATIC
-from servestatic.requesthead import StaticRequest, parse_head
+from servestatic.core.answer import Answer, FileRange, header_block
+from servestatic.core.decision import StaticApp
+from servestatic.fronts.environ import request_environ
+from servestatic.server import metrics
+from servestatic.server.accesslog import gunicorn_line
+from servestatic.server.requesthead import StaticRequest, parse_head
 
 HEAD_TIMEOUT = 10.0
 MAX_HEAD = 64 * 1024
@@ -82,6 +83,8 @@ GUNICORN_INTERNALS = {
 _SERVER = gunicorn_protocol._CACHED_SERVER_HEADER
 _PROTOCOLS = {(1, 1): "HTTP/1.1", (1, 0): "HTTP/1.0"}
 _STATUS_LINES = {version: (name + " ").encode("ascii") for version, name in _PROTOCOLS.items()}
+# The request headers servestatic's access log shows (servestatic/server/accesslog.py).
+_LOGGED_HEADERS = (b"user-agent", b"referer")
 
 
 class StaticProtocol(gunicorn_protocol.ASGIProtocol):
@@ -94,10 +97,8 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         self._partial = False
         self._limits = (self.cfg.limit_request_line, self.cfg.limit_request_fields,
                         self.cfg.limit_request_field_size)
-        static = self.static
-        if static is not None:
-            paths, health = static.paths, static.health_key
-            self._wanted = lambda path: path in paths or path == health
+        if self.static is not None:
+            self._route = self.static.route
         self._sending = False  # a large body is on its way: the next request waits
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0
@@ -245,7 +246,7 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
             end = data.find(b"\r\n\r\n", start)
             if end < 0:
                 return data[start:]
-            request = parse_head(data, start, end, self._limits, self._wanted)
+            request = parse_head(data, start, end, self._limits, self._route)
             if request is None:
                 return data[start:]
             start = end + 4
@@ -297,19 +298,11 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         """
         if self.worker.access_line is not self.log.line or self._post_request is not None:
             return super()._build_environ(request, sockname, peername)
-        environ = {
-            "REQUEST_METHOD": request.method,
-            "RAW_URI": request.uri,
-            "PATH_INFO": request.path,
-            "QUERY_STRING": request.query or "",
-            "SERVER_PROTOCOL": f"HTTP/{request.version[0]}.{request.version[1]}",
-            "REMOTE_ADDR": peername[0] if peername else "-",
-        }
-        for name, value in request.headers_bytes:
-            if name == b"user-agent":
-                environ["HTTP_USER_AGENT"] = value.decode("latin-1")
-            elif name == b"referer":
-                environ["HTTP_REFERER"] = value.decode("latin-1")
+        environ = request_environ(request.method, request.path, request.query or "",
+                                  [pair for pair in request.headers_bytes if pair[0] in _LOGGED_HEADERS])
+        environ["RAW_URI"] = request.uri
+        environ["SERVER_PROTOCOL"] = f"HTTP/{request.version[0]}.{request.version[1]}"
+        environ["REMOTE_ADDR"] = peername[0] if peername else "-"
         return environ
 
     # --- answering in the loop
@@ -332,27 +325,28 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
             self.log.info("Autorestarting worker after current request.")
             worker.alive = False
         head = self._head(request, answer, keep_alive)
-        fd = answer.fd
-        if fd is None:
+        if answer.fd is None:
             body = answer.body or b""
             self.transport.write(head + body)
             self._finished(request, answer, len(body), started)
         elif answer.length <= INLINE_BODY:
+            file_range = answer.take_range()
             try:
-                body = os.pread(fd, answer.length, answer.first)
+                body = file_range.read()
             finally:
-                answer.close()
+                file_range.close()
             self.transport.write(head + body)
             self._finished(request, answer, len(body), started)
-            if len(body) < answer.length:
-                return False  # the file shrank under us: the client must not wait for the rest
+            if not file_range.complete:
+                return False  # the file shrank (core/answer.py): the client must not wait for the rest
         else:
             self.transport.write(head)
             self._cancel_keepalive_timer()  # re-armed when the body is out
             self._sending = True
             self._tail = b""
             self._pause_reading()
-            worker.loop.create_task(self._send_file(request, answer, keep_alive, started))
+            worker.loop.create_task(self._send_file(request, answer, answer.take_range(), keep_alive,
+                                                    started))
             return True
         if keep_alive:
             self._idle_since = started
@@ -386,24 +380,25 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
                          gunicorn_protocol._get_cached_date_header(), connection, header_block(answer),
                          b"\r\n"))
 
-    async def _send_file(self, request: StaticRequest, answer: Answer, keep_alive: bool,
+    async def _send_file(self, request: StaticRequest, answer: Answer, body: FileRange, keep_alive: bool,
                          started: float) -> None:
-        """A large body with loop.sendfile, piece by piece, each piece within the stall timeout."""
+        """A large body with loop.sendfile, piece by piece, each piece within the stall timeout.
+
+        loop.sendfile takes a file object (its fallback, under TLS, seeks and
+        reads it): one is made around the range's descriptor, and owns it.
+        """
         loop = self.worker.loop
-        sent = 0
+        first = body.offset
         try:
-            with os.fdopen(answer.fd, "rb", buffering=0) as stream:
-                answer.fd = None
-                offset, remaining = answer.first, answer.length
-                while remaining > 0:
-                    piece = min(SENDFILE_PIECE, remaining)
-                    done = await asyncio.wait_for(loop.sendfile(self.transport, stream, offset, piece),
+            with os.fdopen(body.fd, "rb", buffering=0) as stream:
+                body.fd = -1
+                while not body.complete:
+                    piece = min(SENDFILE_PIECE, body.remaining)
+                    done = await asyncio.wait_for(loop.sendfile(self.transport, stream, body.offset, piece),
                                                   self.worker.cfg.timeout)
                     if not done:
-                        break
-                    sent += done
-                    offset += done
-                    remaining -= done
+                        break  # the file shrank (core/answer.py)
+                    body.advance(done)
         except TimeoutError:
             self._drop_stalled()
             keep_alive = False
@@ -411,10 +406,10 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
             self.log.debug("static body not sent: %r", error)
             keep_alive = False
         finally:
-            answer.close()
+            body.close()
             self._sending = False
-            self._finished(request, answer, sent, started)
-        if sent < answer.length or not keep_alive or self._closed or not self.worker.alive:
+            self._finished(request, answer, body.offset - first, started)
+        if not body.complete or not keep_alive or self._closed or not self.worker.alive:
             self._close_and_wake()
             return
         self._resume_reading()
@@ -429,8 +424,8 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         environ = request.environ
         if metrics.recording():
             source = answer.representation
-            metrics.observe(HEALTH if environ["PATH_INFO"] == self.static.health_key else STATIC,
-                            answer.status, sent, source.coding if source is not None else "", seconds)
+            metrics.observe(request.route, answer.status, sent, source.coding if source is not None else "",
+                            seconds)
         line = self.worker.access_line
         if line is not None:
             line(self._remote, request.method, request.target.decode("latin-1"),
@@ -608,22 +603,3 @@ class EventLoopWorker(gasgi.ASGIWorker):
         for protocol in list(self.protocols):
             protocol.stop_when_idle()
         await super()._shutdown()
-
-
-def header_block(answer: Answer) -> bytes:
-    """The answer's headers as bytes; a representation's usual blocks are encoded once."""
-    source = answer.representation
-    if source is not None:
-        if answer.headers is source.headers:
-            if source.header_block is None:
-                source.header_block = encode_headers(answer.headers)
-            return source.header_block
-        if answer.headers is source.not_modified_headers:
-            if source.not_modified_block is None:
-                source.not_modified_block = encode_headers(answer.headers)
-            return source.not_modified_block
-    return encode_headers(answer.headers)
-
-
-def encode_headers(headers: list[tuple[str, str]]) -> bytes:
-    return "".join(f"{name}: {value}\r\n" for name, value in headers).encode("latin-1")

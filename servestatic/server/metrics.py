@@ -24,15 +24,17 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler
 
-# The `where` of observe: what part of servestatic answered.
-STATIC = "static"  # a path of the static table (200, 304, 206, 416, 405 ...)
-HEALTH = "health"  # the health endpoint
-APP = "app"  # handed to the user's app
-MISS = "miss"  # anything else servestatic answered itself (404, redirect, SPA index)
+from servestatic.core.decision import APP, HEALTH, MISS, STATIC
+from servestatic.fronts.asgifront import ASGIApp, Receive, Scope, Send
+from servestatic.fronts.environ import scope_path
+
+# The `where` of observe: who answered, as `StaticApp.route` says (core/decision.py).
+__all__ = ["APP", "HEALTH", "MISS", "STATIC", "ObservedApp", "observe", "recording", "start"]
 
 # Request durations: a static hit takes tens of microseconds, an app's view milliseconds or more.
 DURATION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -122,6 +124,42 @@ def observe(where: str, status: int | str, body_bytes: int, encoding: str, secon
     recorder = _recorder
     if recorder is not None:
         recorder.observe(where, status, body_bytes, encoding, seconds)
+
+
+class ObservedApp:
+    """The ASGI front with each HTTP request it answers recorded by `observe`.
+
+    `servestatic serve` puts it around the front only when metrics are on, so
+    that with them off a request for the app costs nothing more. Static hits
+    answered in the event loop are recorded by the worker itself.
+    """
+
+    def __init__(self, front: ASGIApp):
+        self.front = front
+        self.static = front.static  # what the worker reads of the app it serves
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.front(scope, receive, send)
+            return
+        started = time.monotonic()
+        answer: dict[str, Any] = {"status": 500, "sent": 0, "encoding": ""}
+
+        async def counting_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+                answer["encoding"] = next((value.decode("latin-1") for name, value in message["headers"]
+                                           if name.lower() == b"content-encoding"), "")
+            elif message["type"] == "http.response.body":
+                answer["sent"] += len(message.get("body", b""))
+            await send(message)
+
+        path = scope_path(scope)
+        route = self.static.route(path, scope["method"])
+        try:
+            await self.front.http(path, route, scope, receive, counting_send)
+        finally:
+            observe(route, answer["status"], answer["sent"], answer["encoding"], time.monotonic() - started)
 
 
 # --- the master's side -------------------------------------------------------------

@@ -30,10 +30,11 @@ from typing import Any
 import brotli
 
 from servestatic import __version__
-from servestatic.atomic import remove_quietly, temporary_beside, write_atomic
-from servestatic.encoders import encoder_parameters, make_encoders, parameters_key
-from servestatic.hashednames import immutable_test
-from servestatic.manifest import (
+from servestatic.buildtime.encoders import encoder_parameters, make_encoders, parameters_key
+from servestatic.config.settings import Settings, load_settings
+from servestatic.site.atomic import remove_quietly, temporary_beside, write_atomic
+from servestatic.site.hashednames import immutable_test
+from servestatic.site.manifest import (
     FileEntry,
     Manifest,
     ManifestError,
@@ -42,11 +43,11 @@ from servestatic.manifest import (
     hash_bytes,
     real_mtime,
 )
-from servestatic.manifest import load as load_manifest
-from servestatic.manifest import save as save_manifest
-from servestatic.mediatypes import content_type_for
-from servestatic.scan import ENCODING_SUFFIXES, FoundFile, walk
-from servestatic.settings import MANIFEST_NAME, Settings, load_settings
+from servestatic.site.manifest import load as load_manifest
+from servestatic.site.manifest import save as save_manifest
+from servestatic.site.mediatypes import content_type_for
+from servestatic.site.names import ENCODING_SUFFIXES, MANIFEST_NAME
+from servestatic.site.scan import FoundFile, walk
 
 # A variant is kept only when it saves at least 5%.
 MAX_RATIO = 0.95
@@ -66,7 +67,7 @@ class CompressError(Exception):
 
 @dataclass(frozen=True)
 class CompressOptions:
-    """How to compress; the compress settings of `servestatic.settings`, without the root."""
+    """How to compress; the compress settings of `servestatic.config.settings`, without the root."""
 
     zstd: bool = False
     min_size: int = 256

@@ -10,7 +10,7 @@ from __future__ import annotations
 import http.client
 import socket
 
-from servestatic.settings import Settings
+from servestatic.config.settings import Settings
 
 TIMEOUT = 3.0
 

@@ -26,21 +26,18 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from servestatic.cors import ANY_ORIGIN, CorsPolicy
-from servestatic.hashednames import immutable_test
-from servestatic.headerrules import HeaderRule, headers_for, load_rules
-from servestatic.http import accepts, http_date
-from servestatic.manifest import CompactEntry, FileEntry, ManifestError, read_for_serving, served_entry
-from servestatic.scan import ENCODING_SUFFIXES, never_served
-from servestatic.settings import MANIFEST_NAME, Mount, Settings
+from servestatic.config.settings import Mount, Settings
+from servestatic.core.cors import ANY_ORIGIN, CorsPolicy
+from servestatic.core.headerrules import HeaderRule, headers_for, load_rules
+from servestatic.core.http import accepts, http_date
+from servestatic.site.hashednames import immutable_test
+from servestatic.site.manifest import CompactEntry, FileEntry, ManifestError, read_for_serving, served_entry
+from servestatic.site.names import ENCODING_SUFFIXES, INDEX, MANIFEST_NAME, NOT_FOUND_PAGE
+from servestatic.site.scan import never_served
 
 log = logging.getLogger("servestatic")
 
-INDEX = "index.html"
-
 _IN_A_DIRECTORY = "/" + INDEX
-
-NOT_FOUND_PAGE = "404.html"
 
 # How many built files (StaticFile, representations, encoded headers) a process
 # keeps: about 14 MiB at 1.4 KB each, so that a worker of a 100,000-file site asked
@@ -416,7 +413,7 @@ def load_table(settings: Settings) -> Table:
 
 
 def _load_mount(settings: Settings, mount: Mount) -> tuple[MountTable, dict[str, Entry]]:
-    from servestatic.manifest import build_from_tree
+    from servestatic.site.manifest import build_from_tree
 
     entries: dict[str, Entry]
     try:

@@ -1,15 +1,17 @@
-"""The Cloud Native Buildpack's build step (buildpack/bin/build runs `python -m servestatic.cnb build`).
+"""The Cloud Native Buildpack's build step.
+
+buildpack/bin/build runs `python -m servestatic.platform.cnb build`.
 
 It runs under the Python an earlier buildpack provided, with only this package's
 own wheel on sys.path (brotli and friends are not installed yet), so it uses
-nothing but the standard library and `servestatic.settings`. Compression itself
+nothing but the standard library and `servestatic.config.settings`. Compression itself
 runs later, as `servestatic compress`, from the layer this step installs.
 
 Layers it writes (Buildpack API 0.10):
   servestatic/     a venv with servestatic and gunicorn, plus the shared entrypoint;
                    launch + cache, rebuilt only when its key (wheels, Python,
                    entrypoint) changes. Its SBOM beside it, as CycloneDX and SPDX
-                   (servestatic/sbom.py).
+                   (servestatic/platform/sbom.py).
   compress-cache/  compressed outputs by content hash; cache only, so an unchanged
                    rebuild compresses nothing.
   launch-env/      env.launch/SERVESTATIC_*.default from BP_SERVESTATIC_*; launch only.
@@ -29,8 +31,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from servestatic import sbom
-from servestatic.settings import MANIFEST_NAME, SETTINGS, Setting, SettingError, load_settings
+from servestatic.config.settings import SETTINGS, Setting, SettingError, load_settings
+from servestatic.platform import sbom
+from servestatic.site.names import MANIFEST_NAME
 
 try:
     import tomllib
@@ -50,7 +53,7 @@ NOT_FROM_BUILD = {
     "SERVESTATIC_CACHE_DIR": "the compression cache is the buildpack's own layer",
 }
 
-# What buildpack/package ships wheels for (servestatic.cnbpackage): every CPython from
+# What buildpack/package ships wheels for (servestatic.platform.cnbpackage): every CPython from
 # pyproject's requires-python that has reached its first release. 3.10 is left out: it
 # reached its end of life in October 2026, and servestatic uses 3.11's tomllib and
 # hashlib.file_digest.
@@ -378,7 +381,8 @@ def build(environ: Mapping[str, str], app_dir: Path) -> None:
 
 def main(argv: list[str]) -> int:
     if argv != ["build"]:
-        print("usage: python -m servestatic.cnb build   (run by the buildpack's bin/build)", file=sys.stderr)
+        print("usage: python -m servestatic.platform.cnb build   (run by the buildpack's bin/build)",
+              file=sys.stderr)
         return 2
     try:
         build(os.environ, Path.cwd())

@@ -14,12 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from servestatic.site.names import VARIANT_SUFFIXES
+
 log = logging.getLogger("servestatic")
 
-# Encodings we write, with the file suffix of their variant and the token a
-# client sends in Accept-Encoding. Order is the preference among equal sizes.
-ENCODING_SUFFIXES: dict[str, str] = {"br": ".br", "zstd": ".zst", "gzip": ".gz"}
-VARIANT_SUFFIXES = tuple(ENCODING_SUFFIXES.values())
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import io
-import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from servestatic.http import add_headers
+from servestatic.fronts.environ import wsgi_environ
 
 BUFFERED_BODY = 64 * 1024
 _STATUS_CODES: dict[str, int] = {}
@@ -118,37 +117,6 @@ class Call:
 
     def close(self) -> None:
         self.closable.close()
-
-
-def wsgi_environ(scope: dict[str, Any]) -> dict[str, Any]:
-    """PEP 3333's environ from an ASGI HTTP scope (PATH_INFO as bytes in latin-1)."""
-    server = scope.get("server") or ("localhost", 80)
-    client = scope.get("client")
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": scope["method"],
-        "SCRIPT_NAME": scope.get("root_path", "").encode("utf-8").decode("latin-1"),
-        "PATH_INFO": scope["path"].encode("utf-8", "surrogateescape").decode("latin-1"),
-        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
-        "SERVER_NAME": str(server[0]),
-        "SERVER_PORT": str(server[1]) if server[1] is not None else "",
-        "SERVER_PROTOCOL": "HTTP/" + scope.get("http_version", "1.1"),
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": scope.get("scheme", "http"),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        "wsgi.input_terminated": True,
-    }
-    raw_path = scope.get("raw_path")
-    if raw_path is not None:
-        query = scope.get("query_string")
-        environ["RAW_URI"] = (raw_path + (b"?" + query if query else b"")).decode("latin-1")
-    if client:
-        environ["REMOTE_ADDR"] = str(client[0])
-        environ["REMOTE_PORT"] = str(client[1])
-    add_headers(environ, scope["headers"])
-    return environ
 
 
 async def request_body(scope: dict[str, Any], receive: Callable[..., Any],

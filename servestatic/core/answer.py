@@ -1,0 +1,153 @@
+"""An answer as data, and the parts of sending one that every transport shares.
+
+`StaticApp.decide` (core/decision.py) returns an `Answer`; it is sent by one
+writer per transport, each doing only what its transport needs:
+
+- the event loop (server/worker.py, `StaticProtocol.send_answer`): the header
+  block and a small body in one write, a large body with `loop.sendfile`;
+- the ASGI front (fronts/asgifront.py, `send_answer`): ASGI messages;
+- the WSGI front (fronts/wsgifront.py, `respond`): a WSGI body, which a server's
+  `wsgi.file_wrapper` may sendfile.
+
+What they have in common is here, once:
+
+- the header block: `header_block` encodes an answer's headers as HTTP/1.1
+  bytes and keeps that encoding with the representation the headers came from,
+  so that a hit encodes nothing; `asgi_headers` gives the ASGI form;
+- the range: `FileRange` is the body of a file answer, `length` bytes of an
+  open descriptor from `first`, read in blocks or sent by sendfile from
+  `offset`;
+- the shrunken-file rule: a file can be cut short after the decision opened it
+  (rewritten in place by a deploy). Its body then ends early: `FileRange.read`
+  gives b"" before `length` bytes, `FileRange.complete` is False, and the
+  writer must not leave the connection open for another request, since the
+  Content-Length it sent promised more.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from servestatic.core.table import Representation
+
+Headers = list[tuple[str, str]]
+
+
+class Answer:
+    """A decided response: status, headers, and the body as bytes or a range of an open file.
+
+    `fd` is an open descriptor the sender must close (`close()`, or hand it on
+    with `take_range()`); `first` and `length` say which bytes of it to send,
+    `size` is the whole file's. `representation` is set when the headers are
+    one of its precomputed lists, so that their encoded form is kept with it
+    (`header_block`).
+    """
+
+    __slots__ = ("body", "fd", "first", "headers", "length", "representation", "size", "status")
+
+    def __init__(self, status: str, headers: Headers, *, body: bytes | None = None,
+                 fd: int | None = None, first: int = 0, length: int = 0, size: int = 0,
+                 representation: Representation | None = None):
+        self.representation = representation
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.fd = fd
+        self.first = first
+        self.length = length
+        self.size = size
+
+    def take_range(self) -> FileRange:
+        """The file's bytes to send, as a FileRange that now owns (and closes) the descriptor."""
+        assert self.fd is not None
+        body = FileRange(self.fd, self.first, self.length)
+        self.fd = None
+        return body
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class FileRange:
+    """`length` bytes of an open descriptor from `first`: the body of a file answer.
+
+    `read` gives the next bytes by pread (no shared file offset, no buffer);
+    `advance` counts bytes a sendfile sent from `offset`. It also has the
+    `fileno()`/`read()` of a file, so that a WSGI server's `wsgi.file_wrapper`
+    can sendfile it.
+    """
+
+    __slots__ = ("fd", "offset", "remaining")
+
+    def __init__(self, fd: int, first: int, length: int):
+        self.fd = fd
+        self.offset = first
+        self.remaining = length
+
+    @property
+    def complete(self) -> bool:
+        """Whether every byte promised was read or sent (False once the file turned out shorter)."""
+        return self.remaining == 0
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` of the next bytes (all that remain for -1); b"" at the end of the range,
+        or earlier when the file shrank (then `complete` is False)."""
+        size = self.remaining if size < 0 else min(size, self.remaining)
+        if size <= 0:
+            return b""
+        block = os.pread(self.fd, size, self.offset)
+        self.advance(len(block))
+        return block
+
+    def advance(self, count: int) -> None:
+        """`count` more bytes were sent (by sendfile, or read)."""
+        self.offset += count
+        self.remaining -= count
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            block = self.read(BLOCK_SIZE)
+            if not block:
+                return
+            yield block
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+# A FileRange iterated (a WSGI body a server does not sendfile) yields blocks of this size.
+BLOCK_SIZE = 64 * 1024
+
+
+def header_block(answer: Answer) -> bytes:
+    """The answer's headers as HTTP/1.1 bytes; a representation's usual blocks are encoded once."""
+    source = answer.representation
+    if source is not None:
+        if answer.headers is source.headers:
+            if source.header_block is None:
+                source.header_block = encode_headers(answer.headers)
+            return source.header_block
+        if answer.headers is source.not_modified_headers:
+            if source.not_modified_block is None:
+                source.not_modified_block = encode_headers(answer.headers)
+            return source.not_modified_block
+    return encode_headers(answer.headers)
+
+
+def encode_headers(headers: Headers) -> bytes:
+    return "".join(f"{name}: {value}\r\n" for name, value in headers).encode("latin-1")
+
+
+def asgi_headers(headers: Headers) -> list[tuple[bytes, bytes]]:
+    """Headers as an ASGI server takes them: lower-case names, bytes."""
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]

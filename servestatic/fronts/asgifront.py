@@ -1,0 +1,105 @@
+"""The ASGI front: StaticApp's answers as ASGI messages, the user's app (ASGI or WSGI) behind.
+
+`servestatic serve` hands gunicorn's ASGI protocol this app for every request
+its worker does not answer in the event loop (server/worker.py): requests for
+the user's app, and the static requests the loop leaves alone (other methods,
+bodies, upgrades, the SPA fallback, redirects, 404s). It is also
+`servestatic.asgi:application`, for people who run an ASGI server themselves.
+
+A request the user's app gets is passed on untouched, scope and all, before
+anything is built for it: servestatic must cost nothing on dynamic traffic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from servestatic.core.answer import Answer, asgi_headers
+from servestatic.core.decision import APP, StaticApp
+from servestatic.fronts.environ import scope_environ, scope_path
+from servestatic.fronts.userapp import ASGI
+from servestatic.fronts.wsgibridge import WSGIBridge
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGICallable = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# A file's body goes out in messages of at most this size.
+BLOCK_SIZE = 256 * 1024
+
+
+class ASGIApp:
+    """servestatic as an ASGI app; see the module docstring."""
+
+    def __init__(self, static: StaticApp, threads: int = 8):
+        self.static = static
+        user_app = static.user_app
+        self.user: ASGICallable | None = None
+        self.user_is_asgi = user_app is not None and user_app.interface == ASGI
+        if user_app is not None:
+            self.user = user_app.callable if self.user_is_asgi else WSGIBridge(user_app.callable, threads)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path = scope_path(scope)
+            await self.http(path, self.static.route(path, scope["method"]), scope, receive, send)
+        elif kind == "lifespan":
+            if self.user_is_asgi:
+                assert self.user is not None
+                await self.user(scope, receive, send)
+            else:
+                await lifespan_without_app(receive, send)
+        elif self.user_is_asgi:  # websocket, and whatever later ASGI versions add
+            assert self.user is not None
+            await self.user(scope, receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1000})  # the server answers 403
+
+    async def http(self, path: str, route: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """An HTTP request whose table key (`path`) and route (`StaticApp.route`) are known."""
+        if route == APP:
+            assert self.user is not None
+            await self.user(scope, receive, send)
+        else:
+            await send_answer(self.static.decide(scope_environ(scope, path)), send)
+
+
+async def send_answer(answer: Answer, send: Send) -> None:
+    """Send an Answer as ASGI messages; a file's range in blocks (core/answer.py).
+
+    A file that shrank ends its body early (the last message has fewer bytes
+    than Content-Length): the server sees the missing bytes and closes the
+    connection.
+    """
+    try:
+        await send({"type": "http.response.start", "status": int(answer.status[:3]),
+                    "headers": asgi_headers(answer.headers)})
+        if answer.fd is None:
+            await send({"type": "http.response.body", "body": answer.body or b""})
+            return
+        body = answer.take_range()
+        try:
+            while True:
+                block = body.read(BLOCK_SIZE)
+                more = bool(block) and not body.complete
+                await send({"type": "http.response.body", "body": block, "more_body": more})
+                if not more:
+                    return
+        finally:
+            body.close()
+    finally:
+        answer.close()
+
+
+async def lifespan_without_app(receive: Receive, send: Send) -> None:
+    """Lifespan for a WSGI app or none: nothing to start or stop, say so at once."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

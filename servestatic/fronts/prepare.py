@@ -1,0 +1,50 @@
+"""Everything that can fail before a socket is opened, done once: the site the fronts serve.
+
+`prepare` checks the roots, loads the table (servestatic.core.table), reads the
+header rules and imports the user's app, and turns each failure into one
+`StartupError` line naming the setting to fix. `servestatic serve` calls it in
+gunicorn's master before the workers fork, so they share the table;
+`servestatic.wsgi` and `servestatic.asgi` call it at import, in whatever server
+runs them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from servestatic.config.settings import Settings
+from servestatic.core.decision import StaticApp
+from servestatic.core.headerrules import HeaderRulesError
+from servestatic.core.table import load_table
+from servestatic.fronts.userapp import AppImportError, load_user_app
+from servestatic.site.manifest import ManifestError
+
+
+class StartupError(Exception):
+    """servestatic cannot start; the message is one line naming what to fix."""
+
+
+def prepare(settings: Settings) -> StaticApp:
+    """Validate the roots, load the table, import the user's app: the app to serve."""
+    # The variable the user set: SERVESTATIC_MOUNTS names every directory when it is set.
+    variable = "SERVESTATIC_MOUNTS" if settings.mounts else "SERVESTATIC_ROOT"
+    for mount in settings.all_mounts:
+        if not mount.root.is_dir():
+            raise StartupError(f"{variable}: {mount.root} is not a directory")
+        if not os.access(mount.root, os.R_OK | os.X_OK):
+            raise StartupError(f"{variable}: {mount.root} is not readable")
+    if settings.headers_file is not None and not settings.headers_file.is_file():
+        raise StartupError(f"SERVESTATIC_HEADERS_FILE: {settings.headers_file} is not a file")
+    try:
+        table = load_table(settings)
+    except ManifestError as error:
+        raise StartupError(f"{variable}: {error}") from None
+    except HeaderRulesError as error:
+        raise StartupError(f"SERVESTATIC_HEADERS_FILE: {error}") from None
+    user_app = None
+    if settings.app:
+        try:
+            user_app = load_user_app(settings.app, settings.app_interface)
+        except AppImportError as error:
+            raise StartupError(str(error)) from None
+    return StaticApp(table, settings, user_app)

@@ -1,0 +1,21 @@
+"""The names a static root and the server agree on: the manifest's, the variants' and the pages'.
+
+A compressed tree is read by whoever serves it, perhaps another release of
+servestatic: these names are part of its on-disk format, so each is said once.
+"""
+
+from __future__ import annotations
+
+# The manifest `servestatic compress` writes at the top of each root (a dotfile: never served).
+MANIFEST_NAME = ".servestatic-manifest.json"
+
+# Encodings we write, with the file suffix of their variant and the token a
+# client sends in Accept-Encoding. Order is the preference among equal sizes.
+ENCODING_SUFFIXES: dict[str, str] = {"br": ".br", "zstd": ".zst", "gzip": ".gz"}
+VARIANT_SUFFIXES = tuple(ENCODING_SUFFIXES.values())
+
+# `/dir/` is answered with this file of the directory.
+INDEX = "index.html"
+
+# At a root's top, the page a miss gets.
+NOT_FOUND_PAGE = "404.html"
