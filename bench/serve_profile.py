@@ -42,8 +42,7 @@ LAYERS = (
     ("gunicorn: WSGI environ + response", ("gunicorn/http/wsgi.py",)),
     ("gunicorn: ASGI protocol", ("gunicorn/asgi/",)),
     ("gunicorn: worker", ("gunicorn/workers/",)),
-    ("our event-loop path", ("servestatic/server/worker.py", "servestatic/server/requesthead.py",
-                             "servestatic/server/accesslog.py")),
+    ("our event-loop path", ("servestatic/server/",)),  # the worker, head reader, access log, metrics
     ("logging", ("gunicorn/glogging.py", "logging/__init__.py")),
     ("our app", ("servestatic/",)),
     ("chained app", ("serve_hello.py",)),

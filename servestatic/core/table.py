@@ -67,7 +67,7 @@ class Representation:
         self.headers = headers
         self.not_modified_headers = not_modified_headers
         # The same two lists as HTTP/1.1 header bytes, made on first use by a
-        # server that writes them itself (worker.py).
+        # server that writes them itself (server/worker.py, through core/answer.header_block).
         self.header_block: bytes | None = None
         self.not_modified_block: bytes | None = None
 

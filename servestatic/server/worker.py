@@ -11,8 +11,8 @@ body go out with one write, a large body with `loop.sendfile`. No task, no
 ASGI messages, no scope. From the first request that is not such a hit,
 the bytes go to gunicorn's protocol untouched (the user's app, other methods,
 bodies, upgrades, redirects, 404s, a head that arrives in pieces) and reach
-`ASGIApp` (asgiapp.py), which runs an ASGI app natively and a WSGI app in a
-thread pool (wsgibridge.py). docs/design.md says why this design and what it
+`ASGIApp` (fronts/asgifront.py), which runs an ASGI app natively and a WSGI app in a
+thread pool (fronts/wsgibridge.py). docs/design.md says why this design and what it
 measured.
 
 What gunicorn's ASGI protocol does not bound, this one does (docs/operations.md):

@@ -1,0 +1,215 @@
+"""The three jobs every transport shares, each tested where it now lives once.
+
+- who answers a request: `StaticApp.route` (core/decision.py);
+- a file's body and the rule for a file that shrank after it was opened:
+  `FileRange` (core/answer.py), and the ASGI and WSGI writers that use it;
+- the environ: fronts/environ.py, from an ASGI scope, gunicorn-style header lines
+  and a scope for the user's WSGI app.
+
+In-process, on real files: a file that shrinks between the decision's open and
+the send cannot be timed through a server, and the route is a function of the
+table alone. The HTTP behaviour of each is tested through real servers elsewhere
+(test_http_contract, test_loop_path, test_http_chained).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from servestatic.config.settings import load_settings
+from servestatic.core.answer import Answer, FileRange, asgi_headers, encode_headers, header_block
+from servestatic.core.decision import APP, HEALTH, MISS, STATIC, StaticApp
+from servestatic.fronts.asgifront import send_answer
+from servestatic.fronts.environ import add_header_lines, request_path, scope_environ, scope_path, wsgi_environ
+from servestatic.fronts.prepare import prepare
+from servestatic.fronts.wsgifront import respond
+from tests.support.cli import compress
+
+
+def static_app(root: Path, **environ: str) -> StaticApp:
+    return prepare(load_settings(environ={"SERVESTATIC_ROOT": str(root), **environ}))
+
+
+@pytest.fixture
+def compressed(site: Path) -> Path:
+    compress(site)
+    return site
+
+
+# --- who answers
+
+
+@pytest.mark.parametrize(("path", "method", "expected"), [
+    ("/css/print.css", "GET", STATIC),
+    ("/css/print.css", "POST", STATIC),  # a static path by another method: servestatic's 405
+    ("/healthz", "GET", HEALTH),
+    ("/docs", "GET", MISS),  # the /dir -> /dir/ redirect
+    ("/docs", "POST", APP),
+    ("/api/orders", "GET", APP),
+    ("/api/orders", "POST", APP),
+])
+def test_route_with_an_app_chained(compressed: Path, path: str, method: str, expected: str) -> None:
+    app = static_app(compressed, SERVESTATIC_APP="tests.apps.echo:application")
+    assert app.route(path, method) == expected
+
+
+@pytest.mark.parametrize(("path", "method", "expected"), [
+    ("/css/print.css", "GET", STATIC),
+    ("/healthz", "HEAD", HEALTH),
+    ("/api/orders", "GET", MISS),  # no app: servestatic's 404
+    ("/api/orders", "POST", MISS),
+])
+def test_route_without_an_app(compressed: Path, path: str, method: str, expected: str) -> None:
+    assert static_app(compressed).route(path, method) == expected
+
+
+def test_route_sends_spa_routes_to_the_index_and_the_rest_to_the_app(compressed: Path) -> None:
+    app = static_app(compressed, SERVESTATIC_SPA="true", SERVESTATIC_APP="tests.apps.echo:application")
+    assert app.route("/account/settings", "GET") == MISS  # the SPA index
+    assert app.route("/account/settings", "POST") == APP
+    assert app.route("/missing.js", "GET") == APP  # has an extension: not a client-side route
+
+
+# --- a file's body, and a file that shrank
+
+
+@pytest.fixture
+def hundred_bytes(tmp_path: Path) -> Path:
+    path = tmp_path / "body.bin"
+    path.write_bytes(bytes(range(100)))
+    return path
+
+
+def test_file_range_reads_its_range_in_blocks(hundred_bytes: Path) -> None:
+    body = FileRange(os.open(hundred_bytes, os.O_RDONLY), 10, 25)
+    try:
+        assert body.read(10) == bytes(range(10, 20))
+        assert not body.complete
+        assert body.read() == bytes(range(20, 35))
+        assert body.complete
+        assert body.read() == b""
+    finally:
+        body.close()
+
+
+def test_file_range_of_a_file_that_shrank_ends_early_and_says_so(hundred_bytes: Path) -> None:
+    body = FileRange(os.open(hundred_bytes, os.O_RDONLY), 0, 100)
+    try:
+        os.truncate(hundred_bytes, 40)
+        assert b"".join(body) == bytes(range(40))
+        assert not body.complete
+        assert body.read() == b""
+    finally:
+        body.close()
+
+
+def file_answer(path: Path, first: int, length: int) -> Answer:
+    return Answer("200 OK", [("Content-Length", str(length))], fd=os.open(path, os.O_RDONLY),
+                  first=first, length=length, size=path.stat().st_size)
+
+
+def asgi_messages(answer: Answer) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    asyncio.run(send_answer(answer, send))
+    return messages
+
+
+def test_asgi_writer_sends_a_range_and_closes_the_file(hundred_bytes: Path) -> None:
+    answer = file_answer(hundred_bytes, 90, 10)
+    messages = asgi_messages(answer)
+    assert messages[0] == {"type": "http.response.start", "status": 200,
+                           "headers": [(b"content-length", b"10")]}
+    assert b"".join(message["body"] for message in messages[1:]) == bytes(range(90, 100))
+    assert messages[-1]["more_body"] is False
+    assert answer.fd is None
+
+
+def test_asgi_writer_ends_the_body_early_for_a_file_that_shrank(hundred_bytes: Path) -> None:
+    answer = file_answer(hundred_bytes, 0, 100)
+    os.truncate(hundred_bytes, 40)
+    messages = asgi_messages(answer)
+    assert b"".join(message["body"] for message in messages[1:]) == bytes(range(40))
+    assert messages[-1]["more_body"] is False
+
+
+def test_wsgi_writer_gives_the_range_and_ends_early_for_a_file_that_shrank(hundred_bytes: Path) -> None:
+    started: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        started.append((status, headers))
+
+    body = respond(file_answer(hundred_bytes, 5, 10), {}, start_response)
+    assert b"".join(body) == bytes(range(5, 15))
+    body.close()  # type: ignore[attr-defined]
+    assert started == [("200 OK", [("Content-Length", "10")])]
+    shrinking = respond(file_answer(hundred_bytes, 0, 100), {}, start_response)
+    os.truncate(hundred_bytes, 40)
+    assert b"".join(shrinking) == bytes(range(40))
+    shrinking.close()  # type: ignore[attr-defined]
+
+
+def test_header_block_is_encoded_once_per_representation(compressed: Path) -> None:
+    app = static_app(compressed)
+    environ = {"REQUEST_METHOD": "HEAD", "PATH_INFO": "/robots.txt", "QUERY_STRING": ""}
+    first, second = app.decide(environ), app.decide(environ)
+    assert header_block(first) == encode_headers(first.headers)
+    assert header_block(second) is header_block(first)
+    assert asgi_headers([("Content-Type", "text/plain")]) == [(b"content-type", b"text/plain")]
+
+
+# --- the environ
+
+
+SCOPE = {
+    "type": "http", "method": "GET", "http_version": "1.1", "scheme": "http",
+    "path": "/café/x", "raw_path": b"/caf%C3%A9/x", "query_string": b"a=1", "root_path": "",
+    "headers": [(b"host", b"example.com"), (b"accept", b"text/html"), (b"accept", b"*/*"),
+                (b"content-type", b"text/plain")],
+    "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000),
+}
+
+
+def test_scope_environ_is_what_the_decision_reads() -> None:
+    path = scope_path(SCOPE)
+    assert path == "/café/x".encode().decode("latin-1")
+    assert scope_environ(SCOPE, path) == {
+        "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "a=1", "SCRIPT_NAME": "",
+        "HTTP_HOST": "example.com", "HTTP_ACCEPT": "text/html,*/*", "CONTENT_TYPE": "text/plain",
+    }
+
+
+def test_wsgi_environ_starts_as_the_decision_s_and_adds_pep_3333() -> None:
+    environ = wsgi_environ(SCOPE)
+    assert scope_environ(SCOPE, scope_path(SCOPE)).items() <= environ.items()
+    assert environ["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert environ["REMOTE_ADDR"] == "127.0.0.1"
+    assert environ["RAW_URI"] == "/caf%C3%A9/x?a=1"
+    assert environ["wsgi.url_scheme"] == "http"
+
+
+def test_header_lines_join_repeats_and_refuse_a_second_host() -> None:
+    environ: dict[str, Any] = {}
+    assert add_header_lines(environ, [b"Host: a", b"Accept:  x ", b"accept: y"], 0)
+    assert environ == {"HTTP_HOST": "a", "HTTP_ACCEPT": "x,y"}
+    assert not add_header_lines({}, [b"Host: a", b"host: b"], 0)
+    assert not add_header_lines({}, [b"X-Long: " + b"v" * 100], 50)
+
+
+@pytest.mark.parametrize(("target", "expected"), [
+    (b"/a%20b?q", "/a b"),
+    (b"http://example.com/x", "/x"),
+    (b"https://example.com", "/"),
+    (b"*", None),
+    (b"example.com:443", None),
+])
+def test_request_path(target: bytes, expected: str | None) -> None:
+    assert request_path(target) == expected
