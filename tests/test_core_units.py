@@ -2,7 +2,8 @@
 
 - who answers a request: `StaticApp.route` (core/decision.py);
 - a file's body and the rule for a file that shrank after it was opened:
-  `FileRange` (core/answer.py), and the ASGI and WSGI writers that use it;
+  `Answer.read_range` and `FileRange` (core/answer.py), and the ASGI and WSGI
+  writers that use them;
 - the environ: fronts/environ.py, from an ASGI scope, gunicorn-style header lines
   and a scope for the user's WSGI app.
 
@@ -106,6 +107,16 @@ def test_file_range_of_a_file_that_shrank_ends_early_and_says_so(hundred_bytes: 
         assert body.read() == b""
     finally:
         body.close()
+
+
+def test_read_range_reads_at_once_closes_and_comes_short_for_a_file_that_shrank(
+        hundred_bytes: Path) -> None:
+    answer = file_answer(hundred_bytes, 50, 20)
+    assert answer.read_range() == bytes(range(50, 70))
+    assert answer.fd is None
+    shrinking = file_answer(hundred_bytes, 0, 100)
+    os.truncate(hundred_bytes, 40)
+    assert shrinking.read_range() == bytes(range(40))  # fewer than length: the writer closes
 
 
 def file_answer(path: Path, first: int, length: int) -> Answer:

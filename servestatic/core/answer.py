@@ -14,14 +14,14 @@ What they have in common is here, once:
 - the header block: `header_block` encodes an answer's headers as HTTP/1.1
   bytes and keeps that encoding with the representation the headers came from,
   so that a hit encodes nothing; `asgi_headers` gives the ASGI form;
-- the range: `FileRange` is the body of a file answer, `length` bytes of an
-  open descriptor from `first`, read in blocks or sent by sendfile from
-  `offset`;
+- the range: `length` bytes of an open descriptor from `first`, either read
+  at once (`Answer.read_range`, for a body that goes out with its headers) or
+  as a `FileRange`, read in blocks or sent by sendfile from `offset`;
 - the shrunken-file rule: a file can be cut short after the decision opened it
-  (rewritten in place by a deploy). Its body then ends early: `FileRange.read`
-  gives b"" before `length` bytes, `FileRange.complete` is False, and the
-  writer must not leave the connection open for another request, since the
-  Content-Length it sent promised more.
+  (rewritten in place by a deploy). Its body then ends early: `read_range`
+  gives fewer than `length` bytes, `FileRange.read` gives b"" before them and
+  `FileRange.complete` is False, and the writer must not leave the connection
+  open for another request, since the Content-Length it sent promised more.
 """
 
 from __future__ import annotations
@@ -66,6 +66,18 @@ class Answer:
         body = FileRange(self.fd, self.first, self.length)
         self.fd = None
         return body
+
+    def read_range(self) -> bytes:
+        """The file's bytes to send in one read, for a body small enough to go out with its
+        headers; closes the descriptor. Shorter than `length` when the file shrank (then the
+        connection must not be reused)."""
+        fd = self.fd
+        assert fd is not None
+        self.fd = None
+        try:
+            return os.pread(fd, self.length, self.first)
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         if self.fd is not None:

@@ -330,14 +330,10 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
             self.transport.write(head + body)
             self._finished(request, answer, len(body), started)
         elif answer.length <= INLINE_BODY:
-            file_range = answer.take_range()
-            try:
-                body = file_range.read()
-            finally:
-                file_range.close()
+            body = answer.read_range()
             self.transport.write(head + body)
             self._finished(request, answer, len(body), started)
-            if not file_range.complete:
+            if len(body) < answer.length:
                 return False  # the file shrank (core/answer.py): the client must not wait for the rest
         else:
             self.transport.write(head)
