@@ -39,11 +39,11 @@ Headers = list[tuple[str, str]]
 class Answer:
     """A decided response: status, headers, and the body as bytes or a range of an open file.
 
-    `fd` is an open descriptor the sender must close (`close()`, or hand it on
-    with `take_range()`); `first` and `length` say which bytes of it to send,
-    `size` is the whole file's. `representation` is set when the headers are
-    one of its precomputed lists, so that their encoded form is kept with it
-    (`header_block`).
+    `fd` is an open descriptor the sender must close (`close()`, or read it at
+    once with `read_range()`, or hand it on with `take_range()`); `first` and
+    `length` say which bytes of it to send, `size` is the whole file's.
+    `representation` is set when the headers are one of its precomputed lists,
+    so that their encoded form is kept with it (`header_block`).
     """
 
     __slots__ = ("body", "fd", "first", "headers", "length", "representation", "size", "status")
