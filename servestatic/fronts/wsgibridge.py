@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from servestatic.core.answer import asgi_headers
 from servestatic.fronts.environ import wsgi_environ
 
 BUFFERED_BODY = 64 * 1024
@@ -88,8 +89,7 @@ class Call:
             if len(_STATUS_CODES) < 256:
                 _STATUS_CODES[status] = code
         self.status_code = code
-        self.headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
-                        for name, value in headers]
+        self.headers = asgi_headers(headers)
         return self.written.append
 
     def start(self) -> list[bytes]:

@@ -33,7 +33,8 @@ from servestatic.core.decision import APP, HEALTH, MISS, STATIC
 from servestatic.fronts.asgifront import ASGIApp, Receive, Scope, Send
 from servestatic.fronts.environ import scope_path
 
-# The `where` of observe: who answered, as `StaticApp.route` says (core/decision.py).
+# observe's `where` is who answered, as `StaticApp.route` says (core/decision.py); its
+# names are exported here with the rest of what a worker calls.
 __all__ = ["APP", "HEALTH", "MISS", "STATIC", "ObservedApp", "observe", "recording", "start"]
 
 # Request durations: a static hit takes tens of microseconds, an app's view milliseconds or more.
