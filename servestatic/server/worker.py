@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import errno
 import os
 import socket
@@ -63,6 +64,26 @@ SENDFILE_PIECE = 256 * 1024
 ACCEPT_RETRY_DELAY = 1.0
 # On SIGTERM, a connection that has not sent its first request yet gets this long for it.
 SHUTDOWN_GRACE = 1.0
+# What one connection can make a worker hold, whatever its client sends (docs/operations.md):
+# while the client does not read, the connection reads nothing more either, so it holds
+# at most the transport's write buffer (asyncio's high-water mark, 64 KiB, plus the one
+# answer that crossed it: up to INLINE_BODY and its head), the bytes of one read held
+# unanswered (asyncio reads at most READ_SIZE at a time), and gunicorn's own parser
+# buffer for a request it is reading (256 KiB before it pauses reading).
+READ_SIZE = 256 * 1024
+MAX_HELD_PER_CONNECTION = 64 * 1024 + INLINE_BODY + MAX_HEAD + READ_SIZE + 256 * 1024 + READ_SIZE
+
+
+class Phase(enum.Enum):
+    """Who reads a connection's next bytes. `StaticProtocol.phase()` works it out, in one
+    place, from gunicorn's flags and the worker's own; every decision reads it."""
+
+    HEADS = "between requests: the loop reads the next request head"
+    HEAD = "gunicorn's parser holds part of a request head"
+    REQUEST = "gunicorn has a request in progress (its body, the app's answer, a pipelined replay)"
+    SENDING = "a static body is going out with sendfile: later bytes wait"
+    UPGRADED = "no longer HTTP/1 requests: WebSocket, HTTP/2, or a preface not yet decided"
+    CLOSED = "closed"
 
 # What this module uses of gunicorn's ASGI worker and protocol besides their
 # public methods: attributes read or set, and methods overridden or called.
@@ -88,7 +109,12 @@ _LOGGED_HEADERS = (b"user-agent", b"referer")
 
 
 class StaticProtocol(gunicorn_protocol.ASGIProtocol):
-    """gunicorn's HTTP/1 protocol, answering static hits itself; see the module docstring."""
+    """gunicorn's HTTP/1 protocol, answering static hits itself; see the module docstring.
+
+    Flow control is in three methods: `pause_writing` (the client stopped reading:
+    read nothing more), `_hold` (bytes read ahead wait, with reading paused) and
+    `_release` (the connection can answer again: the held bytes first, then read on).
+    """
 
     def __init__(self, worker: EventLoopWorker):
         super().__init__(worker)
@@ -100,12 +126,29 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         if self.static is not None:
             self._route = self.static.route
         self._sending = False  # a large body is on its way: the next request waits
+        self._output_blocked = False  # the transport's writes are paused: the client is not reading
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0
         self._stall_timer: asyncio.TimerHandle | None = None
-        self._tail = b""  # a pipelined request that arrived behind a large body
+        self._unread = b""  # requests read ahead, answered once the connection can (`_hold`)
         self._answered = 0  # static requests answered in the loop
         self._idle_since = 0.0  # when the loop last answered (see _keepalive_timeout)
+
+    def phase(self) -> Phase:
+        """Who reads this connection's next bytes (Phase); the only reader of gunicorn's
+        per-connection flags besides the overrides that keep them."""
+        if self._closed:
+            return Phase.CLOSED
+        if (self._websocket is not None or self._h2c_buffer is not None or self.reader is not None
+                or self._callback_parser is None):
+            return Phase.UPGRADED
+        if self._sending:
+            return Phase.SENDING
+        if self._current_request is not None or self._request_ready.is_set():
+            return Phase.REQUEST
+        if self._partial:
+            return Phase.HEAD
+        return Phase.HEADS
 
     # --- connection life
 
@@ -124,7 +167,9 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         self._cancel_head_timer()
         if self._stall_timer is not None:
             self._stall_timer.cancel()
+        self._unread = b""
         super().connection_lost(exc)
+        self.worker.connection_ended()
 
     def _close_transport(self) -> None:
         """gunicorn's close, but one that also closes a connection whose client is gone.
@@ -151,15 +196,14 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
     def _close_and_wake(self) -> None:
         """Close, and wake gunicorn's request loop for this connection, which waits for
         its next request: it sees the connection closed and ends now rather than when
-        connection_lost's cancellation reaches it."""
+        connection_lost's cancellation reaches it (asgi_disconnect_grace_period later)."""
         self._close_transport()
         if self._request_ready is not None:
             self._request_ready.set()
 
     def is_idle(self) -> bool:
         """No request in progress: nothing is lost if the connection is closed now."""
-        return (self._current_request is None and not self._sending and not self._finishing_calls
-                and self._head_timer is None and self._websocket is None)
+        return self.phase() is Phase.HEADS and not self._finishing_calls and not self._unread
 
     def stop_when_idle(self) -> None:
         """Shutting down: close an idle keep-alive connection now.
@@ -169,7 +213,7 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         request yet gets SHUTDOWN_GRACE seconds for it: its client certainly
         means to send one, while a kept-alive client may or may not.
         """
-        if not self.is_idle() or self._closed:
+        if not self.is_idle():
             return
         if self._answered or self.req_count > 1:
             self._close_and_wake()
@@ -177,9 +221,20 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
             self._cancel_keepalive_timer()
             self._keepalive_handle = self.worker.loop.call_later(SHUTDOWN_GRACE, self._keepalive_timeout)
 
+    # --- flow control
+
     def pause_writing(self) -> None:
-        # The client stopped reading: give it `timeout` seconds to start again.
+        """The client stopped reading: read nothing more from it either, and give it
+        `timeout` seconds to start again.
+
+        Every request read now would only make another answer it does not take:
+        a client pipelining requests without reading would otherwise grow the
+        worker without bound (gunicorn's own protocol waits for the drain per
+        response, but went on reading and parsing the requests behind it).
+        """
         super().pause_writing()
+        self._output_blocked = True
+        self._pause_reading()
         if self._stall_timer is None:
             self._stall_timer = self.worker.loop.call_later(self.worker.cfg.timeout, self._stalled)
 
@@ -187,7 +242,45 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         if self._stall_timer is not None:
             self._stall_timer.cancel()
             self._stall_timer = None
+        self._output_blocked = False
         super().resume_writing()
+        # Not from inside the transport's own write path, which calls this.
+        self.worker.loop.call_soon(self._release)
+
+    def _resume_reading(self) -> None:
+        """gunicorn resumes reading after each request, whatever its parser holds: not
+        while the client is not reading our answers, nor while a static body is on its
+        way, nor while pipelined requests already read fill half of gunicorn's buffer.
+
+        gunicorn pauses reading past its buffer limit, but resumed after every
+        request, so each request answered (some forty bytes of the buffer) let
+        another read (up to 256 KiB) in: a client pipelining GETs grew the
+        buffer by megabytes a second. Here reading resumes once the requests
+        already read are mostly answered, as gunicorn's `_maybe_resume_reading`
+        does for a body.
+        """
+        if self._output_blocked or self._sending:
+            return
+        if (self._callback_parser is not None and self.reader is None
+                and self._http1_buffered() > self._max_buffer_size // 2):
+            return
+        super()._resume_reading()
+
+    def _hold(self, rest: bytes) -> None:
+        """Keep the bytes read ahead until the connection can answer them; read no more
+        meanwhile, so what it holds is at most one read (READ_SIZE)."""
+        self._unread += rest
+        self._pause_reading()
+
+    def _release(self) -> None:
+        """The connection can answer again: the bytes held first, then read on (when
+        gunicorn's own buffers allow: it may have paused reading for a body)."""
+        if self._output_blocked or self._sending or self._closed:
+            return
+        self._maybe_resume_reading()
+        held, self._unread = self._unread, b""
+        if held:
+            self.data_received(held)
 
     def _stalled(self) -> None:
         self._stall_timer = None
@@ -210,59 +303,67 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
     # --- request heads
 
     def data_received(self, data: bytes) -> None:
-        if self.static is not None and self._idle_for_heads():
-            data = self._answer_heads(data)
-            if not data:
+        phase = self.phase()
+        if phase is Phase.HEADS or phase is Phase.SENDING:
+            if self._sending or self._output_blocked or self._unread:
+                self._hold(data)  # read before reading paused took effect: in order, later
                 return
-        waiting_for_head = (self._current_request is None and self._websocket is None
-                            and self._h2c_buffer is None and self._callback_parser is not None)
-        if waiting_for_head:
-            # Bytes of a request head for gunicorn: bound how long and how large it may be.
-            # A head that is whole in these bytes needs no clock (the usual case: it saves
-            # a timer per request for the app).
-            if self._head_timer is None and b"\r\n\r\n" not in data:
-                self._head_timer = self.worker.loop.call_later(HEAD_TIMEOUT, self._head_timed_out)
-            self._head_bytes += len(data)
+            if self.static is not None:
+                data = self._answer_heads(data)
+                if not data:
+                    return
         super().data_received(data)
-        # Still no whole head (_on_headers_complete resets the count) after too many bytes.
-        if waiting_for_head and self._head_bytes > MAX_HEAD and not self._closed:
-            self._refuse(b"431 Request Header Fields Too Large")
-
-    def _idle_for_heads(self) -> bool:
-        """Whether the next bytes start a request that gunicorn has not begun to read."""
-        return (self._current_request is None and not self._partial and not self._sending
-                and self._websocket is None and self._h2c_buffer is None and self.reader is None
-                and self._callback_parser is not None and not self._closed
-                and not self._request_ready.is_set())
 
     def _answer_heads(self, data: bytes) -> bytes:
         """Answer the static requests whose whole heads start `data`; return the rest.
 
         The rest (a head that is not a static hit, a head in pieces, a body) goes to
         gunicorn's parser: from the first byte of the first request that is not ours.
+        While the client is not reading (or a large body is on its way), the rest
+        waits (`_hold`) and is answered from `_release`.
         """
         start = 0
         while True:
             end = data.find(b"\r\n\r\n", start)
-            if end < 0:
-                return data[start:]
+            if end < 0 or end + 4 - start > MAX_HEAD:
+                return data[start:]  # gunicorn's, bounded by `_bound_head`
             request = parse_head(data, start, end, self._limits, self._route)
             if request is None:
                 return data[start:]
             start = end + 4
             keep_alive = self._answer(request)
             if not keep_alive or self._closed:
-                self._close_transport()
-                return b""
-            if self._sending:
-                self._tail = data[start:]  # answered once the large body is out
+                self._close_and_wake()
                 return b""
             if start == len(data):
                 return b""
+            if self._sending or self._output_blocked:
+                self._hold(data[start:])
+                return b""
+
+    def _bound_head(self, data: bytes) -> bool:
+        """Bytes of a request head for gunicorn: bound how large it may be and how long it
+        may take, whether it comes whole or in pieces; False once refused.
+
+        A head that is whole in these bytes needs no clock (the usual case: it saves
+        a timer per request for the app). While one is under way, its own clock
+        replaces the keep-alive timer: a client trickling a head gets a 408 after
+        HEAD_TIMEOUT seconds whatever the keep-alive setting.
+        """
+        end = data.find(b"\r\n\r\n")
+        if self._head_bytes + (len(data) if end < 0 else end + 4) > MAX_HEAD:
+            self._refuse(b"431 Request Header Fields Too Large")
+            return False
+        if end < 0:
+            self._head_bytes += len(data)
+            if self._head_timer is None:
+                self._cancel_keepalive_timer()
+                self._head_timer = self.worker.loop.call_later(HEAD_TIMEOUT, self._head_timed_out)
+        return True
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if self._current_request is None and not self._closed:
+        if self.phase() in (Phase.HEADS, Phase.HEAD):
             self._refuse(b"408 Request Timeout")
 
     def _cancel_head_timer(self) -> None:
@@ -283,7 +384,10 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
 
     def _feed_callback_parser(self, data: bytes) -> bool:
         # Every byte for gunicorn's parser passes here, gunicorn's own replay of a
-        # pipelined request included: note whether it now holds part of a head.
+        # pipelined request included: bound a head, and note whether the parser now
+        # holds part of one.
+        if self._current_request is None and not self._bound_head(data):
+            return False
         keep_reading = super()._feed_callback_parser(data)
         self._partial = (keep_reading and self._current_request is None
                          and not self._request_ready.is_set())
@@ -296,7 +400,7 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         access log's line uses two of them. With servestatic's own log format and
         no post_request hook (which gets this environ too), only those are made.
         """
-        if self.worker.access_line is not self.log.line or self._post_request is not None:
+        if not self.worker.lean_environ or self._post_request is not None:
             return super()._build_environ(request, sockname, peername)
         environ = request_environ(request.method, request.path, request.query or "",
                                   [pair for pair in request.headers_bytes if pair[0] in _LOGGED_HEADERS])
@@ -339,7 +443,6 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
             self.transport.write(head)
             self._cancel_keepalive_timer()  # re-armed when the body is out
             self._sending = True
-            self._tail = b""
             self._pause_reading()
             worker.loop.create_task(self._send_file(request, answer, answer.take_range(), keep_alive,
                                                     started))
@@ -357,6 +460,9 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         cancelling and re-arming it (a timer per request was a tenth of a small
         answer's CPU); the timer then only moves when it comes due.
         """
+        if self._head_timer is not None:
+            self._keepalive_handle = None
+            return  # a head is under way: its own clock decides (408)
         remaining = self._idle_since + self._keepalive - self.worker.loop.time()
         if remaining > 0 and self.worker.alive and not self._closed:
             self._keepalive_handle = self.worker.loop.call_later(remaining, self._keepalive_timeout)
@@ -408,11 +514,8 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         if not body.complete or not keep_alive or self._closed or not self.worker.alive:
             self._close_and_wake()
             return
-        self._resume_reading()
         self._arm_keepalive_timer()
-        tail, self._tail = self._tail, b""
-        if tail:
-            self.data_received(tail)
+        self._release()
 
     def _finished(self, request: StaticRequest, answer: Answer, sent: int, started: float) -> None:
         """An answer is out: its access-log line and its metrics."""
@@ -441,6 +544,9 @@ class EventLoopWorker(gasgi.ASGIWorker):
         self.protocols: set[StaticProtocol] = set()
         self.static: StaticApp | None = None
         self.access_line: Any = None
+        self.lean_environ = False  # see StaticProtocol._build_environ
+        self._connecting = 0  # accepted, transport not made yet
+        self._listening = False  # this worker's reader is on the listeners (`_accept_one`)
 
     def load_wsgi(self) -> None:
         super().load_wsgi()  # self.asgi: the ASGIApp built in the master (preload_app)
@@ -448,8 +554,9 @@ class EventLoopWorker(gasgi.ASGIWorker):
         if isinstance(static, StaticApp) and static.fast_path:
             self.static = static
         log = self.log
+        self.lean_environ = getattr(log, "own_format", False)
         if log.access_log_enabled:  # a log line, or statsd's count, per request
-            self.access_line = log.line if getattr(log, "own_format", False) else gunicorn_line(log)
+            self.access_line = log.line if self.lean_environ else gunicorn_line(log)
 
     @property
     def alive(self) -> bool:
@@ -486,6 +593,7 @@ class EventLoopWorker(gasgi.ASGIWorker):
         self._stopping_accept = True
         for listener in self.sockets:  # gunicorn's listeners, the sockets the servers serve
             self.loop.remove_reader(listener.sock.fileno())
+        self._listening = False
         self.loop.call_soon(self._close_listeners)
 
     def _close_listeners(self) -> None:
@@ -513,10 +621,35 @@ class EventLoopWorker(gasgi.ASGIWorker):
                 fd = listener.sock.fileno()
                 if fd in serving:
                     self.loop.remove_reader(fd)  # asyncio's: up to 100 at a time
-                    self.loop.add_reader(fd, self._accept_one, listener.sock)
                     # asyncio's create_server listen()s again with its own backlog of 100;
                     # the shared socket gets gunicorn's `backlog` (2048) back.
                     listener.sock.listen(self.cfg.backlog)
+            self._watch_listeners()
+
+    def _watch_listeners(self) -> None:
+        """Accept again (`_accept_one`), unless stopping or at worker_connections."""
+        if (self._listening or self._stopping_accept or not self.alive
+                or not self._accepting_one_at_a_time or self._full()):
+            return
+        self._listening = True
+        for listener in self.sockets:
+            self.loop.add_reader(listener.sock.fileno(), self._accept_one, listener.sock)
+
+    def _unwatch_listeners(self) -> None:
+        if self._listening:
+            self._listening = False
+            for listener in self.sockets:
+                self.loop.remove_reader(listener.sock.fileno())
+
+    def _full(self) -> bool:
+        """At `worker_connections`: new connections wait in the backlog for another
+        worker, or for one of this worker's to close (nginx's worker_connections)."""
+        return len(self.protocols) + self._connecting >= self.worker_connections
+
+    def connection_ended(self) -> None:
+        """A connection closed: below the limit again, accept again."""
+        if not self._listening:
+            self._watch_listeners()
 
     def _accept_one(self, listener: socket.socket) -> None:
         """Take one new connection, and leave the next to whichever worker wakes first.
@@ -539,18 +672,17 @@ class EventLoopWorker(gasgi.ASGIWorker):
             # Out of descriptors or memory: the socket stays readable, so stop
             # watching it for a while rather than spinning (as asyncio does).
             self.log.error("cannot accept connections for now: %s", error)
-            self.loop.remove_reader(listener.fileno())
-            self.loop.call_later(ACCEPT_RETRY_DELAY, self._watch_listener, listener)
+            self._unwatch_listeners()
+            self.loop.call_later(ACCEPT_RETRY_DELAY, self._watch_listeners)
             return
         self._adopt(client)
-
-    def _watch_listener(self, listener: socket.socket) -> None:
-        if not self._stopping_accept and self.alive:
-            self.loop.add_reader(listener.fileno(), self._accept_one, listener)
+        if self._full():
+            self._unwatch_listeners()
 
     def _adopt(self, client: socket.socket) -> None:
         """Serve an accepted connection with a StaticProtocol."""
         client.setblocking(False)
+        self._connecting += 1
         self.loop.create_task(self._connect(client))
 
     async def _connect(self, client: socket.socket) -> None:
@@ -560,6 +692,9 @@ class EventLoopWorker(gasgi.ASGIWorker):
         except (OSError, ssl.SSLError) as error:  # a client gone, a failed TLS handshake
             self.log.debug("connection not set up: %r", error)
             client.close()
+        finally:
+            self._connecting -= 1
+            self.connection_ended()
 
     def run(self) -> None:
         try:
