@@ -18,13 +18,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
 from gunicorn.config import AccessLogFormat
 from gunicorn.instrument.statsd import Statsd
+
+from servestatic.server import metrics
 
 # A str as a JSON string, as json.dumps(..., ensure_ascii=False) writes it.
 _json_string = json.encoder.encode_basestring
@@ -35,11 +40,18 @@ _MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "O
 # A line waits at most this long for the next write, and at most this many wait.
 FLUSH_AFTER = 0.1
 FLUSH_LINES = 256
+# Lines handed to the writer thread and not yet written: past this many (the log's
+# output is stalled, e.g. a stdout pipe nobody reads), new lines are dropped and
+# counted rather than held. At some 200 bytes a line, about 3 MiB.
+MAX_WAITING_LINES = 16384
+# A worker that exits waits at most this long for its last lines to be written.
+EXIT_FLUSH_TIMEOUT = 2.0
 
 
 class LineBuffer:
-    """Lines gathered and written together: when FLUSH_LINES are waiting, FLUSH_AFTER
-    seconds after the first of them, and when the worker exits.
+    """Lines gathered in the event loop and handed, in batches, to a `LineWriter`: when
+    FLUSH_LINES are waiting, FLUSH_AFTER seconds after the first of them, and when the
+    worker exits.
 
     A write per line, or per turn of a busy event loop, was a system call for
     every request or two; batched, it is a few hundred lines a write. The price
@@ -47,8 +59,8 @@ class LineBuffer:
     outright (SIGKILL, an out-of-memory kill) loses what it had not written.
     """
 
-    def __init__(self, stream: Any):
-        self.stream = stream
+    def __init__(self, writer: LineWriter):
+        self.writer = writer
         self.lines: list[str] = []
         self.timer: asyncio.TimerHandle | None = None
 
@@ -57,9 +69,8 @@ class LineBuffer:
         if not lines:
             try:
                 self.timer = asyncio.get_running_loop().call_later(FLUSH_AFTER, self.flush)
-            except RuntimeError:  # no loop here (the master, a thread): write at once
-                lines.append(line)
-                self.flush()
+            except RuntimeError:  # no loop here (the master, a thread): hand it over at once
+                self.writer.put([line])
                 return
         lines.append(line)
         if len(lines) >= FLUSH_LINES:
@@ -70,13 +81,100 @@ class LineBuffer:
             self.timer.cancel()
             self.timer = None
         lines, self.lines = self.lines, []
-        if not lines:
-            return
+        if lines:
+            self.writer.put(lines)
+
+
+class LineWriter:
+    """Writes batches of lines to a logging handler's stream from a thread of its own.
+
+    Why a thread: a write to a pipe whose reader stalls (a log shipper that
+    hangs, a terminal scrolled back) blocks, and a blocked event loop answers
+    nobody. The thread may block; the loop only appends to a list. Lines beyond
+    MAX_WAITING_LINES are dropped and counted (`dropped`, and the
+    servestatic_access_log_dropped_lines metric), and the thread says how many
+    in one warning once its stream takes lines again.
+
+    The stream is looked up on the handler at each write, under the handler's
+    lock: gunicorn's SIGUSR1 (logrotate's postrotate) reopens a FileHandler's
+    stream, and the lines after it go to the new file.
+    """
+
+    def __init__(self, handler: logging.StreamHandler[Any], on_drop: Callable[[int], None] | None = None,
+                 warn: Callable[[str], None] | None = None):
+        self.handler = handler
+        self.on_drop = on_drop
+        self.warn = warn
+        self.batches: list[list[str]] = []
+        self.waiting = 0
+        self.dropped = 0  # since the last warning
+        self.dropped_total = 0
+        self.condition = threading.Condition()
+        self.thread: threading.Thread | None = None
+        self.pid = 0
+        self.closing = False
+
+    def put(self, lines: list[str]) -> None:
+        """From any thread: queue lines for writing, or drop them when too many wait."""
+        with self.condition:
+            if self.waiting + len(lines) > MAX_WAITING_LINES:
+                self.dropped += len(lines)
+                self.dropped_total += len(lines)
+                dropped = len(lines)
+            else:
+                dropped = 0
+                self.batches.append(lines)
+                self.waiting += len(lines)
+                if self.thread is None or self.pid != os.getpid():
+                    self._start()  # lazily, in the process that writes (a worker, not the master)
+                self.condition.notify()
+        if dropped and self.on_drop is not None:
+            self.on_drop(dropped)
+
+    def _start(self) -> None:
+        self.pid = os.getpid()
+        self.closing = False
+        self.thread = threading.Thread(target=self._run, name="servestatic-access-log", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self.condition:
+                while not self.batches and not self.closing:
+                    self.condition.wait()
+                if not self.batches:
+                    return
+                batches, self.batches = self.batches, []
+                self.waiting = 0
+                dropped, self.dropped = self.dropped, 0
+            text = "".join(line for batch in batches for line in batch)
+            self._write(text)
+            if dropped and self.warn is not None:
+                self.warn(f"dropped {dropped} access log lines: the log's output was not "
+                          f"taking them (more than {MAX_WAITING_LINES} waited)")
+
+    def _write(self, text: str) -> None:
+        handler = self.handler
+        handler.acquire()
         try:
-            self.stream.write("".join(lines))
-            self.stream.flush()
-        except (OSError, ValueError):  # a closed or full pipe must not fail requests
+            stream = handler.stream
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken pipe must not fail requests
             pass
+        finally:
+            handler.release()
+
+    def close(self, timeout: float = EXIT_FLUSH_TIMEOUT) -> None:
+        """Write what waits, for at most `timeout` seconds (a stalled output holds no exit)."""
+        thread = self.thread
+        if thread is None or self.pid != os.getpid():
+            return
+        with self.condition:
+            self.closing = True
+            self.condition.notify()
+        thread.join(timeout)
+        self.thread = None
 
 
 class Clock:
@@ -117,7 +215,7 @@ class AccessLogger(Statsd):
         self.own_format = cfg.access_log_format == AccessLogFormat.default
         handlers = [h for h in self.access_log.handlers if isinstance(h, logging.StreamHandler)]
         if handlers and self._access_log_enabled:
-            self.buffer = LineBuffer(handlers[0].stream)
+            self.buffer = LineBuffer(LineWriter(handlers[0], metrics.dropped_log_lines, self.warning))
 
     def line(self, remote: str, method: str, uri: str, protocol: str, status: int | str, sent: int,
              referer: str | None, agent: str | None, seconds: float, path: str, query: str) -> None:
@@ -147,9 +245,11 @@ class AccessLogger(Statsd):
                        f'{sent if sent else "-"} "{referer or "-"}" "{agent or "-"}"\n')
 
     def flush_lines(self) -> None:
-        """Write the lines still waiting (the worker calls this as it exits)."""
+        """Write the lines still waiting, within EXIT_FLUSH_TIMEOUT (the worker calls this
+        as it exits)."""
         if self.buffer is not None:
             self.buffer.flush()
+            self.buffer.writer.close()
 
     @property
     def access_log_enabled(self) -> bool:

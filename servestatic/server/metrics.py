@@ -67,6 +67,9 @@ class Recorder:
                                        registry=None)
         self.workers = Gauge("servestatic_workers", "Worker processes running.", registry=None,
                              multiprocess_mode="livesum")
+        self.dropped_log_lines = Counter("servestatic_access_log_dropped_lines",
+                                         "Access log lines dropped because the log's output "
+                                         "did not take them (a stalled stdout pipe).", registry=None)
         # Label children by what observe is given, so a request costs dict lookups and the
         # increments themselves (each a write to this process's memory-mapped file).
         self._by_answer: dict[tuple[str, int | str], tuple[Any, Any]] = {}
@@ -125,6 +128,13 @@ def observe(where: str, status: int | str, body_bytes: int, encoding: str, secon
     recorder = _recorder
     if recorder is not None:
         recorder.observe(where, status, body_bytes, encoding, seconds)
+
+
+def dropped_log_lines(count: int) -> None:
+    """Count access log lines the log's output did not take (server/accesslog.py)."""
+    recorder = _recorder
+    if recorder is not None:
+        recorder.dropped_log_lines.inc(count)
 
 
 class ObservedApp:
