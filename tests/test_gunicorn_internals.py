@@ -44,3 +44,19 @@ def test_the_check_catches_a_missing_name() -> None:
 
     assert not present(ASGIProtocol, "_no_such_internal")
     assert present(ASGIProtocol, "_current_request")  # set in __init__, not a class attribute
+
+
+def test_the_installed_gunicorn_is_the_pinned_one() -> None:
+    """pyproject pins gunicorn to the releases these tests ran on; an environment with
+    another (installed by hand, or by a looser resolver) fails here, naming both."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    from tests.support import REPO
+
+    dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    (pin,) = [Requirement(spec) for spec in dependencies if Requirement(spec).name == "gunicorn"]
+    assert str(pin.specifier) and "<" in str(pin.specifier), f"gunicorn is not pinned: {pin}"
+    assert pin.specifier.contains(gunicorn.__version__), (
+        f"gunicorn {gunicorn.__version__} is installed; pyproject pins {pin.specifier}")

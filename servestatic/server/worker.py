@@ -87,17 +87,21 @@ class Phase(enum.Enum):
 
 # What this module uses of gunicorn's ASGI worker and protocol besides their
 # public methods: attributes read or set, and methods overridden or called.
+# tests/test_gunicorn_internals.py checks that each is there; tests/test_gunicorn_overrides.py
+# names, for each override and each flag read, the behavioural test that fails if it is
+# bypassed or changes meaning. pyproject pins gunicorn to the releases those ran on.
 GUNICORN_INTERNALS = {
     gasgi: ("ASGIProtocol",),
-    gasgi.ASGIWorker: ("_serve", "_shutdown", "_get_ssl_context", "servers", "nr_conns", "loop", "asgi"),
+    gasgi.ASGIWorker: ("_serve", "_shutdown", "_get_ssl_context", "servers", "worker_connections", "loop",
+                       "asgi"),
     gunicorn_protocol: ("_CACHED_SERVER_HEADER", "_REASON_PHRASES", "_get_cached_date_header"),
     gunicorn_protocol.ASGIProtocol: (
         "_on_headers_complete", "_feed_callback_parser", "_callback_parser", "_current_request",
         "_request_ready", "_websocket", "_h2c_buffer", "_closed", "_will_close",
         "_arm_keepalive_timer", "_cancel_keepalive_timer", "_keepalive_handle", "_pause_reading",
-        "_resume_reading", "_close_transport", "_finishing_calls", "_awaiting_request",
-        "_flow_control", "_check_h1c_protocol_available", "req_count", "_keepalive", "_keepalive_timeout",
-        "reader", "_build_environ", "_post_request",
+        "_resume_reading", "_maybe_resume_reading", "_http1_buffered", "_max_buffer_size",
+        "_close_transport", "_finishing_calls", "_check_h1c_protocol_available", "req_count",
+        "_keepalive", "_keepalive_timeout", "reader", "_build_environ", "_post_request",
     ),
 }
 # The same Server header as gunicorn's answers (and, per request, its cached Date header).
