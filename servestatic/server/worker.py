@@ -18,8 +18,12 @@ measured.
 What gunicorn's ASGI protocol does not bound, this one does (docs/operations.md):
 - a new connection that sends nothing is closed after the keep-alive timeout;
 - a request head must be complete within HEAD_TIMEOUT seconds of its first
-  byte (else 408) and be at most MAX_HEAD bytes (else 431);
+  byte (else 408, whatever the keep-alive) and be at most MAX_HEAD bytes (else
+  431), whole or in pieces;
+- while a client does not read, its connection reads nothing more, so what it
+  holds is bounded (MAX_HELD_PER_CONNECTION) however much it pipelines;
 - a client that stops reading a response for `timeout` seconds is reset;
+- past `worker_connections` the worker stops accepting until one closes;
 - on SIGTERM accepted connections are set up and the backlog is taken before
   the listeners close, and idle keep-alive connections are closed at once, so
   shutdown waits only for requests in flight and resets no accepted connection.
