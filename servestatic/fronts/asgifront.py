@@ -31,15 +31,20 @@ BLOCK_SIZE = 256 * 1024
 
 
 class ASGIApp:
-    """servestatic as an ASGI app; see the module docstring."""
+    """servestatic as an ASGI app; see the module docstring.
 
-    def __init__(self, static: StaticApp, threads: int = 8):
+    `threads` and `timeout` are for a WSGI app: its pool's size, and how long its
+    wsgi.input reads and write() calls wait for the client (the worker's timeout).
+    """
+
+    def __init__(self, static: StaticApp, threads: int = 8, timeout: float = 30.0):
         self.static = static
         user_app = static.user_app
         self.user: ASGICallable | None = None
         self.user_is_asgi = user_app is not None and user_app.interface == ASGI
         if user_app is not None:
-            self.user = user_app.callable if self.user_is_asgi else WSGIBridge(user_app.callable, threads)
+            self.user = (user_app.callable if self.user_is_asgi
+                         else WSGIBridge(user_app.callable, threads, timeout))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
