@@ -362,3 +362,50 @@ def test_a_request_body_that_stops_coming_raises_in_the_app(tmp_path: Path) -> N
         assert 1.5 < waited < 10
     finally:
         assert server.stop() == 0, server.log()[-3000:]
+
+
+def test_the_pool_holds_at_most_two_steps_per_thread() -> None:
+    """In process: with one thread, a blocked app and ten requests, two steps are in the pool
+    (one running, one queued) and eight requests wait in the loop; one cancelled while waiting
+    leaves the line, and every other one is answered once the app is unblocked."""
+    import asyncio
+    import threading
+
+    from servestatic.fronts.wsgibridge import WSGIBridge
+
+    gate = threading.Event()
+
+    def app(environ: dict, start_response: object) -> list[bytes]:
+        gate.wait(10)
+        start_response("200 OK", [("Content-Length", "2")])  # type: ignore[operator]
+        return [b"ok"]
+
+    scope = {"type": "http", "method": "GET", "path": "/", "raw_path": b"/", "query_string": b"",
+             "headers": [], "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 80),
+             "client": ("127.0.0.1", 1), "root_path": ""}
+
+    async def run() -> None:
+        bridge = WSGIBridge(app, 1)
+        bodies: list[bytes] = []
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.body":
+                bodies.append(message["body"])
+
+        tasks = [asyncio.create_task(bridge(scope, receive, send)) for _ in range(10)]
+        while len(bridge.waiters) < 8:
+            await asyncio.sleep(0.01)
+        assert bridge.busy == 2 and bridge.executor is not None
+        assert bridge.executor._work_queue.qsize() <= 1
+        tasks[5].cancel()
+        await asyncio.sleep(0)
+        gate.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert sum(isinstance(result, asyncio.CancelledError) for result in results) == 1
+        assert bodies == [b"ok"] * 9
+        assert bridge.busy == 0 and not bridge.waiters
+
+    asyncio.run(run())

@@ -44,6 +44,7 @@ import io
 import logging
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -125,7 +126,12 @@ class WSGIBridge:
         self.threads = threads
         self.timeout = timeout
         self.executor: ThreadPoolExecutor | None = None
-        self.slots: asyncio.Semaphore | None = None
+        # The pool's bound: steps handed to it (`busy`), at most `limit`; the callers
+        # beyond wait in `waiters`, first come first served. A counter rather than an
+        # asyncio.Semaphore, whose acquire costs a generator per call on the hot path.
+        self.limit = threads * STEPS_PER_THREAD
+        self.busy = 0
+        self.waiters: deque[asyncio.Future[None]] = deque()
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any],
                        send: Callable[..., Any]) -> None:
@@ -136,7 +142,6 @@ class WSGIBridge:
         loop = asyncio.get_running_loop()
         if self.executor is None:
             self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="servestatic-wsgi")
-            self.slots = asyncio.Semaphore(self.threads * STEPS_PER_THREAD)
         environ = wsgi_environ(scope)
         environ["wsgi.input"] = await request_body(scope, receive, loop, self.timeout)
         environ["wsgi.file_wrapper"] = FileWrapper
@@ -148,7 +153,12 @@ class WSGIBridge:
             else:
                 while True:
                     more = call.iterator is not None
-                    await call.send_body(b"".join(chunks) if len(chunks) != 1 else chunks[0], more)
+                    if not call.started:  # Call.send_start, written out: the hot path
+                        call.started = True
+                        await send({"type": "http.response.start", "status": call.status_code,
+                                    "headers": call.headers})
+                    await send({"type": "http.response.body", "more_body": more,
+                                "body": b"".join(chunks) if len(chunks) != 1 else chunks[0]})
                     if not more:
                         break
                     chunks = await self.hop(call, call.next_block)
@@ -177,9 +187,11 @@ class WSGIBridge:
         Cancelled while the step runs, the thread cannot be stopped: the call's close()
         and the release of its slot are handed to the step's completion instead.
         """
-        assert self.executor is not None and self.slots is not None
-        slots = self.slots
-        await slots.acquire()
+        assert self.executor is not None
+        if self.busy < self.limit and not self.waiters:
+            self.busy += 1
+        else:
+            await self.take_slot()
         try:
             future = self.executor.submit(step)
             result = await asyncio.wrap_future(future)
@@ -187,17 +199,39 @@ class WSGIBridge:
             if not future.cancel():  # running or done: not stopped
                 call.abandoned = True
                 call.handed_over = True
-                future.add_done_callback(lambda _: self.finish_abandoned(call, slots))
+                future.add_done_callback(lambda _: self.finish_abandoned(call))
                 raise
-            slots.release()
+            self.release_slot()
             raise
         except BaseException:
-            slots.release()
+            self.release_slot()
             raise
-        slots.release()
+        self.release_slot()
         return result
 
-    def finish_abandoned(self, call: Call, slots: asyncio.Semaphore) -> None:
+    async def take_slot(self) -> None:
+        """Wait for a step to leave the pool; its slot is handed over, `busy` unchanged."""
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release_slot()  # handed a slot, but cancelled: pass it on
+            else:
+                self.waiters.remove(waiter)
+            raise
+
+    def release_slot(self) -> None:
+        """Loop: a step left the pool; its slot goes to the first caller still waiting."""
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.busy -= 1
+
+    def finish_abandoned(self, call: Call) -> None:
         """After the step of a cancelled call: its close() in the pool, its slot back to the loop.
 
         Runs in the step's thread, or in the loop's when the step ended just before the
@@ -210,7 +244,7 @@ class WSGIBridge:
             except RuntimeError:  # the interpreter is exiting: close it here
                 call.close_logged()
         with contextlib.suppress(RuntimeError):  # a closed loop: nothing waits for the slot
-            call.loop.call_soon_threadsafe(slots.release)
+            call.loop.call_soon_threadsafe(self.release_slot)
 
     async def send_file(self, call: Call, scope: dict[str, Any], chunks: list[bytes]) -> None:
         """A FileWrapper's file: zero-copy when the server offers it, else FILE_BLOCK per hop."""
