@@ -55,21 +55,22 @@ def add_headers(environ: Environ, headers: Iterable[tuple[bytes, bytes]]) -> Non
 
 def add_header_lines(environ: Environ, lines: list[bytes], max_field_size: int) -> bool:
     """Checked header lines (`name:value`, no CRLF) into an environ, as `add_headers` does;
-    False, leaving the request to gunicorn, for a line over `max_field_size` (0: no
-    limit) or a second Host (gunicorn answers it with its 400).
+    False, leaving the request to gunicorn, for a line whose size with its CRLF is over
+    `max_field_size` (0: no limit; gunicorn counts the CRLF) or a second Host or
+    Content-Type (RFC 9110 5.3 singletons: gunicorn answers them with its 400).
 
     The event loop's head reader calls it on every static hit, so the loop is
     written out rather than building pairs for `add_headers` (1 µs more a head).
     """
     for line in lines:
-        if max_field_size and len(line) > max_field_size:
+        if max_field_size and len(line) + 2 > max_field_size:
             return False
         name, _, value = line.partition(b":")
         key = environ_key(name)
         text = value.strip(b" \t").decode("latin-1")
         previous = environ.get(key)
         if previous is not None:
-            if key == "HTTP_HOST":
+            if key == "HTTP_HOST" or key == "CONTENT_TYPE":
                 return False
             text = previous + "," + text
         environ[key] = text

@@ -14,8 +14,9 @@ HTTP/1.1 or HTTP/1.0; a request-target with a space, a control, a `#` or a
 non-ASCII byte; a header name with `_` (gunicorn drops those) or outside the
 token characters; a folded line; a control in a value; a body or anything
 that announces one (Content-Length other than 0, Transfer-Encoding); Expect,
-Upgrade, HTTP2-Settings, TE, Trailer; a duplicate Host; HTTP/1.1 without Host;
-anything over gunicorn's limit_request_* settings.
+Upgrade, HTTP2-Settings, TE, Trailer; a duplicate Host or Content-Type; HTTP/1.1
+without Host; scheme headers that may contradict each other (gunicorn's 400 from a
+trusted peer); anything over gunicorn's limit_request_* settings.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ _HEADER_BLOCK = re.compile(rb"(?:[!#$%&'*+.^`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xf
 _NOT_OURS = frozenset({"HTTP_TRANSFER_ENCODING", "HTTP_EXPECT", "HTTP_UPGRADE", "HTTP_HTTP2_SETTINGS",
                        "HTTP_TE", "HTTP_TRAILER"})
 
+
+# gunicorn's default secure_scheme_headers, as (environ key, the value that means https).
+# From a peer in forwarded_allow_ips, two of them saying different schemes are gunicorn's
+# 400 (InvalidSchemeHeaders), so the loop must not answer such a head with a 200.
+SCHEME_HEADERS = (("HTTP_X_FORWARDED_PROTOCOL", "ssl"), ("HTTP_X_FORWARDED_PROTO", "https"),
+                  ("HTTP_X_FORWARDED_SSL", "on"))
 
 # The routes (`StaticApp.route`) the loop answers itself; the rest go to gunicorn and the ASGI front.
 _LOOP_ROUTES = (STATIC, HEALTH)
@@ -62,14 +69,16 @@ class StaticRequest:
 
 
 def parse_head(data: bytes, start: int, end: int, limits: tuple[int, int, int],
-               route: Callable[[str, str], str]) -> StaticRequest | None:
+               route: Callable[[str, str], str],
+               scheme_headers: tuple[tuple[str, str], ...] = SCHEME_HEADERS) -> StaticRequest | None:
     """The head in data[start:end] (end: where its blank line starts) as a StaticRequest,
     or None when gunicorn should parse and answer it.
 
     `limits` are gunicorn's (limit_request_line, limit_request_fields,
     limit_request_field_size), 0 meaning none. `route(path, method)` is
     `StaticApp.route`, asked before the header fields are read, so that a
-    request for the user's app costs only its request line.
+    request for the user's app costs only its request line. `scheme_headers` are
+    gunicorn's secure_scheme_headers as environ keys (`SCHEME_HEADERS`: its default).
     """
     line_end = data.find(b"\r\n", start, end + 2)
     request_line = data[start:line_end]
@@ -103,6 +112,8 @@ def parse_head(data: bytes, start: int, end: int, limits: tuple[int, int, int],
         return None
     if not _NOT_OURS.isdisjoint(environ):
         return None
+    if _schemes_may_disagree(environ, scheme_headers):
+        return None
     length = environ.get("CONTENT_LENGTH")
     if length is not None and length != "0":
         return None
@@ -114,3 +125,22 @@ def parse_head(data: bytes, start: int, end: int, limits: tuple[int, int, int],
         return None
     keep_alive = "close" not in tokens if version == (1, 1) else "keep-alive" in tokens
     return StaticRequest(method, target, version, keep_alive, environ, where)
+
+
+def _schemes_may_disagree(environ: dict[str, Any], scheme_headers: tuple[tuple[str, str], ...]) -> bool:
+    """Whether gunicorn could find the scheme headers contradictory: two fields (or one
+    given twice) saying different schemes; each says https when its whole value is the
+    secure one. A field given twice is joined with "," here, as is a value with a comma of
+    its own: when one piece is the secure value, either may be meant, and gunicorn decides.
+    (gunicorn ignores them from an untrusted peer: leaving those heads to it costs only speed.)"""
+    secure = None
+    for key, https in scheme_headers:
+        if key in environ:  # rather than .get: most heads carry none of them
+            value = environ[key]
+            if "," in value and https in value.split(","):
+                return True
+            says = value == https
+            if secure is not None and secure != says:
+                return True
+            secure = says
+    return False
