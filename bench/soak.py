@@ -18,9 +18,10 @@ protocol too.
 Each worker's RSS and open descriptors are sampled from /proc every two seconds
 after a warm-up; growth is the mean of the last three samples less the mean of the
 first three, per worker for RSS and summed over the workers for descriptors (an idle
-connection closed and opened again may land on the other worker). The run is bounded in time and in requests and stops by itself; it
-exits 1 on any error, a worker replaced, or growth above --max-growth-mb or
---max-fd-growth, and prints one JSON summary.
+connection closed and opened again may land on the other worker). The run is
+bounded in time and in requests and stops by itself; it exits 1 on any error, a
+worker replaced, or growth above --max-growth-mb or --max-fd-growth, and prints one
+JSON summary.
 """
 
 from __future__ import annotations
