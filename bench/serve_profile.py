@@ -89,7 +89,7 @@ def serve(root: str, port: int, output: str) -> None:
 
     config.set("post_worker_init", post_worker_init)
     config.set("worker_exit", worker_exit)
-    server = Server(ASGIApp(prepare(settings), config.threads), config)
+    server = Server(ASGIApp(prepare(settings), config.threads, config.timeout), config)
     server.run()
 
 

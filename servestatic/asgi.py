@@ -13,4 +13,4 @@ from servestatic.fronts.asgifront import ASGIApp
 from servestatic.fronts.prepare import prepare
 
 _settings = load_settings()
-application = ASGIApp(prepare(_settings), _settings.threads)
+application = ASGIApp(prepare(_settings), _settings.threads, _settings.timeout)

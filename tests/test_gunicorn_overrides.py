@@ -52,6 +52,9 @@ BEHAVIOUR: dict[str, list[str]] = {
                                              f"{BOUNDS}::test_a_head_over_64_kib_gets_431_whole_or_in_pieces"],
     "StaticProtocol._build_environ": [f"{LOOP}::test_the_text_access_log_is_gunicorn_s_format_for_both_paths",
                                       f"{HERE}::test_a_post_request_hook_gets_every_header"],
+    "StaticProtocol._send_response_start": [
+        "tests.test_reliability::test_grammar_generated_requests",
+        "tests.test_reliability::test_an_answer_before_the_body_is_in_says_close_or_keeps_the_connection"],
     "StaticProtocol._keepalive_timeout": [
         f"{RESILIENCE}::test_keep_alive_timeout_counts_from_the_last_static_answer",
         f"{BOUNDS}::test_a_trickled_head_gets_408_when_keepalive_is_shorter"],

@@ -28,6 +28,11 @@ ASGICallable = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # A file's body goes out in messages of at most this size.
 BLOCK_SIZE = 256 * 1024
+# A request body that servestatic answers itself (a POST to a file gets 405, a GET with a
+# body gets the file) is read and dropped after the answer when its Content-Length is at
+# most this, so that the connection can carry the next request; a longer or chunked one is
+# not read, and the answer says Connection: close.
+DISCARDED_BODY = 64 * 1024
 
 
 class ASGIApp:
@@ -68,20 +73,47 @@ class ASGIApp:
         if route == APP:
             assert self.user is not None
             await self.user(scope, receive, send)
-        else:
-            await send_answer(self.static.decide(scope_environ(scope, path)), send)
+            return
+        answer = self.static.decide(scope_environ(scope, path))
+        length = body_length(scope)
+        if length == 0:
+            await send_answer(answer, send)
+            return
+        # A body servestatic does not use. Left unread, the server would announce
+        # keep-alive and then close (an unread body cannot be told from the next
+        # request), and a client that pipelined behind it would lose its next request.
+        # So: answer first (the client may wait for it before sending the rest), then
+        # read and drop a small body; a large or chunked one is announced as a close.
+        small = 0 < length <= DISCARDED_BODY
+        await send_answer(answer, send, close=not small)
+        if small:
+            while (message := await receive())["type"] == "http.request" and message.get("more_body"):
+                pass
 
 
-async def send_answer(answer: Answer, send: Send) -> None:
+def body_length(scope: Scope) -> int:
+    """The request body's Content-Length, 0 for none, -1 for chunked (RFC 9112 6.3)."""
+    length = 0
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding":
+            return -1
+        if name == b"content-length":
+            length = int(value) if value.isdigit() else -1
+    return length
+
+
+async def send_answer(answer: Answer, send: Send, close: bool = False) -> None:
     """Send an Answer as ASGI messages; a file's range in blocks (core/answer.py).
 
     A file that shrank ends its body early (the last message has fewer bytes
     than Content-Length): the server sees the missing bytes and closes the
-    connection.
+    connection. `close` adds Connection: close (a request body left unread).
     """
     try:
-        await send({"type": "http.response.start", "status": int(answer.status[:3]),
-                    "headers": asgi_headers(answer.headers)})
+        headers = asgi_headers(answer.headers)
+        if close:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": int(answer.status[:3]), "headers": headers})
         if answer.fd is None:
             await send({"type": "http.response.body", "body": answer.body or b""})
             return

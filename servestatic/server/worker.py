@@ -68,6 +68,10 @@ SENDFILE_PIECE = 256 * 1024
 ACCEPT_RETRY_DELAY = 1.0
 # On SIGTERM, a connection that has not sent its first request yet gets this long for it.
 SHUTDOWN_GRACE = 1.0
+# Closing after an answer, the worker reads and drops what the client still sends until it
+# closes its side, or for this long after its last byte (RFC 9112 9.6; nginx's
+# lingering_timeout), and at most `timeout` seconds in all (nginx's lingering_time).
+LINGER_TIMEOUT = 2.0
 # What one connection can make a worker hold, whatever its client sends (docs/operations.md):
 # while the client does not read, the connection reads nothing more either, so it holds
 # at most the transport's write buffer (asyncio's high-water mark, 64 KiB, plus the one
@@ -106,6 +110,7 @@ GUNICORN_INTERNALS = {
         "_resume_reading", "_maybe_resume_reading", "_http1_buffered", "_max_buffer_size",
         "_close_transport", "_finishing_calls", "_check_h1c_protocol_available", "req_count",
         "_keepalive", "_keepalive_timeout", "reader", "_build_environ", "_post_request",
+        "_send_response_start",
     ),
 }
 # The same Server header as gunicorn's answers (and, per request, its cached Date header).
@@ -139,6 +144,10 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         self._head_bytes = 0
         self._stall_timer: asyncio.TimerHandle | None = None
         self._unread = b""  # requests read ahead, answered once the connection can (`_hold`)
+        self._closing_idle = False  # closing a connection with no request in progress: no linger
+        self._lingering = False
+        self._linger_timer: asyncio.TimerHandle | None = None
+        self._linger_until = 0.0
         self._answered = 0  # static requests answered in the loop
         self._idle_since = 0.0  # when the loop last answered (see _keepalive_timeout)
 
@@ -175,6 +184,8 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         self._cancel_head_timer()
         if self._stall_timer is not None:
             self._stall_timer.cancel()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
         self._unread = b""
         super().connection_lost(exc)
         self.worker.connection_ended()
@@ -196,10 +207,39 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         try:
             if transport.can_write_eof():
                 transport.write_eof()
+                if not self._closing_idle:
+                    self._linger()
+                    return
         except OSError:
             transport.abort()  # the client is gone: nothing left to flush
         else:
             transport.close()
+
+    def _linger(self) -> None:
+        """Close in stages after an answer: the write side is shut (write_eof), and what
+        the client still sends is read and dropped until it closes its side.
+
+        Closed at once instead, with bytes the client had pipelined still unread,
+        the kernel resets the connection, and a reset discards whatever of the
+        answer the client had not read yet: a 4 MiB file followed by a request
+        saying Connection: close and one more request arrived cut short.
+        """
+        self._lingering = True
+        self._linger_until = self.worker.loop.time() + self.worker.cfg.timeout
+        self._linger_timer = self.worker.loop.call_later(LINGER_TIMEOUT, self._end_linger)
+        with contextlib.suppress(AttributeError, RuntimeError):
+            self.transport.resume_reading()  # gunicorn's or the flow control's pause
+
+    def _end_linger(self) -> None:
+        self._linger_timer = None
+        self.transport.close()
+
+    def _lingered(self) -> None:
+        """Bytes arrived while lingering: dropped, and the clock starts again (up to a cap)."""
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            delay = min(LINGER_TIMEOUT, self._linger_until - self.worker.loop.time())
+            self._linger_timer = self.worker.loop.call_later(max(delay, 0), self._end_linger)
 
     def _close_and_wake(self) -> None:
         """Close, and wake gunicorn's request loop for this connection, which waits for
@@ -224,6 +264,7 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         if not self.is_idle():
             return
         if self._answered or self.req_count > 1:
+            self._closing_idle = True
             self._close_and_wake()
         else:
             self._cancel_keepalive_timer()
@@ -311,6 +352,9 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
     # --- request heads
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            self._lingered()
+            return
         phase = self.phase()
         if phase is Phase.HEADS or phase is Phase.SENDING:
             if self._sending or self._output_blocked or self._unread:
@@ -401,6 +445,18 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
                          and not self._request_ready.is_set())
         return keep_reading
 
+    def _send_response_start(self, status: int, headers: Any, request: Any, close: bool = False) -> None:
+        """gunicorn's, and an app's own `Connection: close` ends the connection after this
+        answer, as gunicorn's WSGI workers do; gunicorn's ASGI protocol sent the header
+        and kept the connection open. The ASGI front says it when it answers a request
+        whose body it does not read (fronts/asgifront.py)."""
+        if not close:
+            for name, value in headers:
+                if name.lower() == b"connection" and b"close" in value.lower():
+                    self._keepalive = 0  # gunicorn's loop ends after this request
+                    break
+        super()._send_response_start(status, headers, request, close)
+
     def _build_environ(self, request: Any, sockname: Any, peername: Any) -> dict[str, Any]:
         """What gunicorn hands the access log for a request through ASGI.
 
@@ -476,6 +532,7 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
             self._keepalive_handle = self.worker.loop.call_later(remaining, self._keepalive_timeout)
             return
         self._keepalive_handle = None
+        self._closing_idle = True
         super()._keepalive_timeout()
 
     def _head(self, request: StaticRequest, answer: Answer, keep_alive: bool) -> bytes:

@@ -50,6 +50,7 @@ from urllib.parse import quote
 import brotli
 import zstandard
 
+from servestatic.fronts.asgifront import DISCARDED_BODY
 from servestatic.site.manifest import load as load_manifest
 from tests.support.cli import compress
 from tests.support.site import copy_site
@@ -141,8 +142,8 @@ class Planned:
     body: bytes = b""  # app: the body as the app must get it (chunks decoded)
     accepted_codings: frozenset[str] = frozenset({"identity"})
     unknown_coding: bool = False
-    # A body that servestatic itself answers (a static path, a 405): it may answer
-    # before the body is in, and then gunicorn closes rather than reads the rest.
+    # A body that servestatic itself answers (a static path, a 405) and does not read:
+    # chunked, or over its DISCARDED_BODY; the answer then says Connection: close.
     body_not_read: bool = False
 
 
@@ -333,10 +334,16 @@ class Grammar:
             allowed |= {400}
             closes = closes if closes else None
         raw_body = self.chunked(body) if "+chunked" in label else body
+        # servestatic answers first, then reads and drops a body of at most DISCARDED_BODY
+        # with a Content-Length (the connection goes on); a chunked or larger one it does
+        # not read, and its answer says Connection: close.
+        not_read = "+chunked" in label or len(body) > DISCARDED_BODY
+        if not_read and host_label != "double-host":
+            closes = True
         raw = f"{method} {target} HTTP/{version}\r\n".encode() + "".join(
             line + "\r\n" for line in lines).encode("latin-1") + b"\r\n" + raw_body
         return Planned(raw, f"{label}:{method}", method, frozenset(allowed), closes, kind="static", url=url,
-                       accepted_codings=accepted(encoding), body_not_read=bool(raw_body))
+                       accepted_codings=accepted(encoding), body_not_read=not_read)
 
     def app_path(self) -> tuple[str, str]:
         """(target, what the app must see as the query's request id)."""
@@ -433,8 +440,7 @@ class Grammar:
         raw = f"{method} {target} HTTP/1.1\r\n".encode() + "".join(
             line + "\r\n" for line in lines).encode("latin-1") + b"\r\n" + body
         # A 400 here (a target gunicorn refuses) closes; a redirect or a 404 does not.
-        return Planned(raw, "odd-target", method, allowed, closes if closes else None,
-                       body_not_read=bool(body))
+        return Planned(raw, "odd-target", method, allowed, closes if closes else None)
 
     def broken_request(self) -> Planned:
         """Framing and request lines a server must refuse (400), each a known desync
@@ -678,17 +684,15 @@ def unanswered_excuse(planned: list[Planned], index: int, reader: Reader) -> str
       it: the server closes with those unread, the kernel answers them with a reset,
       and a reset can discard the refusal before the client has read it (no lingering
       close).
-    - The request before had a body that servestatic answered itself (a static path,
-      a 405) possibly before the body was all in: gunicorn then refuses to keep the
-      connection (what is left of the body would be read as a request) and closes,
-      though its answer did not say Connection: close.
+    - The request before had a body that servestatic answered itself and did not read
+      (chunked, or over DISCARDED_BODY): its answer says Connection: close.
     """
     if index < len(planned):
         request = planned[index]
         if request.closes and min(request.allowed) >= 400 and reader.reset:
             return "a refusal lost to a reset (the server closed with requests unread)"
     if index > 0 and planned[index - 1].body_not_read:
-        return "closed without Connection: close after answering a request whose body it did not read"
+        return "closed after answering a request whose body it did not read"
     return ""
 
 
