@@ -105,7 +105,7 @@ def read_file(path: Path, object_hook: Callable[[dict[str, Any]], Any] | None = 
         data = json.loads(path.read_bytes(), object_hook=object_hook)
     except FileNotFoundError:
         raise ManifestError(f"no manifest at {path}; run 'servestatic compress {path.parent}'") from None
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # RecursionError: JSON nested too deep
         raise ManifestError(f"cannot read manifest {path}: {error}") from None
     finally:
         if collecting:
@@ -131,7 +131,7 @@ def entry_from_json(entry: dict[str, Any]) -> FileEntry:
                 encoding: _variant(variant) for encoding, variant in entry.get("variants", {}).items()
             },
         )
-    except (KeyError, TypeError, AttributeError, ValueError) as error:
+    except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as error:  # int(1e400)
         raise ValueError(f"malformed manifest entry ({error!r})") from None
 
 
@@ -208,7 +208,7 @@ def served_entry(value: CompactEntry | dict[str, Any] | FileEntry) -> FileEntry:
         return FileEntry(size=int(size), hash=str(digest), content_type=str(content_type),
                          immutable=bool(immutable), mtime=_mtime(mtime),
                          variants={str(coding): _variant(variant) for coding, variant in variants or ()})
-    except (KeyError, TypeError, AttributeError, ValueError) as error:
+    except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as error:  # int(1e400)
         raise ValueError(f"malformed manifest entry ({error!r})") from None
 
 

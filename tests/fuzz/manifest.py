@@ -1,0 +1,111 @@
+"""Fuzz target: the manifest reader (servestatic/site/manifest.py).
+
+The input is the bytes of a manifest file. A broken manifest (truncated, hand-edited, from
+another version) must end as the reader's documented errors, never as another exception
+in a worker answering a request:
+
+- `read_file`, plain and with `read_for_serving`'s compacting hook, returns a format-1
+  manifest with a "files" object, or raises ManifestError; the two agree, but for a
+  top level or "files" object that itself looks like an entry (only the compacting
+  reading refuses those);
+- every entry `read_for_serving` keeps is turned by `served_entry` (on the first request
+  for that file) into a FileEntry of the right types, or refused with ValueError; the
+  same for `entry_from_json` (`load`, `servestatic compress` and `diff`);
+- an entry of the documented shape reads the same both ways.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from servestatic.site.manifest import (
+    FileEntry,
+    ManifestError,
+    _compactor,
+    entry_from_json,
+    read_file,
+    served_entry,
+)
+
+# read_file reads a path, as the server does: each input is written to this one file.
+_WORKDIR = Path(tempfile.mkdtemp(prefix="servestatic-fuzz-manifest-"))
+atexit.register(shutil.rmtree, _WORKDIR, ignore_errors=True)
+MANIFEST = _WORKDIR / ".servestatic-manifest.json"
+
+
+def check_types(entry: FileEntry) -> None:
+    assert type(entry.size) is int and type(entry.hash) is str and type(entry.content_type) is str
+    assert type(entry.immutable) is bool
+    assert entry.mtime is None or type(entry.mtime) is int
+    for coding, variant in entry.variants.items():
+        assert type(coding) is str and type(variant.size) is int and type(variant.hash) is str
+
+
+def well_formed(entry: Any) -> bool:
+    """An entry exactly as `servestatic compress` writes one (manifest._entry_json)."""
+    def is_int(value: Any) -> bool:
+        return type(value) is int
+
+    return (isinstance(entry, dict) and is_int(entry.get("size")) and type(entry.get("hash")) is str
+            and type(entry.get("content_type")) is str and type(entry.get("immutable")) is bool
+            and (entry.get("mtime") is None or is_int(entry.get("mtime")))
+            and isinstance(entry.get("variants"), dict)
+            and all(type(coding) is str and isinstance(variant, dict) and set(variant) == {"size", "hash"}
+                    and is_int(variant["size"]) and type(variant["hash"]) is str
+                    for coding, variant in entry["variants"].items())
+            and isinstance(entry.get("tried", []), list)
+            and all(type(name) is str for name in entry.get("tried", []))
+            and type(entry.get("incompressible", False)) is bool)
+
+
+def read(hook: Any = None) -> dict[str, Any] | None:
+    """read_file's answer, or None for its ManifestError (any other exception propagates)."""
+    try:
+        data = read_file(MANIFEST, object_hook=hook)
+    except ManifestError:
+        return None
+    assert isinstance(data, dict) and data.get("format") == 1 and isinstance(data.get("files"), dict)
+    return data
+
+
+def entry(read_one: Any, value: Any) -> FileEntry | None:
+    """A FileEntry of the right types, or None for ValueError."""
+    try:
+        result = read_one(value)
+    except ValueError:
+        return None
+    assert isinstance(result, FileEntry)
+    check_types(result)
+    return result
+
+
+def check_manifest(data: bytes) -> None:
+    MANIFEST.write_bytes(data)
+    plain = read()
+    served = read(_compactor())
+    if plain is not None and served is None:
+        # The compacting hook reads any object with "content_type" (and a "variants" object)
+        # as an entry, so a top level or a "files" object with those keys is no manifest to
+        # it: still the documented error, for what no compressor writes.
+        assert "content_type" in plain or "content_type" in plain["files"], (
+            "read_for_serving refuses a manifest read_file takes")
+    assert plain is not None or served is None, "read_for_serving takes what read_file refuses"
+    if plain is None or served is None:
+        return
+    assert plain["files"].keys() == served["files"].keys()
+    for path, value in plain["files"].items():
+        from_json = entry(entry_from_json, value)
+        for_serving = entry(served_entry, served["files"][path])
+        if well_formed(value):
+            assert from_json is not None and for_serving is not None, (path, value)
+            for_serving.tried, for_serving.incompressible = from_json.tried, from_json.incompressible
+            assert from_json == for_serving, (path, value)
+
+
+def TestOneInput(data: bytes) -> None:
+    check_manifest(data)
+
