@@ -121,10 +121,10 @@ def test_an_answer_before_the_body_is_in_says_close_or_keeps_the_connection(
     """A request with a body that servestatic answers itself (a 405 for a POST to a file,
     a file for a GET with a body) is answered before the body has all arrived; the
     server must then either read the rest and keep the connection, or say
-    `Connection: close` in that answer. Found by the grammar run: it does neither
-    (gunicorn refuses keep-alive when a body is unread, after an answer that
-    announced keep-alive), so a client that pipelines behind it loses its next
-    request, and the close, with bytes unread, is a reset that can discard the answer.
+    `Connection: close` in that answer. Found by the grammar run; before 4ffcc88 it did
+    neither (gunicorn refused keep-alive with a body unread, after an answer that had
+    announced it), so a client pipelining behind it lost its next request, and the
+    close, with bytes unread, was a reset that could discard the answer.
     """
     outcomes = {}
     for mode in sorted(MODES):
@@ -157,8 +157,8 @@ def test_a_large_answer_arrives_whole_when_a_later_pipelined_request_closes(
     answers the first two and closes with that last request unread. The first body
     must still arrive whole (RFC 9112 9.6: close in stages, the write side first, then
     read until the client closes). Found by the grammar run (300 KiB bodies cut, both
-    modes): the worker closes at once, so the kernel resets the connection for the
-    unread bytes and drops the part of the body still in its send buffer."""
+    modes); before 4ffcc88 the worker closed at once, so the kernel reset the connection
+    for the unread bytes and dropped the part of the body still in its send buffer."""
     cut = []
     with digest_server(grammar_site, mode, workers=1) as server:
         for _ in range(3):
