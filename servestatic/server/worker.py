@@ -379,7 +379,7 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
             end = data.find(b"\r\n\r\n", start)
             if end < 0 or end + 4 - start > MAX_HEAD:
                 return data[start:]  # gunicorn's, bounded by `_bound_head`
-            request = parse_head(data, start, end, self._limits, self._route)
+            request = parse_head(data, start, end, self._limits, self._route, self.worker.scheme_headers)
             if request is None:
                 return data[start:]
             start = end + 4
@@ -610,6 +610,9 @@ class EventLoopWorker(gasgi.ASGIWorker):
         self.static: StaticApp | None = None
         self.access_line: Any = None
         self.lean_environ = False  # see StaticProtocol._build_environ
+        # gunicorn's secure_scheme_headers as environ keys: heads where they may disagree
+        # are gunicorn's to answer (a 400 from a trusted peer), not the loop's.
+        self.scheme_headers: tuple[tuple[str, str], ...] = ()
         self._connecting = 0  # accepted, transport not made yet
         self._listening = False  # this worker's reader is on the listeners (`_accept_one`)
 
@@ -620,6 +623,8 @@ class EventLoopWorker(gasgi.ASGIWorker):
             self.static = static
         log = self.log
         self.lean_environ = getattr(log, "own_format", False)
+        self.scheme_headers = tuple(("HTTP_" + name.upper().replace("-", "_"), value)
+                                    for name, value in self.cfg.secure_scheme_headers.items())
         if log.access_log_enabled:  # a log line, or statsd's count, per request
             self.access_line = log.line if self.lean_environ else gunicorn_line(log)
 
