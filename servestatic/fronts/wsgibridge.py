@@ -65,8 +65,8 @@ ZEROCOPY = "http.response.zerocopysend"
 
 # Response headers gunicorn's WSGI workers drop from an app's list (gunicorn.util.is_hoppish):
 # hop-by-hop headers are the server's to send (PEP 3333 forbids them to apps), and Server
-# and Date are gunicorn's own. Sent on under ASGI, a `Connection: close` would promise a
-# close the server does not make.
+# and Date are gunicorn's own. gunicorn ignores an app's `Connection: close` too: sent on, it
+# would close the connection (servestatic's worker honours it for ASGI apps).
 DROPPED_HEADERS = frozenset((b"connection", b"keep-alive", b"proxy-authenticate",
                              b"proxy-authorization", b"te", b"trailers", b"transfer-encoding",
                              b"upgrade", b"server", b"date"))
