@@ -25,6 +25,7 @@ import pytest
 
 from tests.support import wait_for
 from tests.support.cli import compress
+from tests.support.grammar import Reader
 from tests.support.http import read_response
 from tests.support.server import ServerProcess, worker_pids
 
@@ -122,14 +123,15 @@ def test_held_pipelined_requests_are_answered_in_order_once_the_client_reads(blo
     with server_in(blob_site, mode) as server, \
             socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
         client.sendall(heads)
-        responses = PipelinedResponses(client)
+        reader = Reader(client)
         for path, status in targets:
-            head, body = responses.next()
-            assert head.startswith(b"HTTP/1.1 %d " % status), (path, head)
+            answer = reader.answer("GET")
+            assert answer is not None and answer.complete, path
+            assert answer.version == b"HTTP/1.1" and answer.status == status, (path, answer.status)
             if path == "/blob.bin":
-                assert len(body) == BLOB
+                assert len(answer.body) == BLOB
             elif path == "/app?x=1":
-                assert b'"query": "x=1"' in body
+                assert b'"query": "x=1"' in answer.body
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
@@ -200,32 +202,6 @@ def test_worker_connections_is_enforced(blob_site: Path) -> None:
             sock.close()
 
 
-class PipelinedResponses:
-    """Responses with a Content-Length body read one after another from one connection,
-    keeping what arrives beyond each (tests.support.http.read_response drops it)."""
-
-    def __init__(self, client: socket.socket):
-        self.client = client
-        self.data = b""
-
-    def next(self) -> tuple[bytes, bytes]:
-        while b"\r\n\r\n" not in self.data:
-            self._more()
-        head, _, rest = self.data.partition(b"\r\n\r\n")
-        length = int(re.search(rb"(?im)^content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
-        while len(rest) < length:
-            self.data = head + b"\r\n\r\n" + rest
-            self._more()
-            head, _, rest = self.data.partition(b"\r\n\r\n")
-        self.data = rest[length:]
-        return head, rest[:length]
-
-    def _more(self) -> None:
-        chunk = self.client.recv(1 << 20)
-        assert chunk, "the server closed the connection"
-        self.data += chunk
-
-
 def access_lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
@@ -287,12 +263,13 @@ def test_a_stalled_stdout_never_stalls_the_worker(blob_site: Path) -> None:
         slowest = 0.0
         with socket.create_connection(("127.0.0.1", server.port), timeout=5) as client:
             batch = b"GET /index.html HTTP/1.1\r\nHost: t\r\n\r\n" * 100
-            responses = PipelinedResponses(client)
+            reader = Reader(client)
             for _ in range(requests // 100):
                 started = time.monotonic()
                 client.sendall(batch)
                 for _ in range(100):
-                    responses.next()
+                    answer = reader.answer("GET")
+                    assert answer is not None and answer.complete
                 slowest = max(slowest, time.monotonic() - started)
         assert slowest < 1.0, f"a batch of 100 requests took {slowest:.2f} s"
         counted = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
