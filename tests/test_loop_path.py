@@ -223,7 +223,7 @@ def test_the_text_access_log_is_gunicorn_s_format_for_both_paths(site: Path) -> 
 
 
 def test_access_log_lines_are_written_while_serving_not_only_at_exit(site: Path) -> None:
-    """Lines are batched (accesslog.LineBuffer), but a quiet server writes them within
+    """Lines are batched (accesslog.LineWriter), but a quiet server writes them within
     FLUSH_AFTER seconds of the request, and the last ones when the worker exits."""
     from servestatic.server.accesslog import FLUSH_AFTER
 
