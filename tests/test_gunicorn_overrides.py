@@ -87,6 +87,9 @@ BEHAVIOUR: dict[str, list[str]] = {
     "req_count": [f"{RESILIENCE}::test_sigterm_under_load_finishes_in_flight_requests_and_refuses_cleanly"],
     "_post_request": [f"{HERE}::test_a_post_request_hook_gets_every_header"],
     "_max_buffer_size": [f"{BOUNDS}::test_pipelining_clients_that_never_read_cost_bounded_memory"],
+    # read by StaticProtocol._resume_reading: misread, pipelined requests held there never resume
+    "_reading_paused": [f"{BOUNDS}::test_pipelining_clients_that_never_read_cost_bounded_memory",
+                        f"{LOOP}::test_pipelined_requests_are_answered_in_order"],
 }
 
 

@@ -107,7 +107,7 @@ GUNICORN_INTERNALS = {
         "_on_headers_complete", "_feed_callback_parser", "_callback_parser", "_current_request",
         "_request_ready", "_websocket", "_h2c_buffer", "_closed", "_will_close",
         "_arm_keepalive_timer", "_cancel_keepalive_timer", "_keepalive_handle", "_pause_reading",
-        "_resume_reading", "_maybe_resume_reading", "_http1_buffered", "_max_buffer_size",
+        "_resume_reading", "_maybe_resume_reading", "_http1_buffered", "_max_buffer_size", "_reading_paused",
         "_close_transport", "_finishing_calls", "_check_h1c_protocol_available", "req_count",
         "_keepalive", "_keepalive_timeout", "reader", "_build_environ", "_post_request",
         "_send_response_start",
@@ -308,8 +308,8 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         already read are mostly answered, as gunicorn's `_maybe_resume_reading`
         does for a body.
         """
-        if self._output_blocked or self._sending:
-            return
+        if not self._reading_paused or self._output_blocked or self._sending:
+            return  # not paused (the usual case after a request: nothing to do), or must stay paused
         if (self._callback_parser is not None and self.reader is None
                 and self._http1_buffered() > self._max_buffer_size // 2):
             return
