@@ -140,7 +140,7 @@ def client_loop(port: int, paths: list[str], stop_at: float, max_requests: int, 
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     buffer = b""
     try:
-        while time.monotonic() < stop_at and stats.requests < max_requests:
+        while time.monotonic() < stop_at and (not max_requests or stats.requests < max_requests):
             path, headers = next(requests)
             lines = [f"GET {path} HTTP/1.1", "Host: soak", *(f"{n}: {v}" for n, v in headers)]
             try:
@@ -294,7 +294,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--max-requests", type=int, default=5_000_000)
+    parser.add_argument("--max-requests", type=int, default=0,
+                        help="stop the clients after this many requests (0: run for --seconds)")
     parser.add_argument("--max-growth-mb", type=float, default=5.0)
     parser.add_argument("--mode", choices=["loop", "app"], default="loop",
                         help="static hits in the event loop, or all through the ASGI path")
