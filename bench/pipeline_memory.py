@@ -18,7 +18,6 @@ every client is closed at the end; nothing leaves loopback.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import random
 import socket
@@ -32,6 +31,10 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 SERVESTATIC = REPO / ".venv" / "bin" / "servestatic"
+sys.path.insert(0, str(REPO))
+
+from tests.support.flood import PipelineFlood  # noqa: E402
+
 MODES = {"loop": {}, "asgi": {"SERVESTATIC_FAST_PATH": "false"}}
 FILE_SIZE = 60 * 1024
 
@@ -91,37 +94,19 @@ def start_server(site: Path, mode: dict[str, str], log: Path,
 
 def flood(port: int, clients: int, seconds: float, pid: int) -> dict[str, float]:
     """`clients` connections writing pipelined heads and reading nothing, for `seconds`."""
-    heads = b"GET /blob.bin HTTP/1.1\r\nHost: origin\r\n\r\n" * 64
-    sockets = []
-    for _ in range(clients):
-        sock = socket.create_connection(("127.0.0.1", port))
-        sock.setblocking(False)
-        sockets.append(sock)
-    sent = 0
     worst_health = 0.0
     failed_health = 0
-    next_probe = time.monotonic() + 1
-    end = time.monotonic() + seconds
-    try:
-        while time.monotonic() < end:
-            wrote = False
-            for sock in sockets:
-                with contextlib.suppress(BlockingIOError, InterruptedError):
-                    sent += sock.send(heads)
-                    wrote = True
-            if time.monotonic() >= next_probe:
-                ok, took = healthy(port)
-                failed_health += not ok
-                worst_health = max(worst_health, took)
-                next_probe = time.monotonic() + 1
-            if not wrote:
-                time.sleep(0.005)  # every socket full: the server is not reading them either
+
+    def probe() -> None:
+        nonlocal worst_health, failed_health
+        ok, took = healthy(port)
+        failed_health += not ok
+        worst_health = max(worst_health, took)
+
+    with PipelineFlood(port, clients) as pipelining:
+        pipelining.run(seconds, probe, 1.0)
         rss = rss_mib(pid)
-    finally:
-        for sock in sockets:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-            sock.close()
-    return {"rss_end": rss, "requests_sent": sent / len(heads) * 64,
+    return {"rss_end": rss, "requests_sent": pipelining.requests_sent,
             "worst_health_s": worst_health, "failed_health": failed_health}
 
 

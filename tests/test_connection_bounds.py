@@ -25,6 +25,7 @@ import pytest
 
 from tests.support import wait_for
 from tests.support.cli import compress
+from tests.support.flood import PipelineFlood
 from tests.support.grammar import Reader
 from tests.support.http import read_response
 from tests.support.server import ServerProcess, worker_pids
@@ -66,36 +67,6 @@ def healthy(server: ServerProcess) -> float:
     return time.monotonic() - started
 
 
-def flood(server: ServerProcess, clients: int, seconds: float) -> tuple[int, float]:
-    """`clients` connections pipelining GETs for the 60 KiB file, reading nothing; returns
-    the bytes of heads the server took and the slowest /healthz meanwhile."""
-    heads = b"GET /blob.bin HTTP/1.1\r\nHost: t\r\n\r\n" * 64
-    sockets = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(clients)]
-    for sock in sockets:
-        sock.setblocking(False)
-    sent, slowest = 0, 0.0
-    next_probe = time.monotonic() + 0.5
-    end = time.monotonic() + seconds
-    try:
-        while time.monotonic() < end:
-            wrote = False
-            for sock in sockets:
-                with contextlib.suppress(BlockingIOError, InterruptedError):
-                    sent += sock.send(heads)
-                    wrote = True
-            if time.monotonic() >= next_probe:
-                slowest = max(slowest, healthy(server))
-                next_probe = time.monotonic() + 0.5
-            if not wrote:
-                # Every socket is full: the server reads none of them. Poll again shortly
-                # (the client's own pacing, not a wait for the server to be ready).
-                time.sleep(0.005)
-    finally:
-        for sock in sockets:
-            sock.close()
-    return sent, slowest
-
-
 @pytest.mark.parametrize("mode", sorted(MODES))
 @pytest.mark.parametrize(("clients", "bound_mib"), [(1, 16), (20, 64)])
 def test_pipelining_clients_that_never_read_cost_bounded_memory(blob_site: Path, mode: str, clients: int,
@@ -103,9 +74,16 @@ def test_pipelining_clients_that_never_read_cost_bounded_memory(blob_site: Path,
     with server_in(blob_site, mode) as server:
         (worker,) = worker_pids(server)
         before = rss_mib(worker)
-        sent, slowest = flood(server, clients, 3.0)
+        slowest = 0.0
+
+        def probe() -> None:
+            nonlocal slowest
+            slowest = max(slowest, healthy(server))
+
+        with PipelineFlood(server.port, clients) as flood:
+            flood.run(3.0, probe, 0.5)
         growth = rss_mib(worker) - before
-        print(f"\n{mode}, {clients} clients: +{growth:.1f} MiB, {sent // 1024} KiB of heads taken, "
+        print(f"\n{mode}, {clients} clients: +{growth:.1f} MiB, {flood.sent // 1024} KiB of heads taken, "
               f"slowest /healthz {slowest:.3f} s")
         assert growth < bound_mib, f"worker grew by {growth:.1f} MiB"
         assert slowest < 1.0
