@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -37,7 +36,7 @@ import pytest
 
 from tests.apps.wsgi_cases import FIRST_CALL
 from tests.support import REPO
-from tests.support.server import ServerProcess, wait_until_answering
+from tests.support.server import ServerProcess
 
 APP = "tests.apps.wsgi_cases:application"
 FILE_SIZE = 3 * 1024 * 1024 + 5
@@ -148,17 +147,10 @@ class Gunicorn(ServerProcess):
                      "--timeout", "30", APP]
         self.cwd = REPO
 
-    def start(self, timeout: float = 20.0) -> Gunicorn:
-        import tempfile
+    name = "gunicorn"
 
-        log = tempfile.NamedTemporaryFile(prefix="gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
-        self.log_path = Path(log.name)
-        self.process = subprocess.Popen(self.args, env=self.env, cwd=self.cwd, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        wait_until_answering("gunicorn", self.process, self.url + "/hello", self.log, timeout,
-                             ready=lambda response: response.status_code == 200)
-        return self
+    def ready_path(self) -> str:
+        return "/hello"
 
 
 @dataclass

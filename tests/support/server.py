@@ -69,17 +69,23 @@ class ServerProcess:
         self.log_path: Path | None = None
         self.returncode: int | None = None
 
+    # What start() calls the server in its messages and its log file's name.
+    name = "servestatic"
+
+    def ready_path(self) -> str:
+        """The path that answers 200 once the server is up."""
+        return self.env.get("SERVESTATIC_HEALTH_PATH", "/healthz")
+
     def start(self, timeout: float = 20.0) -> ServerProcess:
         import tempfile
 
-        log = tempfile.NamedTemporaryFile(prefix="servestatic-", suffix=".log", delete=False)  # noqa: SIM115
+        log = tempfile.NamedTemporaryFile(prefix=f"{self.name}-", suffix=".log", delete=False)  # noqa: SIM115
         self.log_path = Path(log.name)
         self.process = subprocess.Popen(self.args, env=self.env, cwd=self.cwd, stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
-        health = self.env.get("SERVESTATIC_HEALTH_PATH", "/healthz")
         try:
-            wait_until_answering("servestatic", self.process, self.url + health, self.log, timeout,
+            wait_until_answering(self.name, self.process, self.url + self.ready_path(), self.log, timeout,
                                  ready=lambda response: response.status_code == 200)
         except TimeoutError:
             self.stop()
