@@ -61,8 +61,9 @@ WORKDIR /srv
 USER 10001
 EXPOSE 8000
 STOPSIGNAL SIGTERM
-# No curl in the image: `servestatic healthcheck` asks the health endpoint where the
-# server listens (PORT, SERVESTATIC_BIND, SERVESTATIC_HEALTH_PATH).
+# No curl in the image: `servestatic healthcheck` asks the readiness endpoint, then the
+# app's health path if there is one, where the server listens (PORT, SERVESTATIC_BIND,
+# SERVESTATIC_READY_PATH, SERVESTATIC_APP_HEALTH_PATH).
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
     CMD ["servestatic", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/servestatic-entrypoint"]

@@ -44,10 +44,15 @@ def test_every_setting_has_a_distinct_variable_and_help() -> None:
     ("SERVESTATIC_PREFIX", "static", "a URL path starting with '/'"),
     ("SERVESTATIC_APP", "mysite.wsgi", "an import path 'module:attribute'"),
     ("SERVESTATIC_CORS", "example.com", "'*', 'off', or comma-separated origins"),
+    # Empty means "the default" everywhere else (and in the chart), which for CORS is '*'.
+    ("SERVESTATIC_CORS", "", "'*', 'off', or comma-separated origins"),
+    ("SERVESTATIC_CORS", " , ", "'*', 'off', or comma-separated origins"),
     ("SERVESTATIC_ACCESS_LOG", "xml", "one of text, json, off"),
     ("SERVESTATIC_BIND", "localhost", "HOST:PORT"),
     ("SERVESTATIC_IMMUTABLE_PATTERN", "(", "'auto', 'none' or a valid regular expression"),
     ("SERVESTATIC_HEALTH_PATH", "healthz", "a URL path starting with '/'"),
+    ("SERVESTATIC_READY_PATH", "", "a URL path starting with '/'"),
+    ("SERVESTATIC_APP_HEALTH_PATH", "health", "a URL path starting with '/'"),
 ])
 def test_a_wrong_variable_is_named_with_what_it_accepts(variable: str, value: str, accepts: str) -> None:
     with pytest.raises(SettingError) as raised:
@@ -56,6 +61,32 @@ def test_a_wrong_variable_is_named_with_what_it_accepts(variable: str, value: st
     assert message.startswith(f"{variable}: got {value!r}; expected ")
     assert accepts in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"SERVESTATIC_READY_PATH": "/healthz"},
+     "SERVESTATIC_READY_PATH: got '/healthz', the health path; expected another path than "
+     "SERVESTATIC_HEALTH_PATH"),
+    ({"SERVESTATIC_APP_HEALTH_PATH": "/health/"},
+     "SERVESTATIC_APP_HEALTH_PATH: got '/health/' without an app; expected SERVESTATIC_APP to be set "
+     "too, or no app health path"),
+    ({"SERVESTATIC_APP": "mysite.wsgi:application", "SERVESTATIC_APP_HEALTH_PATH": "/readyz"},
+     "SERVESTATIC_APP_HEALTH_PATH: got '/readyz', which servestatic answers itself; expected a path of "
+     "your app other than SERVESTATIC_HEALTH_PATH and SERVESTATIC_READY_PATH"),
+])
+def test_probe_paths_that_contradict_each_other_are_refused(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingError) as raised:
+        load_settings(environ=environ)
+    assert str(raised.value) == message
+
+
+def test_an_empty_cors_stops_serve_with_one_line(site: Path) -> None:
+    result = run_cli("serve", str(site), env={"SERVESTATIC_CORS": ""})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "servestatic: error: SERVESTATIC_CORS: got ''; expected '*', 'off', or comma-separated origins "
+        "like https://example.com"
+    ]
 
 
 def test_a_wrong_setting_stops_serve_with_one_line(site: Path) -> None:
@@ -135,13 +166,13 @@ def test_healthcheck_follows_the_server_settings(site: Path) -> None:
     from tests.support.server import ServerProcess, free_port
 
     compress(site)
-    with ServerProcess(site, env={"SERVESTATIC_HEALTH_PATH": "/-/up"}) as server:
+    with ServerProcess(site, env={"SERVESTATIC_READY_PATH": "/-/up"}) as server:
         ok = run_cli("healthcheck", env={"SERVESTATIC_BIND": f"127.0.0.1:{server.port}",
-                                         "SERVESTATIC_HEALTH_PATH": "/-/up"})
+                                         "SERVESTATIC_READY_PATH": "/-/up"})
         assert ok.returncode == 0, ok.stderr
         wrong_path = run_cli("healthcheck", env={"SERVESTATIC_BIND": f"0.0.0.0:{server.port}"})
         assert wrong_path.returncode == 1
-        assert wrong_path.stderr.strip() == f"servestatic: error: 0.0.0.0:{server.port}/healthz answered 404"
+        assert wrong_path.stderr.strip() == f"servestatic: error: 0.0.0.0:{server.port}/readyz answered 404"
     nobody = run_cli("healthcheck", env={"PORT": str(free_port())})
     assert nobody.returncode == 1
     assert len(nobody.stderr.strip().splitlines()) == 1

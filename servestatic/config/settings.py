@@ -121,6 +121,10 @@ def _parse_url_path(raw: str) -> str:
     return value
 
 
+def _parse_optional_url_path(raw: str) -> str | None:
+    return _parse_url_path(raw) if raw.strip() else None
+
+
 def _parse_app(raw: str) -> str | None:
     value = raw.strip()
     if not value:
@@ -130,17 +134,27 @@ def _parse_app(raw: str) -> str | None:
     return value
 
 
+_CORS_EXPECTED = "'*', 'off', or comma-separated origins like https://example.com"
+
+
 def _parse_cors(raw: str) -> tuple[str, ...]:
-    """'*' (any origin), 'off', or a comma-separated allow-list of origins."""
+    """'*' (any origin), 'off', or a comma-separated allow-list of origins.
+
+    An empty value is refused rather than read as off: elsewhere an empty variable (or a
+    chart value left empty) means "the default", which for CORS is '*', so reading it as
+    off would turn CORS off by accident in one place and leave it on in the other.
+    """
     value = raw.strip()
-    if value.lower() in {"off", "none", "false", "0", ""}:
+    if value.lower() in {"off", "none", "false", "0"}:
         return ()
     if value == "*":
         return ("*",)
     origins = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not origins:
+        raise ValueError(_CORS_EXPECTED)
     for origin in origins:
         if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", origin):
-            raise ValueError("'*', 'off', or comma-separated origins like https://example.com")
+            raise ValueError(_CORS_EXPECTED)
     return origins
 
 
@@ -297,7 +311,15 @@ class Settings:
         "TOML file of per-glob response header rules (for CSP and the like).")
     health_path: str = setting(
         "SERVESTATIC_HEALTH_PATH", "/healthz", _parse_url_path,
-        "Path answered 200 for load balancers and probes; never reaches your app.")
+        "Path answered 200 while the server runs, for liveness probes; never reaches your app.")
+    ready_path: str = setting(
+        "SERVESTATIC_READY_PATH", "/readyz", _parse_url_path,
+        "Path answered 200 when there is something to serve (files or an app), else 503, for "
+        "readiness probes; never reaches your app.")
+    app_health_path: str | None = setting(
+        "SERVESTATIC_APP_HEALTH_PATH", "", _parse_optional_url_path,
+        "Your app's own health check path, asked through servestatic by `servestatic healthcheck` "
+        "(and by the chart's readiness probe); needs SERVESTATIC_APP.")
     fast_path: bool = setting(
         "SERVESTATIC_FAST_PATH", "true", _parse_bool,
         "Answer plain static GET/HEAD requests in the worker's event loop, not through ASGI.")
@@ -407,4 +429,24 @@ def load_settings(
         if given:
             raise SettingError(f"{' and '.join(given)} cannot be combined with --mount "
                                "or SERVESTATIC_MOUNTS; name every directory as a mount")
+    _check_health_paths(values)
     return Settings(**values, explicit=frozenset(explicit))
+
+
+def _check_health_paths(values: Mapping[str, Any]) -> None:
+    """The three probe paths are answered by different parts, so they must differ; the app's
+    needs an app. Checked here, with the settings, so that `check`, `serve` and
+    `healthcheck` refuse them alike."""
+    health, ready, app_health = values["health_path"], values["ready_path"], values["app_health_path"]
+    if ready == health:
+        raise SettingError(f"SERVESTATIC_READY_PATH: got {ready!r}, the health path; expected "
+                           "another path than SERVESTATIC_HEALTH_PATH")
+    if app_health is None:
+        return
+    if app_health in (health, ready):
+        raise SettingError(f"SERVESTATIC_APP_HEALTH_PATH: got {app_health!r}, which servestatic answers "
+                           "itself; expected a path of your app other than SERVESTATIC_HEALTH_PATH "
+                           "and SERVESTATIC_READY_PATH")
+    if values["app"] is None:
+        raise SettingError(f"SERVESTATIC_APP_HEALTH_PATH: got {app_health!r} without an app; expected "
+                           "SERVESTATIC_APP to be set too, or no app health path")

@@ -45,7 +45,7 @@ _READ_METHODS = ("GET", "HEAD")
 
 # Who answers a request (`StaticApp.route`). The names are the metrics' `where` label too.
 STATIC = "static"  # a path of the static table: 200, 304, 206, 416, 405 ...
-HEALTH = "health"  # the health endpoint
+HEALTH = "health"  # the health and readiness endpoints
 APP = "app"  # the user's app
 MISS = "miss"  # servestatic, for anything else: a redirect, the SPA index, a 404
 _NOT_ON_404 = frozenset({"content-length", "etag", "last-modified", "accept-ranges", "cache-control",
@@ -67,6 +67,10 @@ class StaticApp:
         self.user_app = user_app
         self.prefix_key = table.spa_prefix  # SPA routes: paths under the SPA index's mount
         self.health_key = wsgi_key(settings.health_path)
+        self.ready_key = wsgi_key(settings.ready_path)
+        # Ready when a request can get something: a file (the 404 page counts) or the app.
+        # An image without its site (servestatic/base as it is) serves nothing: not ready.
+        self.ready = bool(table.paths) or user_app is not None
         self.cors = CorsPolicy(settings.cors)
         self.miss_cache = f"public, max-age={settings.max_age}"
         # Read by the worker: whether static hits are answered in its event loop.
@@ -85,7 +89,7 @@ class StaticApp:
         """
         if path in self.paths:
             return STATIC
-        if path == self.health_key:
+        if path == self.health_key or path == self.ready_key:
             return HEALTH
         if self.user_app is None:
             return MISS
@@ -106,6 +110,8 @@ class StaticApp:
             return self.answer(static_file, environ)
         if path == self.health_key:
             return self.health(method)
+        if path == self.ready_key:
+            return self.readiness(method)
         if method in _READ_METHODS:
             target = self.redirects.get(path)
             if target is not None:
@@ -229,6 +235,13 @@ class StaticApp:
         if method not in _READ_METHODS:
             return self.simple("405 Method Not Allowed", [ALLOW], b"405 Method Not Allowed\n", method)
         return self.simple("200 OK", [NO_STORE], b"ok\n", method)
+
+    def readiness(self, method: str) -> Answer:
+        """The readiness endpoint: like `health`, but 503 while there is nothing to serve, so
+        that an orchestrator sends no traffic to a server whose site is missing."""
+        if method not in _READ_METHODS or self.ready:
+            return self.health(method)
+        return self.simple("503 Service Unavailable", [NO_STORE], b"nothing to serve\n", method)
 
     def is_spa_route(self, path: str) -> bool:
         """An unknown extension-less path under the prefix: a client-side route."""

@@ -1,8 +1,12 @@
-"""`servestatic healthcheck`: ask the local server's health endpoint, as a probe would.
+"""`servestatic healthcheck`: ask the local server whether it is ready, as a probe would.
 
 The image's HEALTHCHECK runs it, so the check follows the same settings as the
-server (PORT, SERVESTATIC_BIND, SERVESTATIC_HEALTH_PATH) instead of repeating
-them in a shell line, and needs nothing (curl, wget) the image does not have.
+server (PORT, SERVESTATIC_BIND, SERVESTATIC_READY_PATH, SERVESTATIC_APP_HEALTH_PATH)
+instead of repeating them in a shell line, and needs nothing (curl, wget) the image
+does not have. It asks the readiness path rather than the health path: a container
+that answers but has nothing to serve (an image built without its site) is not
+healthy; and, when there is one, the app's own health path through servestatic, so
+that a container whose app fails is not healthy either.
 """
 
 from __future__ import annotations
@@ -44,13 +48,21 @@ def _connection(bind: str) -> http.client.HTTPConnection:
 
 
 def check_health(settings: Settings) -> None:
-    connection = _connection(settings.bind_address)
+    """Raise HealthCheckError unless the readiness path, then the app's health path (if
+    set), answer 200."""
+    for path in (settings.ready_path, settings.app_health_path):
+        if path is not None:
+            _ask(settings.bind_address, path)
+
+
+def _ask(bind: str, path: str) -> None:
+    connection = _connection(bind)
     try:
-        connection.request("GET", settings.health_path, headers={"User-Agent": "servestatic-healthcheck"})
+        connection.request("GET", path, headers={"User-Agent": "servestatic-healthcheck"})
         status = connection.getresponse().status
     except OSError as error:
-        raise HealthCheckError(f"{settings.bind_address}{settings.health_path}: {error}") from None
+        raise HealthCheckError(f"{bind}{path}: {error}") from None
     finally:
         connection.close()
     if status != 200:
-        raise HealthCheckError(f"{settings.bind_address}{settings.health_path} answered {status}")
+        raise HealthCheckError(f"{bind}{path} answered {status}")
