@@ -665,3 +665,27 @@ def test_probe_keeps_what_compresses_and_small_files_are_not_probed(tmp_path: Pa
     assert "incompressible" not in files["twice.bin"]
     assert files["small.txt"]["variants"] == {} and "incompressible" not in files["small.txt"]
     assert summary["encodings"]["br"]["incompressible"] == 0
+
+
+def test_the_compressed_tree_is_writable_by_its_owner_alone(tmp_path: Path) -> None:
+    """A group-writable build context (git archive, umask 002) copied into an image whose
+    server runs in group 0: after compress, nothing in the tree may be changed by the
+    group or others. Run as root, as a Dockerfile's compress step runs."""
+    root = tmp_path / "dist"
+    (root / "css").mkdir(parents=True)
+    (root / "index.html").write_bytes(text(4000))
+    (root / "css" / "site.css").write_bytes(text(3000, seed=1))
+    (root / "robots.txt").write_bytes(b"User-agent: *\n")  # too small to compress
+    (root / "css" / "link.css").symlink_to("site.css")
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(0o777 if path.is_dir() else 0o666)
+    result = run_compress(str(root))
+    assert result.returncode == 0, result.stderr
+    writable = [str(path.relative_to(root)) for path in [root, *root.rglob("*")]
+                if not path.is_symlink() and path.lstat().st_mode & 0o022]
+    assert writable == []
+    # Still readable by everyone (any UID runs the image) and writable by the owner.
+    assert (root / "index.html").stat().st_mode & 0o777 == 0o644
+    assert (root / "css").stat().st_mode & 0o777 == 0o755
+    assert {"index.html.br", "site.css.br"} <= {path.name for path in root.rglob("*.br")}

@@ -19,7 +19,9 @@ are saved. The verdict is recorded in the manifest, so a re-run does not probe.
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -48,6 +50,8 @@ from servestatic.site.manifest import save as save_manifest
 from servestatic.site.mediatypes import content_type_for
 from servestatic.site.names import ENCODING_SUFFIXES, MANIFEST_NAME
 from servestatic.site.scan import FoundFile, walk
+
+log = logging.getLogger("servestatic")
 
 # A variant is kept only when it saves at least 5%.
 MAX_RATIO = 0.95
@@ -232,13 +236,13 @@ def _read(job: Job) -> tuple[bytes, FileEntry]:
     with open(job.absolute, "rb") as stream:
         data = stream.read() if job.encodings else b""
         digest = hash_bytes(data) if job.encodings else content_hash(stream)
-        stat = os.fstat(stream.fileno())
+        status = os.fstat(stream.fileno())
     entry = FileEntry(
-        size=stat.st_size,
+        size=status.st_size,
         hash=digest,
         content_type=content_type_for(job.relative),
         immutable=False,  # decided by the parent, which holds the setting
-        mtime=real_mtime(int(stat.st_mtime)),
+        mtime=real_mtime(int(status.st_mtime)),
         tried=list(job.encodings),
     )
     return data, entry
@@ -372,8 +376,45 @@ def compress_tree(
         # The previous manifest stays in place (written atomically); report it
         # like any other file error rather than with a traceback.
         summary.errors.append(f"{MANIFEST_NAME}: cannot write manifest: {error.strerror or error}")
+    seal_tree(root)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+# Group and other write permission: what `seal_tree` takes away.
+_SHARED_WRITE = 0o022
+
+
+def seal_tree(root: Path) -> None:
+    """Take group and other write permission off root and everything below it.
+
+    A build context keeps its modes through `COPY` (a `git archive` or Ubuntu's umask 002
+    gives group-writable files), and the image's server runs in group 0, the group that
+    owns what root copied in: without this, UID 10001 could change the site it serves.
+    Compressing is the step every way of building a site goes through (the Dockerfiles,
+    the onbuild variant, the buildpack, Django's storage), so it is done here once.
+    Symlinks are left alone (their modes mean nothing; their targets are outside this
+    walk or reached through it). A file that cannot be changed is logged, not fatal: the
+    site was compressed, and a user who does not own it cannot seal it anyway.
+    """
+    refused: list[str] = []
+    for directory, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            _seal(os.path.join(directory, name), refused)
+    _seal(str(root), refused)
+    if refused:
+        log.warning("could not remove group and other write permission from %d files under %s "
+                    "(first: %s)", len(refused), root, refused[0])
+
+
+def _seal(path: str, refused: list[str]) -> None:
+    try:
+        mode = os.lstat(path).st_mode
+        if stat.S_ISLNK(mode) or not mode & _SHARED_WRITE:
+            return
+        os.chmod(path, stat.S_IMODE(mode) & ~_SHARED_WRITE)
+    except OSError:
+        refused.append(path)
 
 
 def _parameters(options: CompressOptions) -> dict[str, Any]:
