@@ -332,15 +332,27 @@ def values_key(setting_name: str) -> str:
 
 
 def environment_file_text() -> str:
-    """What files/environment.yaml must hold: every `serve` setting's values key and variable."""
+    """What files/environment.yaml must hold: every `serve` setting's values key, variable
+    and default.
+
+    The chart sets a variable only for a value the user gave; the defaults are there for
+    what the chart itself must know without setting it (the probes' paths, the container
+    port, the grace period), so that it never writes servestatic's defaults a second time.
+    """
     from servestatic.config.settings import SETTINGS
 
+    serve = [s for s in SETTINGS if "serve" in s.commands]
     lines = [
         "# Generated from servestatic/config/settings.py by `python -m tests.helmchart`; do not edit.",
-        "# The environment variable of each setting, keyed by its name under `servestatic:` in",
+        "# env: the environment variable of each setting, keyed by its name under `servestatic:` in",
         "# values.yaml. Settings that values.yaml does not offer are never set by the chart.",
+        "env:",
+        *(f"  {values_key(s.name)}: {s.env}" for s in serve),
+        "# default: servestatic's default of each, as text; the chart reads it for what it must know",
+        "# (probe paths, the container port, the grace period) but never sets it as a variable.",
+        "default:",
+        *(f"  {values_key(s.name)}: {json.dumps(s.default)}" for s in serve),
     ]
-    lines += [f"{values_key(s.name)}: {s.env}" for s in SETTINGS if "serve" in s.commands]
     return "\n".join(lines) + "\n"
 
 

@@ -6,6 +6,7 @@ for real as a `servestatic serve` process.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shutil
@@ -66,7 +67,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                   "digest": "sha256:" + "ab" * 32},
         "servestatic": {"app": "mysite.wsgi:application", "prefix": "/static/",
                         "root": "/app/staticfiles", "spa": False, "cors": "https://www.example.com",
-                        "headerRules": HEADER_RULES, "accessLog": "json", "healthPath": "/-/ready"},
+                        "headerRules": HEADER_RULES, "accessLog": "json", "healthPath": "/-/ready",
+                        "appHealthPath": "/health/"},
         "extraEnv": [{"name": "DJANGO_SETTINGS_MODULE", "value": "mysite.settings"},
                      {"name": "DATABASE_URL",
                       "valueFrom": {"secretKeyRef": {"name": "mysite-db", "key": "url"}}}],
@@ -83,6 +85,12 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
                                        "whenUnsatisfiable": "ScheduleAnyway"}],
         "serviceAccount": {"annotations": {"iam.example.com/role": "mysite"}},
+    },
+    # Unset written every way the docs allow: null, "" for text, [] for mounts.
+    "unset": {
+        "servestatic": {"root": "", "prefix": "", "healthPath": None, "readyPath": "", "appHealthPath": None,
+                        "cors": "", "port": None, "gracefulTimeout": None, "mounts": [], "app": None,
+                        "appInterface": "", "spa": None},
     },
     "metrics-networkpolicy": {
         "metrics": {"enabled": True, "port": 9102,
@@ -111,7 +119,7 @@ def container(values: dict[str, Any] | None = None, **options: Any) -> dict[str,
 
 
 def env_of(item: dict[str, Any]) -> dict[str, str]:
-    return {entry["name"]: entry["value"] for entry in item["env"] if "value" in entry}
+    return {entry["name"]: entry["value"] for entry in item.get("env") or [] if "value" in entry}
 
 
 # --- the chart as a package ---------------------------------------------------------
@@ -269,6 +277,12 @@ def test_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None
     ({"resources": {"limits": {"cpu": None}}},
      "servestatic.workers: got none and no resources.limits.cpu; expected one of them"),
     ({"metrics": {"enabled": True, "port": 8000}}, "metrics.port: got 8000, the http port"),
+    # The HPA's percentage is of the request: 70% of 100m is an idle pod.
+    ({"autoscaling": {"enabled": True}, "resources": {"requests": {"cpu": "100m"}, "limits": {"cpu": "2"}}},
+     "resources.requests.cpu: got 100m with autoscaling on CPU; expected at least half of the 2000m"),
+    ({"autoscaling": {"enabled": True}, "servestatic": {"workers": 4},
+      "resources": {"requests": {"cpu": "1500m"}, "limits": {"cpu": None}}},
+     "resources.requests.cpu: got 1500m with autoscaling on CPU; expected at least half of the 4000m"),
     ({"metrics": {"serviceMonitor": {"enabled": True}}},
      "metrics.serviceMonitor.enabled: needs metrics.enabled"),
 ])
@@ -373,7 +387,7 @@ def test_default_objects() -> None:
         "labelSelector": {"matchLabels": selector}}]
     test_pod = one(found, "Pod")
     assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
-    assert test_pod["spec"]["containers"][0]["command"][-1] == "http://web-servestatic:80/healthz"
+    assert test_pod["spec"]["containers"][0]["command"][-1] == "http://web-servestatic:80/readyz"
 
 
 def test_security_context_is_restricted_with_a_writable_tmp() -> None:
@@ -390,24 +404,78 @@ def test_security_context_is_restricted_with_a_writable_tmp() -> None:
     assert spec["automountServiceAccountToken"] is False
 
 
-def test_probes_hit_the_health_path_on_the_http_port() -> None:
+def probe_paths(main: dict[str, Any]) -> dict[str, str]:
+    assert {main[probe]["httpGet"]["port"] for probe in PROBES} == {"http"}
+    return {probe: main[probe]["httpGet"]["path"] for probe in PROBES}
+
+
+def test_probes_hit_the_health_and_readiness_paths_on_the_http_port() -> None:
+    """Startup and liveness ask the health path (the server runs), readiness the readiness
+    path (something to serve), with servestatic's defaults, which the chart knows from
+    settings.py without rendering them as variables."""
     main = container()
     assert main["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
-    assert env_of(main)["PORT"] == "8000"
-    assert env_of(main)["SERVESTATIC_HEALTH_PATH"] == "/healthz"
-    for probe in PROBES:
-        assert main[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
-    moved = container({"servestatic": {"healthPath": "/-/ready", "port": 9090}})
+    assert "env" not in main
+    assert probe_paths(main) == {"startupProbe": "/healthz", "livenessProbe": "/healthz",
+                                 "readinessProbe": "/readyz"}
+    moved = container({"servestatic": {"healthPath": "/-/live", "readyPath": "/-/ready", "port": 9090}})
     assert moved["ports"][0]["containerPort"] == 9090
-    assert env_of(moved)["PORT"] == "9090"
-    assert {moved[probe]["httpGet"]["path"] for probe in PROBES} == {"/-/ready"}
+    assert env_of(moved) == {"PORT": "9090", "SERVESTATIC_HEALTH_PATH": "/-/live",
+                             "SERVESTATIC_READY_PATH": "/-/ready"}
+    assert probe_paths(moved) == {"startupProbe": "/-/live", "livenessProbe": "/-/live",
+                                  "readinessProbe": "/-/ready"}
     assert "livenessProbe" not in container({"probes": {"liveness": {"enabled": False}}})
+
+
+def test_readiness_asks_the_app_through_servestatic_and_liveness_does_not() -> None:
+    main = container(VALUE_SETS["chained-app"])
+    assert env_of(main)["SERVESTATIC_APP_HEALTH_PATH"] == "/health/"
+    assert probe_paths(main) == {"startupProbe": "/-/ready", "livenessProbe": "/-/ready",
+                                 "readinessProbe": "/health/"}
+    # The rendered environment is one servestatic accepts (an app health path needs the app).
+    assert load_settings(env_of(main)).app_health_path == "/health/"
+    notes = render(VALUE_SETS["chained-app"])["servestatic/templates/NOTES.txt"]
+    assert "origin health check: GET /health/." in notes
+
+
+def test_unset_values_render_nothing_and_every_probe_still_has_a_path() -> None:
+    """null, "" and [] all mean unset: no variable, and the probes, the container port, the
+    grace period and the helm test URL fall back to servestatic's defaults."""
+    found = objects(render(VALUE_SETS["unset"]))
+    spec = one(found, "Deployment")["spec"]["template"]["spec"]
+    main = spec["containers"][0]
+    assert "env" not in main
+    assert probe_paths(main) == {"startupProbe": "/healthz", "livenessProbe": "/healthz",
+                                 "readinessProbe": "/readyz"}
+    assert main["ports"][0]["containerPort"] == 8000
+    assert spec["terminationGracePeriodSeconds"] == 10 + 20 + 5
+    assert one(found, "Pod")["spec"]["containers"][0]["command"][-1] == "http://web-servestatic:80/readyz"
+    with helm_python.Chart.load(CHART) as chart:
+        chart.validate_schema(VALUE_SETS["unset"])
+
+
+def test_every_value_left_empty_or_null_renders_no_variable() -> None:
+    """Each setting in turn, null and (for text) "": never a variable, so never an override
+    of the image's ENV."""
+    mapped = yaml.safe_load(helmchart.ENVIRONMENT_FILE.read_text())["env"]
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())["servestatic"]
+    schema = json.loads((CHART / "values.schema.json").read_text())["properties"]["servestatic"]["properties"]
+    checked = []
+    with helm_python.Chart.load(CHART) as chart:
+        for key in sorted(set(mapped) & set(defaults)):
+            text = "string" in schema[key]["type"]
+            for unset in (None, []) if key == "mounts" else (None, "") if text else (None,):
+                values = {"servestatic": {key: unset}}
+                chart.validate_schema(values)
+                assert env_of(container(values)) == {}, (key, unset)
+                checked.append(key)
+    assert {"prefix", "healthPath", "cors", "port", "workers", "appHealthPath"} <= set(checked)
 
 
 def test_shutdown_outlasts_the_pre_stop_pause_and_gunicorns_graceful_timeout() -> None:
     spec = deployment()["spec"]["template"]["spec"]
     main = spec["containers"][0]
-    graceful = int(env_of(main)["SERVESTATIC_GRACEFUL_TIMEOUT"])
+    graceful = load_settings({}).graceful_timeout  # not rendered: servestatic's default
     assert main["lifecycle"]["preStop"] == {"sleep": {"seconds": 10}}
     assert spec["terminationGracePeriodSeconds"] > 10 + graceful
     longer = deployment({"servestatic": {"gracefulTimeout": 50}, "preStopSleepSeconds": 15})
@@ -433,7 +501,8 @@ ALL_SETTINGS_VALUES = {
     "workers": 3, "threads": 16, "keepalive": 120, "timeout": 45, "gracefulTimeout": 25,
     "maxAge": 300, "immutableMaxAge": 604800, "htmlCacheControl": "no-cache, must-revalidate",
     "immutablePattern": r"\.[0-9a-f]{8}\.", "cors": "https://a.example.com,https://b.example.com",
-    "spa": True, "headerRules": HEADER_RULES, "healthPath": "/-/health", "accessLog": "json",
+    "spa": True, "headerRules": HEADER_RULES, "healthPath": "/-/health", "readyPath": "/-/ready",
+    "appHealthPath": "/-/app", "fastPath": False, "accessLog": "json",
     "logLevel": "warning", "gunicornConfig": "/app/gunicorn.conf.py",
     "mounts": ["/assets/=/srv/site", "/=/srv/public"],
 }
@@ -444,7 +513,7 @@ def test_environment_map_is_generated_from_the_settings() -> None:
     assert helmchart.ENVIRONMENT_FILE.read_text() == helmchart.environment_file_text(), (
         "helm/servestatic/files/environment.yaml is out of date: run `.venv/bin/python -m tests.helmchart`")
     values = yaml.safe_load((CHART / "values.yaml").read_text())["servestatic"]
-    mapped = yaml.safe_load(helmchart.ENVIRONMENT_FILE.read_text())
+    mapped = yaml.safe_load(helmchart.ENVIRONMENT_FILE.read_text())["env"]
     # Every servestatic value is a setting the map knows, except the chart's own header rules.
     assert set(values) - {"headerRules"} <= set(mapped), set(values) - set(mapped)
 
@@ -469,23 +538,26 @@ def test_every_servestatic_value_reaches_its_environment_variable() -> None:
     assert settings.immutable_pattern == r"\.[0-9a-f]{8}\."
     assert settings.cors == ("https://a.example.com", "https://b.example.com")
     assert settings.spa is True
+    assert settings.fast_path is False
     assert str(settings.headers_file) == "/etc/servestatic/headers.toml"
     assert (settings.health_path, settings.access_log, settings.log_level) == ("/-/health", "json", "warning")
+    assert (settings.ready_path, settings.app_health_path) == ("/-/ready", "/-/app")
     assert [(mount.prefix, str(mount.root)) for mount in settings.mounts] == [
         ("/assets/", "/srv/site"), ("/", "/srv/public")]
 
 
-def test_defaults_leave_the_root_to_the_image_and_parse_cleanly() -> None:
-    env = env_of(container())
-    assert "SERVESTATIC_ROOT" not in env  # the image sets SERVESTATIC_ROOT=/srv/www
-    assert "SERVESTATIC_APP" not in env
-    assert "SERVESTATIC_HEADERS_FILE" not in env
-    assert "SERVESTATIC_MOUNTS" not in env  # an empty list sets nothing
+def test_defaults_set_no_variable_so_the_image_env_stands() -> None:
+    """With default values the chart renders no environment at all: an image built with
+    SERVESTATIC_PREFIX=/static/ (docs/django.md) keeps it, and SERVESTATIC_ROOT=/srv/www
+    of servestatic/base stands. test_chart_env_over_an_image_keeps_the_image_prefix runs it."""
+    main = container()
+    assert "env" not in main
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["servestatic"]
+    assert {key: value for key, value in values.items() if value not in (None, "", [])} == {}
     # No WEB_CONCURRENCY: the worker count follows the CPU limit, which servestatic reads
     # from its cgroup (test_cpus.py; the image test runs the pod with that limit).
-    assert "WEB_CONCURRENCY" not in env
-    assert container()["resources"]["limits"]["cpu"] == "2"
-    assert load_settings(env).workers == 0
+    assert main["resources"]["limits"]["cpu"] == "1"
+    assert load_settings({}).workers == 0
     assert env_of(container({"servestatic": {"workers": 3}}))["WEB_CONCURRENCY"] == "3"
     # Explicit workers need no CPU limit.
     unlimited = container({"servestatic": {"workers": 3}, "resources": {"limits": {"cpu": None}}})
@@ -584,6 +656,33 @@ def test_hpa_and_pdb() -> None:
     cpu_only_values = {"autoscaling": {"enabled": True, "targetMemoryUtilizationPercentage": None}}
     cpu_only = one(objects(render(cpu_only_values)), "HorizontalPodAutoscaler")
     assert [m["resource"]["name"] for m in cpu_only["spec"]["metrics"]] == ["cpu"]
+
+
+def _millicores(quantity: str | int | float) -> int:
+    text = str(quantity)
+    return int(text[:-1]) if text.endswith("m") else int(float(text) * 1000)
+
+
+def test_hpa_scales_on_the_workers_real_load() -> None:
+    """With the chart's defaults the HPA's CPU target, a percentage of the request, is that
+    share of what the pod's workers can use (one CPU each, one worker per CPU of the limit):
+    a pod scales out when its worker is 70% busy, not at 70m."""
+    found = objects(render({"autoscaling": {"enabled": True}}))
+    hpa = one(found, "HorizontalPodAutoscaler")
+    assert [metric["resource"]["name"] for metric in hpa["spec"]["metrics"]] == ["cpu"]  # memory: no signal
+    target = hpa["spec"]["metrics"][0]["resource"]["target"]
+    assert target["type"] == "Utilization"
+    resources = one(found, "Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"]
+    request, limit = _millicores(resources["requests"]["cpu"]), _millicores(resources["limits"]["cpu"])
+    workers_cpu = (limit // 1000) * 1000  # servestatic's worker count from the CPU limit (test_cpus.py)
+    scale_out_at = request * target["averageUtilization"] / 100
+    assert scale_out_at == 0.7 * workers_cpu, (request, limit)
+    # The earlier default (100m request, limit 2) would have scaled out at 70m: refused now.
+    kubernetes_validate.validate(hpa, KUBE_VERSIONS[-1], strict=True)
+    # Explicit workers without a CPU limit: the request is checked against the workers.
+    three = {"autoscaling": {"enabled": True}, "servestatic": {"workers": 3},
+             "resources": {"requests": {"cpu": "3"}, "limits": {"cpu": None}}}
+    assert one(objects(render(three)), "HorizontalPodAutoscaler")["spec"]["maxReplicas"] == 10
 
 
 def test_metrics_port_service_monitor_and_network_policy() -> None:
@@ -733,6 +832,7 @@ def test_rendered_pod_works_with_the_real_server(name: str, site: Path, tmp_path
     if "metrics" in values:
         values["metrics"]["port"] = free_port()
     values["servestatic"].pop("app", None)
+    values["servestatic"].pop("appHealthPath", None)  # needs the app (test_probes.py runs it)
     values["servestatic"].pop("root", None)
     found = objects(render(values))
     pod = one(found, "Deployment")["spec"]["template"]["spec"]

@@ -76,7 +76,7 @@ margin, so in-flight requests finish before the kubelet sends SIGKILL. An explic
 that is too short is refused rather than silently cutting requests off.
 */}}
 {{- define "servestatic.terminationGracePeriodSeconds" -}}
-{{- $needed := add (int .Values.preStopSleepSeconds) (int .Values.servestatic.gracefulTimeout) }}
+{{- $needed := add (int .Values.preStopSleepSeconds) (int (include "servestatic.setting" (list . "gracefulTimeout"))) }}
 {{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
 {{- add $needed 5 }}
 {{- else if le (int .Values.terminationGracePeriodSeconds) $needed }}
@@ -87,16 +87,23 @@ that is too short is refused rather than silently cutting requests off.
 {{- end }}
 
 {{/*
-The container's environment: each servestatic value as the variable servestatic/config/settings.py
-names for it. files/environment.yaml is that map, generated from settings.py (tests check it).
-Empty values (and empty lists) are left out so the image's or servestatic's default applies;
-a list (mounts) is joined with commas.
+Whether a servestatic value is unset: null, "" or an empty list. Unset values render no
+variable, so the image's ENV (or servestatic's default) stands. Returns "true" or "".
+*/}}
+{{- define "servestatic.unset" -}}
+{{- if or (kindIs "invalid" .) (eq (toString .) "") (and (kindIs "slice" .) (empty .)) }}true{{ end }}
+{{- end }}
+
+{{/*
+The container's environment: each servestatic value the user set, as the variable
+servestatic/config/settings.py names for it. files/environment.yaml is that map, generated
+from settings.py (tests check it). A value left unset renders nothing.
 */}}
 {{- define "servestatic.env" -}}
 {{- $s := .Values.servestatic }}
-{{- range $key, $name := .Files.Get "files/environment.yaml" | fromYaml }}
+{{- range $key, $name := (.Files.Get "files/environment.yaml" | fromYaml).env }}
 {{- $value := index $s $key }}
-{{- if not (or (kindIs "invalid" $value) (eq (toString $value) "") (and (kindIs "slice" $value) (empty $value))) }}
+{{- if not (include "servestatic.unset" $value) }}
 - name: {{ $name }}
   value: {{ include "servestatic.envValue" $value | quote }}
 {{- end }}
@@ -112,6 +119,35 @@ a list (mounts) is joined with commas.
 {{- end }}
 
 {{/*
+What the chart itself must know of a setting (a probe's path, the container port, the
+grace period): the value if set, else servestatic's default from files/environment.yaml,
+which is not rendered as a variable. Called as (list . "healthPath"). An image that changes
+one of these in its ENV needs the same value here.
+*/}}
+{{- define "servestatic.setting" -}}
+{{- $root := index . 0 }}
+{{- $key := index . 1 }}
+{{- $value := index $root.Values.servestatic $key }}
+{{- if include "servestatic.unset" $value }}
+{{- index ($root.Files.Get "files/environment.yaml" | fromYaml).default $key }}
+{{- else }}
+{{- include "servestatic.envValue" $value }}
+{{- end }}
+{{- end }}
+
+{{/*
+The readiness probe's path: the app's own health path, asked through servestatic, when
+there is one; else servestatic's readiness path (503 while there is nothing to serve).
+*/}}
+{{- define "servestatic.readinessPath" -}}
+{{- if include "servestatic.unset" .Values.servestatic.appHealthPath }}
+{{- include "servestatic.setting" (list . "readyPath") }}
+{{- else }}
+{{- .Values.servestatic.appHealthPath }}
+{{- end }}
+{{- end }}
+
+{{/*
 Refuse values that would start one worker per CPU of the node: without servestatic.workers
 the worker count follows the container's CPU limit, so there must be one.
 */}}
@@ -119,7 +155,7 @@ the worker count follows the container's CPU limit, so there must be one.
 {{- if and (not .Values.servestatic.workers) (not (dig "limits" "cpu" "" (.Values.resources | default dict))) }}
 {{- fail "servestatic.workers: got none and no resources.limits.cpu; expected one of them, else each pod starts one worker per CPU of its node" }}
 {{- end }}
-{{- if and .Values.metrics.enabled (eq (int .Values.metrics.port) (int .Values.servestatic.port)) }}
+{{- if and .Values.metrics.enabled (eq (int .Values.metrics.port) (int (include "servestatic.setting" (list . "port")))) }}
 {{- fail (printf "metrics.port: got %d, the http port; expected another port, so that the CDN never reaches /metrics" (int .Values.metrics.port)) }}
 {{- end }}
 {{- end }}
@@ -152,5 +188,39 @@ exec:
     - python3
     - -c
     - import time; time.sleep({{ int .Values.preStopSleepSeconds }})
+{{- end }}
+{{- end }}
+
+{{/*
+A CPU quantity ("1", 2, "1.5", "500m") in millicores; 0 when unset.
+*/}}
+{{- define "servestatic.millicores" -}}
+{{- $text := toString (. | default "0") }}
+{{- if hasSuffix "m" $text }}
+{{- trimSuffix "m" $text | int }}
+{{- else }}
+{{- mulf (float64 $text) 1000 | int }}
+{{- end }}
+{{- end }}
+
+{{/*
+The HPA's CPU target is a percentage of the CPU request. A worker uses one CPU at most, so
+the pod can use as many CPUs as it has workers (servestatic.workers, else the CPU limit).
+A request far below that makes the target meaningless (70% of a 100m request is 70m: an
+idle pod scales out), so autoscaling on CPU needs a request of at least half of it.
+*/}}
+{{- define "servestatic.checkAutoscaling" -}}
+{{- $a := .Values.autoscaling }}
+{{- if not (or $a.targetCPUUtilizationPercentage $a.targetMemoryUtilizationPercentage) }}
+{{- fail "autoscaling: set targetCPUUtilizationPercentage or targetMemoryUtilizationPercentage (or both)" }}
+{{- end }}
+{{- if $a.targetCPUUtilizationPercentage }}
+{{- $resources := .Values.resources | default dict }}
+{{- $request := include "servestatic.millicores" (dig "requests" "cpu" "" $resources) | int }}
+{{- $workers := mul (int (.Values.servestatic.workers | default 0)) 1000 }}
+{{- $capacity := $workers | default (include "servestatic.millicores" (dig "limits" "cpu" "" $resources) | int) }}
+{{- if lt (mul $request 2) $capacity }}
+{{- fail (printf "resources.requests.cpu: got %dm with autoscaling on CPU; expected at least half of the %dm the pod's workers can use (one CPU each), since targetCPUUtilizationPercentage is a percentage of the request" $request $capacity) }}
+{{- end }}
 {{- end }}
 {{- end }}
