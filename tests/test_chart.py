@@ -887,53 +887,99 @@ def chart_image() -> str:
     return helmchart.build_image()
 
 
+# A user's image as docs/django.md builds one: its own SERVESTATIC_PREFIX in its ENV.
+SITE_IMAGE_DOCKERFILE = """\
+FROM {base}
+ENV SERVESTATIC_PREFIX=/static/
+COPY dist/ /srv/www/
+USER 0
+RUN servestatic compress /srv/www
+USER 10001
+"""
+
+
+@pytest.fixture(scope="module")
+def site_image(chart_image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    from tests.support.site import copy_site
+
+    context = tmp_path_factory.mktemp("site-image")
+    copy_site(context / "dist")
+    (context / "Dockerfile").write_text(SITE_IMAGE_DOCKERFILE.format(base=chart_image))
+    tag = "localhost/servestatic/chart-test-site:latest"
+    subprocess.run(["podman", "build", "--quiet", "--format", "docker", "--network", "none", "-t", tag,
+                    str(context)], check=True, capture_output=True, text=True, timeout=600)
+    return tag
+
+
+def _start_pod(image: str, pod: dict[str, Any], main: dict[str, Any]) -> tuple[str, str]:
+    """`podman run` the pod's container from `image`; return its name and its URL once
+    the startup probe's path answers 200."""
+    container_port = main["ports"][0]["containerPort"]
+    host_port = free_port()
+    name = f"servestatic-chart-{host_port}"
+    run = ["podman", "run", "--detach", "--name", name, *helmchart.podman_run_args(pod, main),
+           "--publish", f"127.0.0.1:{host_port}:{container_port}", image]
+    subprocess.run(run, check=True, capture_output=True, text=True, timeout=120)
+    url = f"http://127.0.0.1:{host_port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + main["startupProbe"]["httpGet"]["path"], timeout=1.0).status_code == 200:
+                return name, url
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            logs = subprocess.run(["podman", "logs", name], capture_output=True, text=True)
+            subprocess.run(["podman", "rm", "--force", name], capture_output=True, check=False)
+            raise AssertionError(f"the pod never started:\n{logs.stdout}{logs.stderr}")
+        time.sleep(0.1)  # poll interval, not a readiness guess
+
+
 @pytest.mark.image
-def test_rendered_pod_runs_in_the_real_image(chart_image: str, site: Path) -> None:
-    """The default chart's pod, as podman runs it: restricted security context, read-only
-    root with only the /tmp emptyDir writable, the rendered env and port. The probes answer,
-    the helm test pod's command and the pre-1.30 preStop command work in the image, and
-    SIGTERM ends it with exit code 0 well inside terminationGracePeriodSeconds. Its CPU
-    limit, lowered to one CPU (fewer than this machine has), is the number of workers.
+def test_the_empty_base_image_runs_but_is_never_ready(chart_image: str) -> None:
+    """servestatic/base as the chart's default image: it has no site, so the pod is live
+    (the server answers) and never Ready (nothing to serve), and the helm test fails."""
+    found = objects(render())
+    pod = one(found, "Deployment")["spec"]["template"]["spec"]
+    main = pod["containers"][0]
+    name, url = _start_pod(chart_image, pod, main)
+    try:
+        assert httpx.get(url + main["livenessProbe"]["httpGet"]["path"]).status_code == 200
+        assert httpx.get(url + main["readinessProbe"]["httpGet"]["path"]).status_code == 503
+        test_command = one(found, "Pod")["spec"]["containers"][0]["command"]
+        local = [*test_command[:-1], f"http://127.0.0.1:{main['ports'][0]['containerPort']}/readyz"]
+        result = subprocess.run(["podman", "exec", name, *local], capture_output=True, text=True, timeout=60)
+        assert result.returncode != 0 and "503" in result.stderr, result.stdout + result.stderr
+    finally:
+        subprocess.run(["podman", "rm", "--force", name], capture_output=True, check=False)
+
+
+@pytest.mark.image
+def test_rendered_pod_runs_in_the_real_image(site_image: str) -> None:
+    """The default chart's pod, as podman runs it, over a user's image that sets its own
+    SERVESTATIC_PREFIX=/static/: the chart renders no variable, so the files stay where the
+    image put them. Restricted security context, read-only root with only the /tmp emptyDir
+    writable, the rendered port. The probes answer, the helm test pod's command and the
+    pre-1.30 preStop command work in the image, and SIGTERM ends it with exit code 0 well
+    inside terminationGracePeriodSeconds. Its CPU limit is the number of workers.
     """
-    found = objects(render({"resources": {"limits": {"cpu": "1000m"}}}))
+    found = objects(render())
     pod = one(found, "Deployment")["spec"]["template"]["spec"]
     main = pod["containers"][0]
     container_port = main["ports"][0]["containerPort"]
-    host_port = free_port()
-    compress(site)
-    name = f"servestatic-chart-{host_port}"
-    run = [
-        "podman", "run", "--detach", "--name", name,
-        *helmchart.podman_run_args(pod, main),
-        # The site as a user's `FROM servestatic/base` image has it, at the image's root.
-        "--volume", f"{site}:/srv/www:ro",
-        "--publish", f"127.0.0.1:{host_port}:{container_port}",
-        chart_image,
-    ]
-    subprocess.run(run, check=True, capture_output=True, text=True, timeout=120)
+    name, url = _start_pod(site_image, pod, main)
     try:
-        deadline = time.monotonic() + 60
-        url = f"http://127.0.0.1:{host_port}"
-        probe_paths = {main[probe]["httpGet"]["path"] for probe in PROBES}
-        while True:
-            try:
-                if httpx.get(url + sorted(probe_paths)[0], timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            logs = subprocess.run(["podman", "logs", name], capture_output=True, text=True).stdout
-            assert time.monotonic() < deadline, f"the pod never became ready:\n{logs}"
-            time.sleep(0.1)  # poll interval, not a readiness guess
-        for path in probe_paths:
-            assert httpx.get(url + path).status_code == 200
+        for path in {main[probe]["httpGet"]["path"] for probe in PROBES}:
+            assert httpx.get(url + path).status_code == 200, path
         logs = subprocess.run(["podman", "logs", name], capture_output=True, text=True).stderr
         assert "workers: 1 (one per CPU this process may use)" in logs, logs
-        page = httpx.get(url + "/assets/app-3fA9c1bd.js", headers={"Accept-Encoding": "br"})
+        page = httpx.get(url + "/static/assets/app-3fA9c1bd.js", headers={"Accept-Encoding": "br"})
         assert (page.status_code, page.headers["content-encoding"]) == (200, "br")
+        assert httpx.get(url + "/assets/app-3fA9c1bd.js").status_code == 404  # not moved to the root
 
         # The helm test pod's command, pointed at the pod instead of the Service.
         test_command = one(found, "Pod")["spec"]["containers"][0]["command"]
-        local = [*test_command[:-1], f"http://127.0.0.1:{container_port}{main['startupProbe']['httpGet']['path']}"]
+        local = [*test_command[:-1], f"http://127.0.0.1:{container_port}{main['readinessProbe']['httpGet']['path']}"]
         result = subprocess.run(["podman", "exec", name, *local], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
         # The preStop command rendered for clusters before 1.30 (shortened to 1 s).

@@ -1,8 +1,9 @@
 """The container image, built and run with podman.
 
 Builds servestatic/base from the root Dockerfile, then the README's two Dockerfiles
-(examples/docker/static-only and examples/docker/chained, the Django example) and the
-onbuild variant, and runs them on real sockets. No registry is reachable here, so the
+(examples/docker/static-only and examples/django/Dockerfile, the Django example) and the
+onbuild variant, from group-writable build contexts, and runs them on real sockets; and
+runs the README's shell blocks as a user would copy them. No registry is reachable here, so the
 base is a Debian bookworm root made by scripts/image-base.sh and every Python package
 comes from a wheelhouse downloaded on the host (scripts/wheelhouse.sh); both are cached
 under .cache/, and podman's layer cache makes a rerun take seconds.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -43,6 +45,8 @@ CHAINED_TAG = "localhost/servestatic-test/chained:latest"
 ONBUILD_SITE_TAG = "localhost/servestatic-test/onbuild-site:latest"
 EXAMPLE_DOCKERFILES = REPO / "examples" / "docker"
 STATIC_DOCKERFILE = EXAMPLE_DOCKERFILES / "static-only" / "Dockerfile"
+DJANGO_PROJECT = REPO / "examples" / "django"
+DJANGO_DOCKERFILE = DJANGO_PROJECT / "Dockerfile"
 MAX_GROWTH = 40 * 1000 * 1000  # bytes the image may add to its base
 MAX_START = 2.0  # seconds from `podman run` to the first 200 (median of START_RUNS)
 START_RUNS = 5
@@ -106,11 +110,34 @@ def base_image(toolchain: Toolchain) -> str:
     return BASE_TAG
 
 
+def group_writable(tree: Path) -> Path:
+    """Give everything in tree group write permission, as `git archive` and Ubuntu's umask
+    002 do: COPY keeps it, and the image's server runs in group 0."""
+    for path in [tree, *tree.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o020)
+    return tree
+
+
 def site_context(parent: Path) -> Path:
-    """A build context holding dist/: the example site without any build output."""
+    """A group-writable build context holding dist/: the example site without build output."""
     context = parent / "context"
     copy_site(context / "dist")
-    return context
+    return group_writable(context)
+
+
+def assert_the_server_cannot_change(image: str, *paths: str) -> None:
+    """Run `image` as its own user (10001, group 0) with a writable root file system, and
+    try to append to each path: every attempt must be refused by the file's modes."""
+    probe = ("import sys\n"
+             "for path in sys.argv[1:]:\n"
+             "    try:\n"
+             "        open(path, 'a').close()\n"
+             "        print('writable', path)\n"
+             "    except PermissionError:\n"
+             "        print('refused', path)\n")
+    result = podman("run", "--rm", "--entrypoint", "python3", image, "-c", probe, *paths)
+    assert result.stdout.split("\n")[:-1] == [f"refused {path}" for path in paths], result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -121,9 +148,10 @@ def static_image(toolchain: Toolchain, base_image: str, tmp_path_factory: pytest
 
 
 @pytest.fixture(scope="module")
-def chained_image(toolchain: Toolchain, base_image: str) -> str:
-    toolchain.build(EXAMPLE_DOCKERFILES / "chained" / "Dockerfile", REPO / "examples" / "django",
-                    CHAINED_TAG, pip=True)
+def chained_image(toolchain: Toolchain, base_image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    project = tmp_path_factory.mktemp("django") / "project"
+    shutil.copytree(DJANGO_PROJECT, project, ignore=shutil.ignore_patterns("staticfiles", "__pycache__"))
+    toolchain.build(project / "Dockerfile", group_writable(project), CHAINED_TAG, pip=True)
     return CHAINED_TAG
 
 
@@ -180,7 +208,7 @@ def container(image: str, *options: str, command: tuple[str, ...] = ()) -> Itera
 def test_dockerfiles_pass_hadolint() -> None:
     beside_python = Path(sys.executable).parent / "hadolint"
     hadolint = str(beside_python) if beside_python.exists() else needs_tool("hadolint")
-    dockerfiles = [REPO / "Dockerfile", REPO / "Dockerfile.onbuild",
+    dockerfiles = [REPO / "Dockerfile", REPO / "Dockerfile.onbuild", DJANGO_DOCKERFILE,
                    *sorted(EXAMPLE_DOCKERFILES.glob("*/Dockerfile"))]
     assert len(dockerfiles) == 5
     result = run(hadolint, "--no-color", *dockerfiles, check=False)
@@ -191,9 +219,8 @@ def test_readme_shows_the_dockerfiles_the_tests_build() -> None:
     documents = [path for path in (REPO / "README.md", REPO / "docs" / "image.md") if path.exists()]
     needs(bool(documents), "neither README.md nor docs/image.md exists")
     text = "\n".join(path.read_text() for path in documents)
-    for name in ("static-only", "chained"):
-        dockerfile = (EXAMPLE_DOCKERFILES / name / "Dockerfile").read_text()
-        assert dockerfile.strip() in text, f"examples/docker/{name}/Dockerfile is not in the README verbatim"
+    for path in (STATIC_DOCKERFILE, DJANGO_DOCKERFILE):
+        assert path.read_text().strip() in text, f"{path.relative_to(REPO)} is not in the README verbatim"
 
 
 # --- servestatic/base
@@ -300,6 +327,25 @@ def test_static_only_image(static_image: str) -> None:
     assert checked.stdout.startswith("ok: ") and "manifest" in checked.stdout
 
 
+def test_the_server_cannot_change_the_site_it_serves(static_image: str) -> None:
+    """Built from a group-writable context and run without --read-only: the server's user
+    (UID 10001, group 0) still cannot change a file or add one."""
+    assert_the_server_cannot_change(static_image, "/srv/www/index.html", "/srv/www/css/print.css",
+                                    "/srv/www/css/print.css.br", "/srv/www/.servestatic-manifest.json",
+                                    "/srv/www/new.html")
+
+
+def test_the_empty_base_image_is_not_healthy(base_image: str) -> None:
+    """servestatic/base run as it is serves nothing: live, not ready, and its HEALTHCHECK
+    (`servestatic healthcheck`) says so."""
+    with container(base_image) as running:
+        running.wait_ready("/healthz")
+        assert httpx.get(running.url + "/readyz").status_code == 503
+        health = podman("exec", running.name, "servestatic", "healthcheck", check=False)
+        assert health.returncode == 1
+        assert health.stderr.strip() == "servestatic: error: 0.0.0.0:8000/readyz answered 503"
+
+
 def test_rebuild_after_a_small_change_recompresses_only_that(
     toolchain: Toolchain, base_image: str, tmp_path: Path
 ) -> None:
@@ -374,6 +420,10 @@ def test_chained_django_image(chained_image: str) -> None:
         assert_views_come_from_django(running.url)
         assert_static_files_come_from_servestatic(running.url)
         assert_site_root_files_come_from_servestatic(running.url)
+    # Built from a group-writable checkout: neither the app's code nor its files may change.
+    assert_the_server_cannot_change(chained_image, "/srv/app/mysite/settings.py", "/srv/app/manage.py",
+                                    "/srv/app/public/robots.txt",
+                                    "/srv/app/staticfiles/.servestatic-manifest.json")
 
 
 # --- the onbuild variant
@@ -389,6 +439,7 @@ def test_onbuild_variant(toolchain: Toolchain, base_image: str, tmp_path: Path) 
         assert response.headers["content-encoding"] == "br"
         assert "immutable" in response.headers["cache-control"]
         assert "has no manifest" not in running.logs()
+    assert_the_server_cannot_change(ONBUILD_SITE_TAG, "/srv/www/index.html", "/srv/www/css/print.css")
 
 
 def test_hardened_run_writes_nothing_outside_temp(static_image: str) -> None:
@@ -412,3 +463,53 @@ def test_hardened_run_writes_nothing_outside_temp(static_image: str) -> None:
         outside = [path for path in changed
                    if path != "/etc" and not (path == "/tmp" or path.startswith("/tmp/"))]
         assert outside == [], changed
+
+
+# --- the README's shell blocks, as a user copies them
+
+README_MARKER = "<!-- run by tests/test_image.py::test_readme_blocks_run_as_written -->"
+
+
+def readme_blocks() -> list[str]:
+    """The ```sh blocks the README marks as run here, in the README's order."""
+    text = (REPO / "README.md").read_text()
+    return re.findall(re.escape(README_MARKER) + r"\n```sh\n(.*?)```", text, re.DOTALL)
+
+
+def run_block(block: str, tag: str, port: int, name: str) -> None:
+    """Run one block with bash at the root of the checkout, as written but for what a
+    shared test machine needs: the image tag is `tag` (not my-site/my-app, which another
+    run may be using), and `podman run` is detached on a free 127.0.0.1 port."""
+    script = re.sub(r"\bmy-(site|app)\b", tag, block)
+    script = script.replace("podman run --rm -p 8000:8000",
+                            f"podman run --rm --detach --name {name} -p 127.0.0.1:{port}:8000")
+    result = run("bash", "-euo", "pipefail", "-c", script, timeout=900)
+    assert result.returncode == 0
+
+
+def test_readme_blocks_run_as_written(toolchain: Toolchain, tmp_path: Path) -> None:
+    """The offline base build, the static-only and onbuild sites from their own
+    directories, and the Django example's offline build: each block as the README has
+    it, each image then answering what the README says, with its HEALTHCHECK kept."""
+    blocks = readme_blocks()
+    static_only, django, onbuild, base = blocks  # the README's order
+    assert "--format docker" in static_only and "--format docker" in onbuild and "--format docker" in django
+    run_block(base, "unused", 0, "unused")  # builds servestatic/base:0.1, which the others are FROM
+    checks = [(static_only, "/css/site.css", "body"), (onbuild, "/", "onbuild variant"),
+              (django, "/robots.txt", "User-agent")]
+    for number, (block, path, text) in enumerate(checks):
+        tag = f"localhost/servestatic-test/readme-{number}-{uuid.uuid4().hex[:8]}"
+        name = f"servestatic-readme-{uuid.uuid4().hex[:10]}"
+        port = free_port()
+        try:
+            run_block(block, tag, port, name)
+            running = Container(name, f"http://127.0.0.1:{port}", time.monotonic())
+            running.wait_ready("/readyz", deadline=30)
+            response = httpx.get(running.url + path, headers={"Accept-Encoding": "br"})
+            assert response.status_code == 200, (path, response.status_code)
+            assert text in response.text
+            assert inspect("image", tag)["Config"].get("Healthcheck") or inspect("image", tag).get(
+                "Healthcheck"), f"{tag} lost its HEALTHCHECK"
+        finally:
+            podman("rm", "--force", "--time", "0", name, check=False)
+            podman("rmi", "--force", tag, check=False)
