@@ -1,5 +1,5 @@
 # Varnish in front of servestatic (Varnish 6.0 and later; tested with Debian's 7.1).
-# docs/cdn.md explains each part; tests/test_cdn_varnish.py runs this file as it is,
+# docs/cdn.md explains each part; tests/test_cdn.py runs this file as it is,
 # with only the backend address below changed.
 #
 # What Varnish's built-in VCL would do with servestatic's responses, and what this
