@@ -401,8 +401,8 @@ def test_healthcheck_passes(static_image: str) -> None:
 
 
 def test_healthcheck_fails_when_nothing_answers(static_image: str) -> None:
-    # The server's health path comes from a flag the health check does not see.
-    with container(static_image, command=("--health-path", "/elsewhere")) as running:
+    # The server's readiness path comes from a flag the health check does not see.
+    with container(static_image, command=("--ready-path", "/elsewhere")) as running:
         deadline = time.monotonic() + 15
         while "Listening at" not in running.logs():
             assert time.monotonic() < deadline, running.logs()
