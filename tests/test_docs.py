@@ -8,7 +8,8 @@ from pathlib import Path
 
 from tests.support import REPO
 
-DOCUMENTS = [REPO / "README.md", REPO / "helm" / "servestatic" / "README.md", REPO / "buildpack" / "README.md",
+DOCUMENTS = [REPO / "README.md", REPO / "helm" / "servestatic" / "README.md",
+             REPO / "buildpack" / "README.md",
              *sorted((REPO / "docs").rglob("*.md")), *sorted((REPO / "docs" / "cdn").glob("*.*")),
              *sorted((REPO / "examples").rglob("Dockerfile"))]
 # A repository path: a directory of this project, then a file with an extension (or a
