@@ -75,3 +75,17 @@ def test_the_app_health_path_sees_a_broken_app(site: Path) -> None:
     with serving(site, env) as server:
         checked = healthcheck(server.port, **env)
         assert checked.returncode == 0, checked.stderr
+
+
+def test_an_app_health_path_the_site_answers_stops_start_up_with_one_line(site: Path) -> None:
+    """A static file at the app's health path would answer readiness itself: a broken app
+    would never be seen, so start-up refuses it."""
+    compress(site)
+    result = subprocess.run([sys.executable, "-m", "servestatic", "serve", str(site)], capture_output=True,
+                            text=True, timeout=60, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO), "SERVESTATIC_APP": ECHO,
+                                 "SERVESTATIC_APP_HEALTH_PATH": "/robots.txt"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "servestatic: error: SERVESTATIC_APP_HEALTH_PATH: /robots.txt is answered by servestatic (a file, "
+        "a redirect or the SPA index there), not by the app; give a path only the app serves"]

@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 
 from servestatic.config.settings import Settings
-from servestatic.core.decision import StaticApp
+from servestatic.core.decision import APP, StaticApp
 from servestatic.core.headerrules import HeaderRulesError
-from servestatic.core.table import load_table
+from servestatic.core.table import load_table, wsgi_key
 from servestatic.fronts.userapp import AppImportError, load_user_app
 from servestatic.site.manifest import ManifestError
 
@@ -47,4 +47,12 @@ def prepare(settings: Settings) -> StaticApp:
             user_app = load_user_app(settings.app, settings.app_interface)
         except AppImportError as error:
             raise StartupError(str(error)) from None
-    return StaticApp(table, settings, user_app)
+    static = StaticApp(table, settings, user_app)
+    health = settings.app_health_path
+    if health and static.route(wsgi_key(health), "GET") != APP:
+        # A file (or a redirect, or an SPA route) there would answer the readiness probe
+        # itself, and a broken app would never be seen.
+        raise StartupError(f"SERVESTATIC_APP_HEALTH_PATH: {health} is answered by servestatic (a file, "
+                           f"a redirect or the SPA index there), not by the app; give a path only the "
+                           f"app serves")
+    return static
