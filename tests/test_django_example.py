@@ -119,6 +119,8 @@ def test_a_wrong_compress_setting_fails_collectstatic_with_one_line(tmp_path: Pa
     assert ("CommandError: servestatic compress: SERVESTATIC_GZIP_EFFORT: got 'huge'; "
             "expected one of fast, balanced, max") in result.stderr
     assert "Traceback" not in result.stderr
+    assert "Post-processing" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 # Django hashes a name with the first 12 hex digits of an MD5; one in 280 of those is

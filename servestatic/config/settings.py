@@ -238,8 +238,11 @@ def setting(
     return field(default=parse(default), metadata={"setting": declared})
 
 
+# Formats whose bytes are already compressed, and only those: a format that may be
+# stored raw (.ico, often uncompressed bitmaps; .bmp, .tiff, .svg) is compressed, and
+# the probe in buildtime/compress.py drops the variants of any file that does not shrink.
 DEFAULT_SKIP_EXTENSIONS = (
-    "jpg,jpeg,png,gif,webp,avif,jxl,heic,heif,ico,woff,woff2,zip,gz,tgz,bz2,xz,zst,br,7z,rar,"
+    "jpg,jpeg,png,gif,webp,avif,jxl,heic,heif,woff,woff2,zip,gz,tgz,bz2,xz,zst,br,7z,rar,"
     "mp3,mp4,m4a,m4v,webm,ogg,oga,ogv,opus,flac,aac,mov,avi,mkv,pdf,jar,whl,apk,dmg,"
     "docx,xlsx,pptx,odt,epub"
 )
