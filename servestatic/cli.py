@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from servestatic import __version__
+from servestatic.config.logs import configure_logging
 from servestatic.config.settings import SETTINGS, SettingError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -101,14 +101,6 @@ def settings_from(options: dict[str, Any]) -> Settings:
         raise fail(str(error)) from None
 
 
-def _configure_logging(level: str = "info") -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="servestatic: %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 @app.command(help="Compress ROOT (or each --mount directory) in place (.br, .gz, optional .zst) "
                   "and write its manifest.")
 @with_setting_options("compress", inspect.Parameter(
@@ -121,7 +113,7 @@ def compress(**options: Any) -> None:
     as_json = options.pop("json", False)
     settings = settings_from(options)
     compress_options = CompressOptions.from_settings(settings)
-    _configure_logging()
+    configure_logging()
     results = []
     try:
         for mount in settings.all_mounts:
@@ -167,7 +159,7 @@ def serve(**options: Any) -> None:
     from servestatic.fronts.prepare import StartupError
     from servestatic.server.gunicornapp import run
 
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level)
     try:
         run(settings)
     except StartupError as error:
@@ -181,7 +173,7 @@ def check(**options: Any) -> None:
     from servestatic.fronts.prepare import StartupError, prepare
     from servestatic.server.gunicornapp import configure
 
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level)
     try:
         configure(settings)
         application = prepare(settings)

@@ -76,6 +76,11 @@ class StaticApp:
         # Read by the worker: whether static hits are answered in its event loop.
         self.fast_path = settings.fast_path
         self.real_root = table.real_roots  # str.startswith takes the tuple: inside any mount
+        self.security = table.security
+        if self.security.needs_scheme:
+            # Only then does an answer depend on the request's scheme: a site without HSTS
+            # or the https redirect keeps the plain `decide`, and pays nothing for them.
+            self.decide = self.decide_by_scheme  # type: ignore[method-assign]
 
     def lookup(self, path: str) -> StaticFile | None:
         return self.files.get(path) or self.table.lookup(path)
@@ -119,6 +124,35 @@ class StaticApp:
             if self.spa_index is not None and self.is_spa_route(path):
                 return self.answer(self.spa_index, environ)
         return self.page_not_found(environ)
+
+    def decide_by_scheme(self, environ: dict[str, Any]) -> Answer:
+        """`decide` when HSTS or the https redirect is on (core/security.py): a plain-http
+        request is redirected as Django's SecurityMiddleware would, the health path
+        excepted; an https one gets Strict-Transport-Security."""
+        security = self.security
+        path = environ["PATH_INFO"]
+        if security.is_secure(environ):
+            static_file = self.lookup(path)
+            if static_file is not None:
+                return self.answer(static_file.https, environ)
+            answer = StaticApp.decide(self, environ)
+            hsts = security.hsts_pair
+            if hsts is not None and path != self.health_key:
+                answer.headers = [*answer.headers, hsts]  # a miss: encoded per answer
+            return answer
+        if security.ssl_redirect and path != self.health_key and not security.exempt(path):
+            return self.https_redirect(environ)
+        return StaticApp.decide(self, environ)
+
+    def https_redirect(self, environ: dict[str, Any]) -> Answer:
+        """SECURE_SSL_REDIRECT's 301 to the https URL, with the security headers a Django
+        response carries; 400 when the request's host is not one to redirect to, as Django."""
+        method = environ["REQUEST_METHOD"]
+        location = self.security.https_location(environ)
+        if location is None:
+            return self.simple("400 Bad Request", [], b"400 Bad Request\n", method)
+        return self.simple("301 Moved Permanently", [("Location", location), *self.security.redirect_headers],
+                           b"", method)
 
     # --- hits
 

@@ -30,12 +30,15 @@ from servestatic.config.settings import Mount, Settings
 from servestatic.core.cors import ANY_ORIGIN, CorsPolicy
 from servestatic.core.headerrules import HeaderRule, headers_for, load_rules
 from servestatic.core.http import accepts, http_date
+from servestatic.core.security import SecurityPolicy
 from servestatic.site.hashednames import immutable_test
 from servestatic.site.manifest import CompactEntry, FileEntry, ManifestError, read_for_serving, served_entry
 from servestatic.site.names import ENCODING_SUFFIXES, INDEX, MANIFEST_NAME, NOT_FOUND_PAGE
 from servestatic.site.scan import never_served
 
 log = logging.getLogger("servestatic")
+
+NO_SECURITY = SecurityPolicy()
 
 _IN_A_DIRECTORY = "/" + INDEX
 
@@ -73,15 +76,21 @@ class Representation:
 
 
 class StaticFile:
-    """A servable file: its representations, smallest first, and its validators."""
+    """A servable file: its representations, smallest first, and its validators.
 
-    __slots__ = ("by_size", "last_modified", "mtime")
+    `https` is the same file as answered to an https request: itself, or, when
+    Strict-Transport-Security is on (core/security.py), a twin whose header lists
+    carry it, so that neither answer builds a header per request.
+    """
+
+    __slots__ = ("by_size", "https", "last_modified", "mtime")
 
     def __init__(self, by_size: tuple[Representation, ...], mtime: int | None,
                  last_modified: str | None):
         self.by_size = by_size
         self.mtime = mtime
         self.last_modified = last_modified
+        self.https = self
 
     def select(self, codings: frozenset[str]) -> Representation | None:
         """The smallest representation the client accepts, or None (406)."""
@@ -127,13 +136,16 @@ class Table:
     prefix) that has one.
     """
 
-    def __init__(self, settings: Settings, mounts: list[tuple[MountTable, dict[str, Entry]]]):
+    def __init__(self, settings: Settings, mounts: list[tuple[MountTable, dict[str, Entry]]],
+                 security: SecurityPolicy = NO_SECURITY):
         """`mounts`: each mount with its entries (relative path -> entry), which the table
-        takes: it empties each dict as it goes."""
+        takes: it empties each dict as it goes. `security`: the headers every file gets
+        besides its own (core/security.py)."""
         started = time.perf_counter()
         self.mounts = [mount for mount, _ in mounts]
         self.rules = load_rules(settings.headers_file) if settings.headers_file else ()
-        self.policy = _HeaderPolicy(settings, self.rules)
+        self.security = security
+        self.policy = _HeaderPolicy(settings, self.rules, security)
         self.immutable_override = (immutable_test(settings.immutable_pattern)
                                    if settings.immutable_pattern != "auto" else None)
         # The built files, oldest first (see `lookup`).
@@ -291,9 +303,11 @@ class _Shared:
 class _HeaderPolicy:
     """Decides the cache, CORS and rule headers of a file from the settings."""
 
-    def __init__(self, settings: Settings, rules: tuple[HeaderRule, ...]):
+    def __init__(self, settings: Settings, rules: tuple[HeaderRule, ...],
+                 security: SecurityPolicy = NO_SECURITY):
         self.settings = settings
         self.rules = rules
+        self.security = security
         self.shared = _Shared()
         self.immutable_cache = f"public, max-age={settings.immutable_max_age}, immutable"
         self.default_cache = f"public, max-age={settings.max_age}"
@@ -349,6 +363,7 @@ class _HeaderPolicy:
             shared("Accept-Ranges", "bytes"),
             shared("X-Content-Type-Options", "nosniff"),
             *validators,
+            *(shared(name, value) for name, value in self.security.headers),
         ]
         if self.rules:
             extra = headers_for(self.rules, relative)
@@ -364,8 +379,12 @@ class _HeaderPolicy:
 
 
 def _representations(root: str, relative: str, entry: FileEntry, policy: _HeaderPolicy,
-                     last_modified: str | None) -> tuple[Representation, ...]:
+                     last_modified: str | None, extra: tuple[tuple[str, str], ...] = ()
+                     ) -> tuple[Representation, ...]:
+    """The file's representations, smallest first; `extra` headers go on a 200 and a 304 alike."""
     common, validators = policy.common(relative, entry, last_modified)
+    if extra:
+        common, validators = [*common, *extra], [*validators, *extra]
     shared = policy.shared
     base = root + relative
     items = [("identity", base, entry.size, entry.hash)]
@@ -391,10 +410,16 @@ def _representations(root: str, relative: str, entry: FileEntry, policy: _Header
 def _static_file(root: str, relative: str, entry: FileEntry, policy: _HeaderPolicy) -> StaticFile:
     last_modified = http_date(entry.mtime) if entry.mtime is not None else None
     representations = _representations(root, relative, entry, policy, last_modified)
-    return StaticFile(representations, entry.mtime, last_modified)
+    static_file = StaticFile(representations, entry.mtime, last_modified)
+    hsts = policy.security.hsts_pair
+    if hsts is not None and not any(name.lower() == "strict-transport-security"
+                                    for name, _ in representations[0].headers):  # a rule's wins
+        secure = _representations(root, relative, entry, policy, last_modified, (policy.shared(*hsts),))
+        static_file.https = StaticFile(secure, entry.mtime, last_modified)
+    return static_file
 
 
-def load_table(settings: Settings) -> Table:
+def load_table(settings: Settings, security: SecurityPolicy = NO_SECURITY) -> Table:
     """The table of every mount, each from its manifest, or from a scan (with a warning)."""
     collecting = gc.isenabled()
     # The table is an object or two per file, all kept as long as the process runs.
@@ -404,7 +429,7 @@ def load_table(settings: Settings) -> Table:
     # server.run does again with everything else before gunicorn forks).
     gc.disable()
     try:
-        table = Table(settings, [_load_mount(settings, mount) for mount in settings.all_mounts])
+        table = Table(settings, [_load_mount(settings, mount) for mount in settings.all_mounts], security)
         gc.freeze()
         return table
     finally:

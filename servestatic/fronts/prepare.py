@@ -16,6 +16,7 @@ from servestatic.config.settings import Settings
 from servestatic.core.decision import StaticApp
 from servestatic.core.headerrules import HeaderRulesError
 from servestatic.core.table import load_table
+from servestatic.fronts.security import SecuritySettingError, security_policy
 from servestatic.fronts.userapp import AppImportError, load_user_app
 from servestatic.site.manifest import ManifestError
 
@@ -35,16 +36,19 @@ def prepare(settings: Settings) -> StaticApp:
             raise StartupError(f"{variable}: {mount.root} is not readable")
     if settings.headers_file is not None and not settings.headers_file.is_file():
         raise StartupError(f"SERVESTATIC_HEADERS_FILE: {settings.headers_file} is not a file")
-    try:
-        table = load_table(settings)
-    except ManifestError as error:
-        raise StartupError(f"{variable}: {error}") from None
-    except HeaderRulesError as error:
-        raise StartupError(f"SERVESTATIC_HEADERS_FILE: {error}") from None
+    # The app first: a Django project's settings decide the security headers the table holds.
     user_app = None
     if settings.app:
         try:
             user_app = load_user_app(settings.app, settings.app_interface)
         except AppImportError as error:
             raise StartupError(str(error)) from None
+    try:
+        table = load_table(settings, security_policy(settings))
+    except ManifestError as error:
+        raise StartupError(f"{variable}: {error}") from None
+    except HeaderRulesError as error:
+        raise StartupError(f"SERVESTATIC_HEADERS_FILE: {error}") from None
+    except SecuritySettingError as error:
+        raise StartupError(str(error)) from None
     return StaticApp(table, settings, user_app)
