@@ -147,21 +147,40 @@ def stylesheet_from_root(static_root: Path) -> str:
 # --- any app: the settings
 
 
-def test_hsts_and_redirect_from_settings_without_django(site: Path) -> None:
+def https_rules(tmp_path: Path, table: str) -> str:
+    path = tmp_path / "headers.toml"
+    path.write_text(table)
+    return str(path)
+
+
+def test_hsts_and_redirect_from_the_rules_file_without_django(site: Path, tmp_path: Path) -> None:
     compress(site)
-    with ServerProcess(site, env={"SERVESTATIC_HSTS": "max-age=600; preload",
-                                  "SERVESTATIC_SSL_REDIRECT": "true",
-                                  "SERVESTATIC_SSL_HOST": "www.example.com"}) as server:
+    rules = https_rules(tmp_path, '[https]\nhsts = "max-age=600; preload"\nredirect = true\n'
+                                  'host = "www.example.com"\n'
+                                  '[[rule]]\nglob = "*"\nheaders = { X-Frame-Options = "DENY" }\n')
+    with ServerProcess(site, env={"SERVESTATIC_HEADERS_FILE": rules}) as server:
         plain = httpx.get(server.url + "/robots.txt?x=1")
         assert plain.status_code == 301
         assert plain.headers["location"] == "https://www.example.com/robots.txt?x=1"
         secure = httpx.get(server.url + "/robots.txt", headers={"X-Forwarded-Proto": "https"})
         assert secure.status_code == 200
         assert secure.headers["strict-transport-security"] == "max-age=600; preload"
+        assert secure.headers["x-frame-options"] == "DENY"
         missing = httpx.get(server.url + "/nope.txt", headers={"X-Forwarded-Proto": "https"})
         assert missing.status_code == 404
         assert missing.headers["strict-transport-security"] == "max-age=600; preload"
         assert httpx.get(server.url + "/healthz").status_code == 200
+
+
+def test_the_rules_file_overrides_the_django_settings(static_root: Path, tmp_path: Path) -> None:
+    rules = https_rules(tmp_path, '[https]\nhsts = ""\n[[rule]]\nglob = "*"\n'
+                                  'headers = { X-Frame-Options = "" }\n')
+    path = stylesheet_from_root(static_root)
+    with django_server(static_root, SERVESTATIC_HEADERS_FILE=rules) as server:
+        static = httpx.get(server.url + path, headers={"X-Forwarded-Proto": "https"})
+        assert "strict-transport-security" not in static.headers
+        assert "x-frame-options" not in static.headers
+        assert static.headers["referrer-policy"] == "strict-origin-when-cross-origin"
 
 
 def test_without_hsts_or_redirect_nothing_is_added(site: Path) -> None:
@@ -173,11 +192,12 @@ def test_without_hsts_or_redirect_nothing_is_added(site: Path) -> None:
         assert httpx.get(server.url + "/robots.txt").status_code == 200
 
 
-def test_security_django_without_a_django_app_stops_startup(site: Path) -> None:
+def test_a_wrong_https_table_stops_startup_with_one_line(site: Path, tmp_path: Path) -> None:
     compress(site)
+    rules = https_rules(tmp_path, '[https]\nhsts = "3600"\n')
     result = subprocess.run([*SERVESTATIC, "check", str(site)], capture_output=True, text=True,
-                            env=environment({"SERVESTATIC_SECURITY": "django"}), timeout=60)
+                            env=environment({"SERVESTATIC_HEADERS_FILE": rules}), timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "servestatic: error: SERVESTATIC_SECURITY=django: SERVESTATIC_APP is not a Django project (no "
-        "Django settings were set up importing it); expected auto or settings"]
+        f"servestatic: error: SERVESTATIC_HEADERS_FILE: {rules}: [https] hsts = '3600'; expected '' or "
+        "max-age=SECONDS with optional '; includeSubDomains' and '; preload'"]

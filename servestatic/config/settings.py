@@ -195,24 +195,6 @@ def _parse_host_port(raw: str) -> str | None:
     return value
 
 
-def _parse_hsts(raw: str) -> str | None:
-    value = raw.strip()
-    if not value:
-        return None
-    if not re.fullmatch(r"max-age=\d+(\s*;\s*(includeSubDomains|preload))*", value, re.IGNORECASE):
-        raise ValueError("max-age=SECONDS, optionally with '; includeSubDomains' and '; preload'")
-    return value
-
-
-def _parse_host(raw: str) -> str | None:
-    value = raw.strip()
-    if not value:
-        return None
-    if not re.fullmatch(r"([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9a-fA-F:]+\])(:\d{1,5})?", value):
-        raise ValueError("a host name, optionally with :PORT, such as www.example.com")
-    return value
-
-
 @dataclass(frozen=True)
 class Setting:
     """One setting: where it comes from, what it defaults to, and how it is read."""
@@ -330,21 +312,6 @@ class Settings:
     headers_file: Path | None = setting(
         "SERVESTATIC_HEADERS_FILE", "", _parse_optional_path,
         "TOML file of per-glob response header rules (for CSP and the like).")
-    security: str = setting(
-        "SERVESTATIC_SECURITY", "auto", _parse_choice("auto", "django", "settings"),
-        "Where the security headers and https redirect of static answers come from: auto (the "
-        "Django project's settings when SERVESTATIC_APP is one, else the settings below), "
-        "django, or settings.")
-    hsts: str | None = setting(
-        "SERVESTATIC_HSTS", "", _parse_hsts,
-        "Strict-Transport-Security value for https requests, such as max-age=31536000; "
-        "includeSubDomains; unset: none.")
-    ssl_redirect: bool = setting(
-        "SERVESTATIC_SSL_REDIRECT", "false", _parse_bool,
-        "Redirect plain-http requests that servestatic answers to https (the health path excepted).")
-    ssl_host: str | None = setting(
-        "SERVESTATIC_SSL_HOST", "", _parse_host,
-        "Host the https redirect goes to; unset: the request's Host.")
     health_path: str = setting(
         "SERVESTATIC_HEALTH_PATH", "/healthz", _parse_url_path,
         "Path answered 200 while the server runs, for liveness probes; never reaches your app.")

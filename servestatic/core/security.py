@@ -5,7 +5,7 @@ project's middleware puts on every response (SecurityMiddleware's HSTS,
 Referrer-Policy, Cross-Origin-Opener-Policy; XFrameOptionsMiddleware's
 X-Frame-Options) and its SECURE_SSL_REDIRECT would be missing from them. A
 `SecurityPolicy` holds them as data: built from the project's settings
-(fronts/djangosecurity.py) or from SERVESTATIC_* settings, it is folded into the
+(fronts/security.py) or from the header rules file's [https] table, it is folded into the
 precomputed header lists of the table (core/table.py), and only the request's
 scheme is looked at per request, and only when HSTS or the redirect is on
 (core/decision.py swaps in its scheme-aware `decide` then; otherwise nothing).
@@ -19,7 +19,7 @@ forwarded_allow_ips).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -114,11 +114,16 @@ def _host_matches(domain: str, pattern: str) -> bool:
     return domain == pattern
 
 
-def settings_policy(hsts: str | None, ssl_redirect: bool, ssl_host: str | None) -> SecurityPolicy:
-    """The policy of an app that is not a Django project: SERVESTATIC_HSTS, _SSL_REDIRECT and
-    _SSL_HOST, with gunicorn's forwarded-header rules for the scheme; other security headers
-    come from header rules (SERVESTATIC_HEADERS_FILE)."""
-    return SecurityPolicy(hsts=hsts, ssl_redirect=ssl_redirect, ssl_host=ssl_host)
+def with_https_table(policy: SecurityPolicy, https: dict[str, Any]) -> SecurityPolicy:
+    """The policy with a header rules file's [https] table (core/headerrules.py) applied over it."""
+    changes: dict[str, Any] = {}
+    if "hsts" in https:
+        changes["hsts"] = https["hsts"] or None
+    if "redirect" in https:
+        changes["ssl_redirect"] = https["redirect"]
+    if "host" in https:
+        changes["ssl_host"] = https["host"]
+    return replace(policy, **changes)
 
 
 def forwarded_scheme(environ: dict[str, Any], tls: bool, trusted: tuple[Pair, ...]) -> str:

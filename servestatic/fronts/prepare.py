@@ -16,7 +16,7 @@ from servestatic.config.settings import Settings
 from servestatic.core.decision import StaticApp
 from servestatic.core.headerrules import HeaderRulesError
 from servestatic.core.table import load_table
-from servestatic.fronts.security import SecuritySettingError, security_policy
+from servestatic.fronts.security import security_policy
 from servestatic.fronts.userapp import AppImportError, load_user_app
 from servestatic.site.manifest import ManifestError
 
@@ -49,6 +49,4 @@ def prepare(settings: Settings) -> StaticApp:
         raise StartupError(f"{variable}: {error}") from None
     except HeaderRulesError as error:
         raise StartupError(f"SERVESTATIC_HEADERS_FILE: {error}") from None
-    except SecuritySettingError as error:
-        raise StartupError(str(error)) from None
     return StaticApp(table, settings, user_app)

@@ -1,5 +1,5 @@
-"""Which security policy (core/security.py) the static answers get: the Django project's, or
-the SERVESTATIC_* settings'.
+"""Which security policy (core/security.py) the static answers get: the Django project's,
+with the header rules file's [https] table over it (core/headerrules.py).
 
 A Django project behind WhiteNoise had its middleware's headers and SECURE_SSL_REDIRECT
 on static responses too, because WhiteNoise answered inside Django's middleware stack.
@@ -7,25 +7,23 @@ servestatic answers before Django, so it reads the same settings once, at start-
 and says what the middleware would have added: SecurityMiddleware's HSTS (on https
 only), Referrer-Policy, Cross-Origin-Opener-Policy and redirect, and
 XFrameOptionsMiddleware's X-Frame-Options, each only when that middleware is in
-MIDDLEWARE, as in Django. X-Content-Type-Options: nosniff is on every static answer
-whatever SECURE_CONTENT_TYPE_NOSNIFF says (docs/http.md).
+MIDDLEWARE, as in Django. Any other app gets none of them unless the rules file says so
+(header rules for the headers, [https] for HSTS and the redirect).
+X-Content-Type-Options: nosniff is on every static answer whatever
+SECURE_CONTENT_TYPE_NOSNIFF says (docs/http.md).
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from typing import Any
 
 from servestatic.config.settings import Settings
-from servestatic.core.security import SecurityPolicy, settings_policy
+from servestatic.core.headerrules import load_https
+from servestatic.core.security import SecurityPolicy, with_https_table
 
 SECURITY_MIDDLEWARE = "django.middleware.security.SecurityMiddleware"
 XFRAME_MIDDLEWARE = "django.middleware.clickjacking.XFrameOptionsMiddleware"
-
-
-class SecuritySettingError(Exception):
-    """SERVESTATIC_SECURITY cannot be honoured; the message is one line."""
 
 
 def django_settings() -> Any | None:
@@ -39,20 +37,13 @@ def django_settings() -> Any | None:
 
 
 def security_policy(settings: Settings) -> SecurityPolicy:
-    """The policy for this site: Django's (SERVESTATIC_SECURITY auto with a Django project,
-    or django), else the SERVESTATIC_* settings'. An explicit SERVESTATIC_HSTS, _SSL_REDIRECT
-    or _SSL_HOST wins over the project's value."""
-    project = django_settings() if settings.security != "settings" else None
-    if settings.security == "django" and project is None:
-        raise SecuritySettingError("SERVESTATIC_SECURITY=django: SERVESTATIC_APP is not a Django "
-                                   "project (no Django settings were set up importing it); expected "
-                                   "auto or settings")
-    if project is None:
-        return settings_policy(settings.hsts, settings.ssl_redirect, settings.ssl_host)
-    policy = django_policy(project)
-    overrides = {name: getattr(settings, name) for name in ("hsts", "ssl_redirect", "ssl_host")
-                 if name in settings.explicit}
-    return replace(policy, **overrides)
+    """The policy for this site: the Django project's when SERVESTATIC_APP is one, then the
+    header rules file's [https] table over it (HeaderRulesError when that is wrong)."""
+    project = django_settings()
+    policy = django_policy(project) if project is not None else SecurityPolicy()
+    if settings.headers_file is not None:
+        policy = with_https_table(policy, load_https(settings.headers_file))
+    return policy
 
 
 def django_policy(project: Any) -> SecurityPolicy:
