@@ -166,7 +166,9 @@ def serve(**options: Any) -> None:
         raise fail(str(error)) from None
 
 
-@app.command(help="Check the settings, the root, the manifest and the app; exit non-zero on a problem.")
+@app.command(help="Check the settings, the root, the manifest and the app, and hold the mounts against a "
+                  "Django project's STATIC_URL/STATIC_ROOT and the pages' static links; exit non-zero "
+                  "on a problem, one line each.")
 @with_setting_options("check")
 def check(**options: Any) -> None:
     settings = settings_from(options)  # first: importing gunicorn reads WEB_CONCURRENCY
@@ -174,11 +176,18 @@ def check(**options: Any) -> None:
     from servestatic.server.gunicornapp import configure
 
     configure_logging(settings.log_level)
+    from servestatic.fronts.checks import CheckError, findings
+
     try:
         configure(settings)
         application = prepare(settings)
-    except StartupError as error:
+        found = findings(settings, application)
+    except (StartupError, CheckError) as error:
         raise fail(str(error)) from None
+    for finding in found:  # one line each, naming the setting to change
+        typer.echo(f"servestatic: error: {finding.line()}", err=True)
+    if found:
+        raise typer.Exit(1)
     typer.echo(f"ok: {application.table.describe()}")
 
 

@@ -63,7 +63,12 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
+# User uploads: files that appear while the site runs, served by a mount declared as
+# changing at run time (docs/django.md, "Media").
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", BASE_DIR / "media"))
 STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Django's ManifestStaticFilesStorage, then `servestatic compress` over STATIC_ROOT.
     "staticfiles": {"BACKEND": "servestatic.django.CompressedManifestStaticFilesStorage"},
 }
