@@ -120,6 +120,8 @@ def compress(**options: Any) -> None:
             results.append((mount, _compress_one(mount.root, compress_options, show_bar=not as_json)))
     except CompressError as error:
         raise fail(str(error)) from None
+    if not results:  # every mount is live: nothing is compressed at build time
+        raise fail("no mount to compress: a live: mount changes at run time and is never compressed")
     several = len(results) > 1
     if as_json:
         if several:

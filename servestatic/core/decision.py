@@ -77,6 +77,11 @@ class StaticApp:
         self.fast_path = settings.fast_path
         self.real_root = table.real_roots  # str.startswith takes the tuple: inside any mount
         self.security = table.security
+        if table.live_prefixes:
+            # Mounts that change at run time: their paths are found on disk, per request.
+            # Only then are `route` and `lookup` the ones that look there.
+            self.route = self.route_with_live  # type: ignore[method-assign]
+            self.lookup = self.lookup_with_live  # type: ignore[method-assign]
         if self.security.needs_scheme:
             # Only then does an answer depend on the request's scheme: a site without HSTS
             # or the https redirect keeps the plain `decide`, and pays nothing for them.
@@ -103,6 +108,17 @@ class StaticApp:
         if path in self.redirects or (self.spa_index is not None and self.is_spa_route(path)):
             return MISS
         return APP
+
+    def route_with_live(self, path: str, method: str) -> str:
+        """`route` when a mount changes at run time: a path of it is STATIC when the file is
+        on disk now."""
+        where = StaticApp.route(self, path, method)
+        if where in (STATIC, HEALTH) or not path.startswith(self.table.live_prefixes):
+            return where
+        return STATIC if self.table.lookup_live(path) is not None else where
+
+    def lookup_with_live(self, path: str) -> StaticFile | None:
+        return self.files.get(path) or self.table.lookup(path) or self.table.lookup_live(path)
 
     def decide(self, environ: dict[str, Any]) -> Answer:
         """The answer to a request that is not the app's (`route`). `environ` needs

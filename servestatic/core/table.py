@@ -30,6 +30,7 @@ from servestatic.config.settings import Mount, Settings
 from servestatic.core.cors import ANY_ORIGIN, CorsPolicy
 from servestatic.core.headerrules import HeaderRule, headers_for, load_rules
 from servestatic.core.http import accepts, http_date
+from servestatic.core.livemount import live_entry
 from servestatic.core.security import SecurityPolicy
 from servestatic.site.hashednames import immutable_test
 from servestatic.site.manifest import CompactEntry, FileEntry, ManifestError, read_for_serving, served_entry
@@ -103,14 +104,16 @@ class StaticFile:
 class MountTable:
     """One mount's share of the table: its directory and prefix, and where its entries came from."""
 
-    __slots__ = ("count", "key_prefix", "prefix", "root", "source")
+    __slots__ = ("count", "key_prefix", "live", "prefix", "real_root", "root", "source")
 
     def __init__(self, mount: Mount, count: int, source: str):
         self.prefix = mount.prefix
         self.key_prefix = wsgi_key(mount.prefix)
         self.root = os.path.join(mount.root, "")
+        self.real_root = os.path.join(os.path.realpath(mount.root), "")
         self.count = count
         self.source = source
+        self.live = mount.live  # files looked up on each request (core/livemount.py)
 
     def relative(self, key: str) -> str:
         """The manifest's relative path for a table key of this mount.
@@ -179,7 +182,8 @@ class Table:
                     self.spa_prefix = mount.key_prefix
                     break
         # Where a served file may really be: under one of the mounts' directories.
-        self.real_roots = tuple(os.path.join(os.path.realpath(mount.root), "") for mount in self.mounts)
+        self.real_roots = tuple(mount.real_root for mount in self.mounts)
+        self.live_prefixes = tuple(mount.key_prefix for mount in self.mounts if mount.live)
         self.seconds = time.perf_counter() - started
 
     def _add(self, mount: MountTable, entries: dict[str, Entry], inner: tuple[str, ...]) -> None:
@@ -251,6 +255,19 @@ class Table:
         if len(files) > self.built_files:
             files.popitem(last=False)
         return static_file
+
+    def lookup_live(self, key: str) -> StaticFile | None:
+        """The file at a key of a mount that changes at run time, looked up on disk now and
+        never kept (it may change); None when the key is not such a mount's or not servable."""
+        mount = next((mount for prefix, mount in self._by_prefix if key.startswith(prefix)), None)
+        if mount is None or not mount.live:
+            return None
+        try:
+            relative = key[len(mount.key_prefix):].encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return None
+        entry = live_entry(mount.root, mount.real_root, relative)
+        return None if entry is None else _static_file(mount.root, relative, entry, self.policy)
 
     def mount_of(self, key: str) -> MountTable:
         """The mount a table key belongs to: the longest prefix it starts with (keys
@@ -429,7 +446,8 @@ def load_table(settings: Settings, security: SecurityPolicy = NO_SECURITY) -> Ta
     # server.run does again with everything else before gunicorn forks).
     gc.disable()
     try:
-        table = Table(settings, [_load_mount(settings, mount) for mount in settings.all_mounts], security)
+        mounts = (*settings.all_mounts, *settings.live_mounts)
+        table = Table(settings, [_load_mount(settings, mount) for mount in mounts], security)
         gc.freeze()
         return table
     finally:
@@ -441,6 +459,8 @@ def _load_mount(settings: Settings, mount: Mount) -> tuple[MountTable, dict[str,
     from servestatic.site.manifest import build_from_tree
 
     entries: dict[str, Entry]
+    if mount.live:
+        return MountTable(mount, 0, "disk on each request"), {}
     try:
         entries = read_for_serving(mount.root)
         source = "manifest"

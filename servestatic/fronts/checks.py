@@ -99,7 +99,7 @@ def _django_from_environment() -> Any | None:
 def django_findings(settings: Settings, project: Any) -> list[Finding]:
     """The mounts held against STATIC_URL and STATIC_ROOT, MEDIA_URL and MEDIA_ROOT."""
     root_variable, prefix_variable = _variables(settings)
-    mounts = {mount.root.resolve(): mount for mount in settings.all_mounts}
+    mounts = {mount.root.resolve(): mount for mount in (*settings.all_mounts, *settings.live_mounts)}
     sources = _source_directories(project)
     found = [Finding(root_variable, f"{mount.root} is {sources[root]}, the sources collectstatic copies "
                                     f"from; serve STATIC_ROOT ({project.STATIC_ROOT}) after "

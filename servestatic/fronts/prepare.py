@@ -29,7 +29,7 @@ def prepare(settings: Settings) -> StaticApp:
     """Validate the roots, load the table, import the user's app: the app to serve."""
     # The variable the user set: SERVESTATIC_MOUNTS names every directory when it is set.
     variable = "SERVESTATIC_MOUNTS" if settings.mounts else "SERVESTATIC_ROOT"
-    for mount in settings.all_mounts:
+    for mount in (*settings.all_mounts, *settings.live_mounts):
         if not mount.root.is_dir():
             raise StartupError(f"{variable}: {mount.root} is not a directory")
         if not os.access(mount.root, os.R_OK | os.X_OK):
