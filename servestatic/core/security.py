@@ -52,8 +52,6 @@ class SecurityPolicy:
     allowed_hosts: tuple[str, ...] = ("*",)
     # Take the host from X-Forwarded-Host (Django's USE_X_FORWARDED_HOST).
     forwarded_host: bool = False
-    # Where the policy came from, for `servestatic check` and the start-up line.
-    source: str = "settings"
 
     @property
     def needs_scheme(self) -> bool:

@@ -57,7 +57,7 @@ def django_policy(project: Any) -> SecurityPolicy:
     if XFRAME_MIDDLEWARE in middleware:
         framing.append(("X-Frame-Options", getattr(project, "X_FRAME_OPTIONS", "DENY").upper()))
     if SECURITY_MIDDLEWARE not in middleware:
-        return SecurityPolicy(headers=tuple(framing), source="Django settings")
+        return SecurityPolicy(headers=tuple(framing))
     own: list[tuple[str, str]] = []
     if project.SECURE_CONTENT_TYPE_NOSNIFF:
         own.append(("X-Content-Type-Options", "nosniff"))
@@ -86,8 +86,7 @@ def django_policy(project: Any) -> SecurityPolicy:
         ssl_host=project.SECURE_SSL_HOST or None,
         redirect_exempt=tuple(project.SECURE_REDIRECT_EXEMPT),
         proxy_ssl_header=tuple(proxy) if proxy else None,
-        allowed_hosts=tuple(_allowed_hosts(project)), forwarded_host=bool(project.USE_X_FORWARDED_HOST),
-        source="Django settings")
+        allowed_hosts=tuple(_allowed_hosts(project)), forwarded_host=bool(project.USE_X_FORWARDED_HOST))
 
 
 def _allowed_hosts(project: Any) -> list[str]:
