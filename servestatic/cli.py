@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from servestatic import __version__
+from servestatic.config.logs import configure_logging
 from servestatic.config.settings import SETTINGS, SettingError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -101,14 +101,6 @@ def settings_from(options: dict[str, Any]) -> Settings:
         raise fail(str(error)) from None
 
 
-def _configure_logging(level: str = "info") -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="servestatic: %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 @app.command(help="Compress ROOT (or each --mount directory) in place (.br, .gz, optional .zst) "
                   "and write its manifest.")
 @with_setting_options("compress", inspect.Parameter(
@@ -121,13 +113,15 @@ def compress(**options: Any) -> None:
     as_json = options.pop("json", False)
     settings = settings_from(options)
     compress_options = CompressOptions.from_settings(settings)
-    _configure_logging()
+    configure_logging()
     results = []
     try:
         for mount in settings.all_mounts:
             results.append((mount, _compress_one(mount.root, compress_options, show_bar=not as_json)))
     except CompressError as error:
         raise fail(str(error)) from None
+    if not results:  # every mount is live: nothing is compressed at build time
+        raise fail("no mount to compress: a live: mount changes at run time and is never compressed")
     several = len(results) > 1
     if as_json:
         if several:
@@ -167,26 +161,35 @@ def serve(**options: Any) -> None:
     from servestatic.fronts.prepare import StartupError
     from servestatic.server.gunicornapp import run
 
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level)
     try:
         run(settings)
     except StartupError as error:
         raise fail(str(error)) from None
 
 
-@app.command(help="Check the settings, the root, the manifest and the app; exit non-zero on a problem.")
+@app.command(help="Check the settings, the root, the manifest and the app, and hold the mounts against a "
+                  "Django project's STATIC_URL/STATIC_ROOT and the pages' static links; exit non-zero "
+                  "on a problem, one line each.")
 @with_setting_options("check")
 def check(**options: Any) -> None:
     settings = settings_from(options)  # first: importing gunicorn reads WEB_CONCURRENCY
     from servestatic.fronts.prepare import StartupError, prepare
     from servestatic.server.gunicornapp import configure
 
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level)
+    from servestatic.fronts.checks import CheckError, findings
+
     try:
         configure(settings)
         application = prepare(settings)
-    except StartupError as error:
+        found = findings(settings, application)
+    except (StartupError, CheckError) as error:
         raise fail(str(error)) from None
+    for finding in found:  # one line each, naming the setting to change
+        typer.echo(f"servestatic: error: {finding.line()}", err=True)
+    if found:
+        raise typer.Exit(1)
     typer.echo(f"ok: {application.table.describe()}")
 
 

@@ -32,9 +32,9 @@ from django.contrib.staticfiles.storage import ManifestStaticFilesStorage
 from django.core.management.base import CommandError
 
 from servestatic.buildtime.compress import CompressError, CompressOptions, Summary, compress_tree
-from servestatic.config.settings import SettingError, load_settings
+from servestatic.config.settings import SettingError, Settings, load_settings
 
-# What collectstatic names as the file whose post-processing failed.
+# Named in the one line a failure of the compress step prints.
 STEP = "servestatic compress"
 
 
@@ -43,23 +43,32 @@ class CompressedManifestStaticFilesStorage(ManifestStaticFilesStorage):
 
     def post_process(self, paths: dict[str, Any], dry_run: bool = False,
                      **options: Any) -> Iterator[tuple[str, str | None, Any]]:
+        # Read first, so that a wrong setting stops collectstatic before Django's work.
+        # Raised rather than yielded: collectstatic prints "Post-processing '...' failed!"
+        # and a blank line before an exception that is yielded; a CommandError raised is
+        # its one line ("CommandError: ...").
+        settings = self.settings()
         yield from super().post_process(paths, dry_run=dry_run, **options)
         if dry_run:
             return
         try:
-            summary = self.compress()
-        except (CompressError, SettingError) as error:
-            # collectstatic raises an exception yielded here after naming the
-            # step; CommandError makes that one line rather than a traceback.
-            yield STEP, None, CommandError(f"{STEP}: {error}")
-            return
+            summary = self.compress(settings)
+        except CompressError as error:
+            raise CommandError(f"{STEP}: {error}") from None
         print(f"servestatic: {summary.line()}", file=sys.stdout)
         if summary.errors:
-            yield STEP, None, CommandError(f"{STEP}: " + "; ".join(summary.errors))
+            raise CommandError(f"{STEP}: " + "; ".join(summary.errors))
 
-    def compress(self) -> Summary:
+    @staticmethod
+    def settings() -> Settings:
+        """The SERVESTATIC_* settings of the environment, or collectstatic's one-line error."""
+        try:
+            return load_settings()  # the root is STATIC_ROOT, whatever ROOT or MOUNTS say
+        except SettingError as error:
+            raise CommandError(f"{STEP}: {error}") from None
+
+    def compress(self, settings: Settings) -> Summary:
         """Compress STATIC_ROOT with the SERVESTATIC_* settings of the environment."""
-        settings = load_settings()  # the root is STATIC_ROOT, whatever ROOT or MOUNTS say
         # hashed_files maps each name to the name Django gave its hashed copy.
         hashed = frozenset(str(name) for name in self.hashed_files.values())
         options = replace(CompressOptions.from_settings(settings), hashed_names=hashed)

@@ -195,6 +195,7 @@ def test_scope_environ_is_what_the_decision_reads() -> None:
     assert scope_environ(SCOPE, path) == {
         "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "a=1", "SCRIPT_NAME": "",
         "HTTP_HOST": "example.com", "HTTP_ACCEPT": "text/html,*/*", "CONTENT_TYPE": "text/plain",
+        "wsgi.url_scheme": "http",  # the server's scheme, for HSTS and the https redirect
     }
 
 

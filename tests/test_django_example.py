@@ -81,6 +81,15 @@ def test_static_misses_and_other_paths_reach_django(django_server: ServerProcess
     assert httpx.post(django_server.url + "/hello/").status_code == 200
 
 
+def test_django_log_lines_are_printed_once(django_server: ServerProcess) -> None:
+    # The example's LOGGING prints django's warnings on the console; they propagate to the
+    # root logger, where servestatic's handler must not print them again.
+    path = f"/nope-{django_server.port}/"
+    assert httpx.get(django_server.url + path).status_code == 404
+    lines = [line for line in django_server.log().splitlines() if f"Not Found: {path}" in line]
+    assert lines == [f"Not Found: {path}"], django_server.log()
+
+
 def test_health_never_reaches_django(django_server: ServerProcess) -> None:
     response = httpx.get(django_server.url + "/healthz")
     assert response.status_code == 200
@@ -119,6 +128,8 @@ def test_a_wrong_compress_setting_fails_collectstatic_with_one_line(tmp_path: Pa
     assert ("CommandError: servestatic compress: SERVESTATIC_GZIP_EFFORT: got 'huge'; "
             "expected one of fast, balanced, max") in result.stderr
     assert "Traceback" not in result.stderr
+    assert "Post-processing" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 # Django hashes a name with the first 12 hex digits of an MD5; one in 280 of those is

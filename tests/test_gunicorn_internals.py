@@ -15,6 +15,7 @@ from types import ModuleType
 import gunicorn
 import pytest
 
+from servestatic.server.scheme import SCHEME_INTERNALS
 from servestatic.server.worker import GUNICORN_INTERNALS
 
 
@@ -30,7 +31,8 @@ def present(owner: type | ModuleType, name: str) -> bool:
 
 
 @pytest.mark.parametrize(("owner", "name"), [
-    (owner, name) for owner, names in GUNICORN_INTERNALS.items() for name in names
+    (owner, name) for internals in (GUNICORN_INTERNALS, SCHEME_INTERNALS)
+    for owner, names in internals.items() for name in names
 ], ids=lambda value: getattr(value, "__qualname__", getattr(value, "__name__", value)))
 def test_gunicorn_still_has_what_the_worker_uses(owner: type | ModuleType, name: str) -> None:
     where = getattr(owner, "__qualname__", getattr(owner, "__name__", owner))

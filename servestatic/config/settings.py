@@ -88,12 +88,16 @@ def _parse_prefix(raw: str) -> str:
 
 @dataclass(frozen=True)
 class Mount:
-    """A directory served under a URL prefix, with its own manifest and variants."""
+    """A directory served under a URL prefix, with its own manifest and variants; or, `live`,
+    one whose files change at run time (uploads), looked up on each request (core/livemount.py)."""
 
     prefix: str
     root: Path
+    live: bool = False
 
 
+# A mount's directory written as live:DIR changes at run time.
+LIVE = "live:"
 _MOUNTS_EXPECTED = "comma-separated PREFIX=DIR pairs, such as /static/=staticfiles,/=public"
 
 
@@ -104,8 +108,12 @@ def _parse_mounts(raw: str) -> tuple[Mount, ...]:
         prefix, equals, directory = part.partition("=")
         if not equals or not directory.strip():
             raise ValueError(_MOUNTS_EXPECTED)
+        directory = directory.strip()
+        live = directory.startswith(LIVE)
+        if live and not directory.removeprefix(LIVE).strip():
+            raise ValueError(f"{_MOUNTS_EXPECTED}, a DIR that changes at run time as live:DIR")
         try:
-            mount = Mount(_parse_prefix(prefix), Path(directory.strip()))
+            mount = Mount(_parse_prefix(prefix), Path(directory.removeprefix(LIVE).strip()), live)
         except ValueError:
             raise ValueError(f"{_MOUNTS_EXPECTED} (bad prefix {prefix.strip()!r})") from None
         if any(other.prefix == mount.prefix for other in mounts):
@@ -238,8 +246,11 @@ def setting(
     return field(default=parse(default), metadata={"setting": declared})
 
 
+# Formats whose bytes are already compressed, and only those: a format that may be
+# stored raw (.ico, often uncompressed bitmaps; .bmp, .tiff, .svg) is compressed, and
+# the probe in buildtime/compress.py drops the variants of any file that does not shrink.
 DEFAULT_SKIP_EXTENSIONS = (
-    "jpg,jpeg,png,gif,webp,avif,jxl,heic,heif,ico,woff,woff2,zip,gz,tgz,bz2,xz,zst,br,7z,rar,"
+    "jpg,jpeg,png,gif,webp,avif,jxl,heic,heif,woff,woff2,zip,gz,tgz,bz2,xz,zst,br,7z,rar,"
     "mp3,mp4,m4a,m4v,webm,ogg,oga,ogv,opus,flac,aac,mov,avi,mkv,pdf,jar,whl,apk,dmg,"
     "docx,xlsx,pptx,odt,epub"
 )
@@ -262,7 +273,8 @@ class Settings:
     mounts: tuple[Mount, ...] = setting(
         "SERVESTATIC_MOUNTS", "", _parse_mounts,
         "Several directories, each under its own URL prefix, as PREFIX=DIR pairs "
-        "(/static/=staticfiles,/=public); replaces ROOT and PREFIX.",
+        "(/static/=staticfiles,/=public); live:DIR for files that change at run time "
+        "(/media/=live:media); replaces ROOT and PREFIX.",
         flag="--mount", commands=_ALL, repeatable=True)
     app: str | None = setting(
         "SERVESTATIC_APP", "", _parse_app,
@@ -384,8 +396,16 @@ class Settings:
 
     @property
     def all_mounts(self) -> tuple[Mount, ...]:
-        """What is served (and compressed): the mounts, or ROOT under PREFIX."""
-        return self.mounts or (Mount(self.prefix, self.root),)
+        """What is compressed and served from a manifest: the mounts but the live ones, or ROOT
+        under PREFIX."""
+        if self.mounts:
+            return tuple(mount for mount in self.mounts if not mount.live)
+        return (Mount(self.prefix, self.root),)
+
+    @property
+    def live_mounts(self) -> tuple[Mount, ...]:
+        """The mounts whose files change at run time: never compressed, looked up per request."""
+        return tuple(mount for mount in self.mounts if mount.live)
 
 
 SETTINGS: tuple[Setting, ...] = tuple(

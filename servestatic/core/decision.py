@@ -76,6 +76,16 @@ class StaticApp:
         # Read by the worker: whether static hits are answered in its event loop.
         self.fast_path = settings.fast_path
         self.real_root = table.real_roots  # str.startswith takes the tuple: inside any mount
+        self.security = table.security
+        if table.live_prefixes:
+            # Mounts that change at run time: their paths are found on disk, per request.
+            # Only then are `route` and `lookup` the ones that look there.
+            self.route = self.route_with_live  # type: ignore[method-assign]
+            self.lookup = self.lookup_with_live  # type: ignore[method-assign]
+        if self.security.needs_scheme:
+            # Only then does an answer depend on the request's scheme: a site without HSTS
+            # or the https redirect keeps the plain `decide`, and pays nothing for them.
+            self.decide = self.decide_by_scheme  # type: ignore[method-assign]
 
     def lookup(self, path: str) -> StaticFile | None:
         return self.files.get(path) or self.table.lookup(path)
@@ -99,6 +109,17 @@ class StaticApp:
             return MISS
         return APP
 
+    def route_with_live(self, path: str, method: str) -> str:
+        """`route` when a mount changes at run time: a path of it is STATIC when the file is
+        on disk now."""
+        where = StaticApp.route(self, path, method)
+        if where in (STATIC, HEALTH) or not path.startswith(self.table.live_prefixes):
+            return where
+        return STATIC if self.table.lookup_live(path) is not None else where
+
+    def lookup_with_live(self, path: str) -> StaticFile | None:
+        return self.files.get(path) or self.table.lookup(path) or self.table.lookup_live(path)
+
     def decide(self, environ: dict[str, Any]) -> Answer:
         """The answer to a request that is not the app's (`route`). `environ` needs
         REQUEST_METHOD, PATH_INFO and the request's headers as HTTP_* keys (QUERY_STRING
@@ -119,6 +140,35 @@ class StaticApp:
             if self.spa_index is not None and self.is_spa_route(path):
                 return self.answer(self.spa_index, environ)
         return self.page_not_found(environ)
+
+    def decide_by_scheme(self, environ: dict[str, Any]) -> Answer:
+        """`decide` when HSTS or the https redirect is on (core/security.py): a plain-http
+        request is redirected as Django's SecurityMiddleware would, the health path
+        excepted; an https one gets Strict-Transport-Security."""
+        security = self.security
+        path = environ["PATH_INFO"]
+        if security.is_secure(environ):
+            static_file = self.lookup(path)
+            if static_file is not None:
+                return self.answer(static_file.https, environ)
+            answer = StaticApp.decide(self, environ)
+            hsts = security.hsts_pair
+            if hsts is not None and path != self.health_key:
+                answer.headers = [*answer.headers, hsts]  # a miss: encoded per answer
+            return answer
+        if security.ssl_redirect and path != self.health_key and not security.exempt(path):
+            return self.https_redirect(environ)
+        return StaticApp.decide(self, environ)
+
+    def https_redirect(self, environ: dict[str, Any]) -> Answer:
+        """SECURE_SSL_REDIRECT's 301 to the https URL, with the security headers a Django
+        response carries; 400 when the request's host is not one to redirect to, as Django."""
+        method = environ["REQUEST_METHOD"]
+        location = self.security.https_location(environ)
+        if location is None:
+            return self.simple("400 Bad Request", [], b"400 Bad Request\n", method)
+        return self.simple("301 Moved Permanently", [("Location", location), *self.security.redirect_headers],
+                           b"", method)
 
     # --- hits
 

@@ -30,12 +30,16 @@ from servestatic.config.settings import Mount, Settings
 from servestatic.core.cors import ANY_ORIGIN, CorsPolicy
 from servestatic.core.headerrules import HeaderRule, headers_for, load_rules
 from servestatic.core.http import accepts, http_date
+from servestatic.core.livemount import live_entry
+from servestatic.core.security import SecurityPolicy
 from servestatic.site.hashednames import immutable_test
 from servestatic.site.manifest import CompactEntry, FileEntry, ManifestError, read_for_serving, served_entry
 from servestatic.site.names import ENCODING_SUFFIXES, INDEX, MANIFEST_NAME, NOT_FOUND_PAGE
 from servestatic.site.scan import never_served
 
 log = logging.getLogger("servestatic")
+
+NO_SECURITY = SecurityPolicy()
 
 _IN_A_DIRECTORY = "/" + INDEX
 
@@ -73,15 +77,21 @@ class Representation:
 
 
 class StaticFile:
-    """A servable file: its representations, smallest first, and its validators."""
+    """A servable file: its representations, smallest first, and its validators.
 
-    __slots__ = ("by_size", "last_modified", "mtime")
+    `https` is the same file as answered to an https request: itself, or, when
+    Strict-Transport-Security is on (core/security.py), a twin whose header lists
+    carry it, so that neither answer builds a header per request.
+    """
+
+    __slots__ = ("by_size", "https", "last_modified", "mtime")
 
     def __init__(self, by_size: tuple[Representation, ...], mtime: int | None,
                  last_modified: str | None):
         self.by_size = by_size
         self.mtime = mtime
         self.last_modified = last_modified
+        self.https = self
 
     def select(self, codings: frozenset[str]) -> Representation | None:
         """The smallest representation the client accepts, or None (406)."""
@@ -94,14 +104,16 @@ class StaticFile:
 class MountTable:
     """One mount's share of the table: its directory and prefix, and where its entries came from."""
 
-    __slots__ = ("count", "key_prefix", "prefix", "root", "source")
+    __slots__ = ("count", "key_prefix", "live", "prefix", "real_root", "root", "source")
 
     def __init__(self, mount: Mount, count: int, source: str):
         self.prefix = mount.prefix
         self.key_prefix = wsgi_key(mount.prefix)
         self.root = os.path.join(mount.root, "")
+        self.real_root = os.path.join(os.path.realpath(mount.root), "")
         self.count = count
         self.source = source
+        self.live = mount.live  # files looked up on each request (core/livemount.py)
 
     def relative(self, key: str) -> str:
         """The manifest's relative path for a table key of this mount.
@@ -127,13 +139,16 @@ class Table:
     prefix) that has one.
     """
 
-    def __init__(self, settings: Settings, mounts: list[tuple[MountTable, dict[str, Entry]]]):
+    def __init__(self, settings: Settings, mounts: list[tuple[MountTable, dict[str, Entry]]],
+                 security: SecurityPolicy = NO_SECURITY):
         """`mounts`: each mount with its entries (relative path -> entry), which the table
-        takes: it empties each dict as it goes."""
+        takes: it empties each dict as it goes. `security`: the headers every file gets
+        besides its own (core/security.py)."""
         started = time.perf_counter()
         self.mounts = [mount for mount, _ in mounts]
         self.rules = load_rules(settings.headers_file) if settings.headers_file else ()
-        self.policy = _HeaderPolicy(settings, self.rules)
+        self.security = security
+        self.policy = _HeaderPolicy(settings, self.rules, security)
         self.immutable_override = (immutable_test(settings.immutable_pattern)
                                    if settings.immutable_pattern != "auto" else None)
         # The built files, oldest first (see `lookup`).
@@ -167,7 +182,8 @@ class Table:
                     self.spa_prefix = mount.key_prefix
                     break
         # Where a served file may really be: under one of the mounts' directories.
-        self.real_roots = tuple(os.path.join(os.path.realpath(mount.root), "") for mount in self.mounts)
+        self.real_roots = tuple(mount.real_root for mount in self.mounts)
+        self.live_prefixes = tuple(mount.key_prefix for mount in self.mounts if mount.live)
         self.seconds = time.perf_counter() - started
 
     def _add(self, mount: MountTable, entries: dict[str, Entry], inner: tuple[str, ...]) -> None:
@@ -240,6 +256,19 @@ class Table:
             files.popitem(last=False)
         return static_file
 
+    def lookup_live(self, key: str) -> StaticFile | None:
+        """The file at a key of a mount that changes at run time, looked up on disk now and
+        never kept (it may change); None when the key is not such a mount's or not servable."""
+        mount = next((mount for prefix, mount in self._by_prefix if key.startswith(prefix)), None)
+        if mount is None or not mount.live:
+            return None
+        try:
+            relative = key[len(mount.key_prefix):].encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return None
+        entry = live_entry(mount.root, mount.real_root, relative)
+        return None if entry is None else _static_file(mount.root, relative, entry, self.policy)
+
     def mount_of(self, key: str) -> MountTable:
         """The mount a table key belongs to: the longest prefix it starts with (keys
         under a longer prefix were never taken from a shorter one)."""
@@ -291,9 +320,11 @@ class _Shared:
 class _HeaderPolicy:
     """Decides the cache, CORS and rule headers of a file from the settings."""
 
-    def __init__(self, settings: Settings, rules: tuple[HeaderRule, ...]):
+    def __init__(self, settings: Settings, rules: tuple[HeaderRule, ...],
+                 security: SecurityPolicy = NO_SECURITY):
         self.settings = settings
         self.rules = rules
+        self.security = security
         self.shared = _Shared()
         self.immutable_cache = f"public, max-age={settings.immutable_max_age}, immutable"
         self.default_cache = f"public, max-age={settings.max_age}"
@@ -349,6 +380,7 @@ class _HeaderPolicy:
             shared("Accept-Ranges", "bytes"),
             shared("X-Content-Type-Options", "nosniff"),
             *validators,
+            *(shared(name, value) for name, value in self.security.headers),
         ]
         if self.rules:
             extra = headers_for(self.rules, relative)
@@ -364,8 +396,12 @@ class _HeaderPolicy:
 
 
 def _representations(root: str, relative: str, entry: FileEntry, policy: _HeaderPolicy,
-                     last_modified: str | None) -> tuple[Representation, ...]:
+                     last_modified: str | None, extra: tuple[tuple[str, str], ...] = ()
+                     ) -> tuple[Representation, ...]:
+    """The file's representations, smallest first; `extra` headers go on a 200 and a 304 alike."""
     common, validators = policy.common(relative, entry, last_modified)
+    if extra:
+        common, validators = [*common, *extra], [*validators, *extra]
     shared = policy.shared
     base = root + relative
     items = [("identity", base, entry.size, entry.hash)]
@@ -391,10 +427,16 @@ def _representations(root: str, relative: str, entry: FileEntry, policy: _Header
 def _static_file(root: str, relative: str, entry: FileEntry, policy: _HeaderPolicy) -> StaticFile:
     last_modified = http_date(entry.mtime) if entry.mtime is not None else None
     representations = _representations(root, relative, entry, policy, last_modified)
-    return StaticFile(representations, entry.mtime, last_modified)
+    static_file = StaticFile(representations, entry.mtime, last_modified)
+    hsts = policy.security.hsts_pair
+    if hsts is not None and not any(name.lower() == "strict-transport-security"
+                                    for name, _ in representations[0].headers):  # a rule's wins
+        secure = _representations(root, relative, entry, policy, last_modified, (policy.shared(*hsts),))
+        static_file.https = StaticFile(secure, entry.mtime, last_modified)
+    return static_file
 
 
-def load_table(settings: Settings) -> Table:
+def load_table(settings: Settings, security: SecurityPolicy = NO_SECURITY) -> Table:
     """The table of every mount, each from its manifest, or from a scan (with a warning)."""
     collecting = gc.isenabled()
     # The table is an object or two per file, all kept as long as the process runs.
@@ -404,7 +446,8 @@ def load_table(settings: Settings) -> Table:
     # server.run does again with everything else before gunicorn forks).
     gc.disable()
     try:
-        table = Table(settings, [_load_mount(settings, mount) for mount in settings.all_mounts])
+        mounts = (*settings.all_mounts, *settings.live_mounts)
+        table = Table(settings, [_load_mount(settings, mount) for mount in mounts], security)
         gc.freeze()
         return table
     finally:
@@ -416,6 +459,8 @@ def _load_mount(settings: Settings, mount: Mount) -> tuple[MountTable, dict[str,
     from servestatic.site.manifest import build_from_tree
 
     entries: dict[str, Entry]
+    if mount.live:
+        return MountTable(mount, 0, "disk on each request"), {}
     try:
         entries = read_for_serving(mount.root)
         source = "manifest"

@@ -119,8 +119,10 @@ def scope_path(scope: Scope) -> str:
 
 def scope_environ(scope: Scope, path: str) -> Environ:
     """The little of an environ `StaticApp.decide` reads, from an ASGI scope and its table key."""
-    return request_environ(scope["method"], path, scope.get("query_string", b"").decode("latin-1"),
-                           scope["headers"], scope.get("root_path", ""))
+    environ = request_environ(scope["method"], path, scope.get("query_string", b"").decode("latin-1"),
+                              scope["headers"], scope.get("root_path", ""))
+    environ["wsgi.url_scheme"] = scope.get("scheme", "http")  # the server's (core/security.py)
+    return environ
 
 
 def wsgi_environ(scope: Scope) -> Environ:

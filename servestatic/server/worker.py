@@ -56,6 +56,7 @@ from servestatic.fronts.environ import request_environ
 from servestatic.server import metrics
 from servestatic.server.accesslog import gunicorn_line
 from servestatic.server.requesthead import StaticRequest, parse_head
+from servestatic.server.scheme import scheme_reader
 
 HEAD_TIMEOUT = 10.0
 MAX_HEAD = 64 * 1024
@@ -174,6 +175,7 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         self.worker.protocols.add(self)
         peer = transport.get_extra_info("peername")
         self._remote = peer[0] if isinstance(peer, tuple) else "-"  # for the access log
+        self._scheme_of = scheme_reader(self, peer)  # None unless HSTS or the https redirect is on
         if self._request_ready is not None:
             # gunicorn arms its keep-alive timer only from the second request on:
             # a connection that never sends a byte would otherwise stay for ever.
@@ -480,6 +482,8 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         started = time.monotonic()
         worker = self.worker
         keep_alive = not self._will_close(request, False)
+        if self._scheme_of is not None:  # servestatic/server/scheme.py
+            request.environ["wsgi.url_scheme"] = self._scheme_of(request.environ)
         try:
             answer = self.static.decide(request.environ)
         except Exception:

@@ -36,18 +36,20 @@ def python_at_least(minimum: tuple[int, int]) -> str | None:
     return None
 
 
-def django_venv(requirement: str, minimum_python: tuple[int, int] = (3, 11)) -> Path:
-    """The python of a venv with `requirement` (such as "django>=4.2,<4.3") installed."""
+def django_venv(requirement: str, minimum_python: tuple[int, int] = (3, 11),
+                extra: tuple[str, ...] = ()) -> Path:
+    """The python of a venv with `requirement` (such as "django>=4.2,<4.3") installed, and the
+    `extra` requirements (such as whitenoise) beside it."""
     python = python_at_least(minimum_python)
     needs(python is not None, f"{requirement} needs Python {'.'.join(map(str, minimum_python))} or later, "
                               "and there is none on PATH or in pyenv")
     assert python is not None
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
-    requirements = [requirement, *project["project"]["dependencies"]]
+    requirements = [requirement, *extra, *project["project"]["dependencies"]]
     version = subprocess.run([python, "-c", "import sys; print(sys.version)"], capture_output=True,
                              text=True, check=True).stdout
     key = hashlib.sha256("\n".join([*requirements, version]).encode()).hexdigest()[:16]
-    name = requirement.replace(">=", "-").replace("<", "").replace(",", "-")
+    name = "-".join([requirement, *extra]).replace(">=", "-").replace("<", "").replace(",", "-")
     venv = REPO / ".cache" / "django" / name
     stamp = venv / f".installed-{key}"
     if not stamp.exists():
