@@ -62,3 +62,20 @@ def test_the_installed_gunicorn_is_the_pinned_one() -> None:
     assert str(pin.specifier) and "<" in str(pin.specifier), f"gunicorn is not pinned: {pin}"
     assert pin.specifier.contains(gunicorn.__version__), (
         f"gunicorn {gunicorn.__version__} is installed; pyproject pins {pin.specifier}")
+
+
+def test_asyncio_still_has_what_filesend_uses() -> None:
+    """The worker's own sendfile loop (servestatic/server/filesend.py) watches a transport's
+    socket with the selector loop's private _add_writer; without it, every large body
+    would silently go the slower loop.sendfile way."""
+    import asyncio
+
+    from servestatic.server.filesend import ASYNCIO_INTERNALS, usable
+
+    loop = asyncio.new_event_loop()
+    try:
+        missing = [name for name in ASYNCIO_INTERNALS if not hasattr(loop, name)]
+        assert not missing, f"asyncio's event loop has no {missing}: adapt server/filesend.py"
+        assert usable(loop)
+    finally:
+        loop.close()

@@ -44,6 +44,7 @@ import socket
 import ssl
 import struct
 import time
+from functools import partial
 from http import HTTPStatus
 from typing import Any
 
@@ -53,8 +54,9 @@ from gunicorn.workers import gasgi
 from servestatic.core.answer import Answer, FileRange, header_block
 from servestatic.core.decision import StaticApp
 from servestatic.fronts.environ import request_environ
-from servestatic.server import metrics
+from servestatic.server import filesend, metrics
 from servestatic.server.accesslog import gunicorn_line
+from servestatic.server.filesend import FileSend
 from servestatic.server.requesthead import StaticRequest, parse_head
 from servestatic.server.scheme import scheme_reader
 
@@ -140,6 +142,8 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         if self.static is not None:
             self._route = self.static.route
         self._sending = False  # a large body is on its way: the next request waits
+        self._file_send: FileSend | None = None  # how it goes, without TLS (server/filesend.py)
+        self._socket_fd: int | None = None  # the connection's socket, where FileSend may write
         self._output_blocked = False  # the transport's writes are paused: the client is not reading
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0
@@ -176,6 +180,11 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         peer = transport.get_extra_info("peername")
         self._remote = peer[0] if isinstance(peer, tuple) else "-"  # for the access log
         self._scheme_of = scheme_reader(self, peer)  # None unless HSTS or the https redirect is on
+        sock = transport.get_extra_info("socket")
+        # Large bodies go straight to the socket (FileSend), except under TLS.
+        plain = (sock is not None and transport.get_extra_info("sslcontext") is None
+                 and filesend.usable(self.worker.loop))
+        self._socket_fd = sock.fileno() if plain else None
         if self._request_ready is not None:
             # gunicorn arms its keep-alive timer only from the second request on:
             # a connection that never sends a byte would otherwise stay for ever.
@@ -183,6 +192,8 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.worker.protocols.discard(self)
+        if self._file_send is not None:
+            self._file_send.abandon()  # before the socket is closed: its descriptor may be reused
         self._cancel_head_timer()
         if self._stall_timer is not None:
             self._stall_timer.cancel()
@@ -512,8 +523,15 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
             self._cancel_keepalive_timer()  # re-armed when the body is out
             self._sending = True
             self._pause_reading()
-            worker.loop.create_task(self._send_file(request, answer, answer.take_range(), keep_alive,
-                                                    started))
+            body = answer.take_range()
+            if self._socket_fd is not None and not self.transport.get_write_buffer_size():
+                # The head is out whole: the socket is the body's alone until it is sent.
+                self._file_send = FileSend(worker.loop, self._socket_fd, body, worker.cfg.timeout,
+                                           partial(self._file_sent, request, answer, body, body.offset,
+                                                   keep_alive, started))
+                self._file_send.start()
+            else:  # TLS, or earlier answers still buffered in the transport
+                worker.loop.create_task(self._send_file(request, answer, body, keep_alive, started))
             return True
         if keep_alive:
             self._idle_since = started
@@ -551,9 +569,21 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
                          gunicorn_protocol._get_cached_date_header(), connection, header_block(answer),
                          b"\r\n"))
 
+    def _file_sent(self, request: StaticRequest, answer: Answer, body: FileRange, first: int,
+                   keep_alive: bool, started: float, outcome: str) -> None:
+        """FileSend's end: the line and the metrics, then the next request or the close."""
+        self._file_send = None
+        if outcome == "stalled":
+            self._drop_stalled()
+        elif outcome == "failed":
+            self.log.debug("static body not sent: the socket refused it")
+        self._body_done(request, answer, body, first, started)
+        self._after_body(keep_alive and outcome == "sent")
+
     async def _send_file(self, request: StaticRequest, answer: Answer, body: FileRange, keep_alive: bool,
                          started: float) -> None:
-        """A large body with loop.sendfile, piece by piece, each piece within the stall timeout.
+        """A large body with loop.sendfile (TLS, or behind buffered answers; FileSend
+        otherwise), piece by piece, each piece within the stall timeout.
 
         loop.sendfile takes a file object (its fallback, under TLS, seeks and
         reads it): one is made around the range's descriptor, and owns it.
@@ -577,10 +607,18 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
             self.log.debug("static body not sent: %r", error)
             keep_alive = False
         finally:
-            body.close()
-            self._sending = False
-            self._finished(request, answer, body.offset - first, started)
-        if not body.complete or not keep_alive or self._closed or not self.worker.alive:
+            self._body_done(request, answer, body, first, started)
+        self._after_body(keep_alive and body.complete)
+
+    def _body_done(self, request: StaticRequest, answer: Answer, body: FileRange, first: int,
+                   started: float) -> None:
+        body.close()
+        self._sending = False
+        self._finished(request, answer, body.offset - first, started)
+
+    def _after_body(self, keep_alive: bool) -> None:
+        """A large body is out (or is not, and keep_alive is False): close, or read on."""
+        if not keep_alive or self._closed or not self.worker.alive:
             self._close_and_wake()
             return
         self._arm_keepalive_timer()
