@@ -131,6 +131,8 @@ class Scenario:
 SCENARIOS = {
     "html-1k": Scenario(sites.HTML_1K),
     "js-100k-br": Scenario(sites.JS_100K, {"Accept-Encoding": "br, gzip"}, encoding="br"),
+    # The same file to a client that asks for no coding: 100 KiB, past the inline limit (sendfile).
+    "js-100k": Scenario(sites.JS_100K),
     "blob-5m": Scenario(sites.BLOB_5M),
     # Asked first without If-None-Match; the probe adds the ETag that server sent.
     "revalidate-304": Scenario(sites.JS_100K, {"Accept-Encoding": "br, gzip"}, status=304),
@@ -203,11 +205,11 @@ def asgi_targets(summary: Summary) -> list[tuple[str, str, str]]:
 SUITES = {
     "wsgi": Suite(
         servers=("ours", "ours-nolog", "ours-json", "whitenoise-gthread", "caddy", "nginx"),
-        scenarios=("html-1k", "js-100k-br", "blob-5m", "revalidate-304", "miss-chained"),
+        scenarios=("html-1k", "js-100k-br", "js-100k", "blob-5m", "revalidate-304", "miss-chained"),
         headline="ours",
         references=(Reference("WhiteNoise", ("whitenoise-gthread", "whitenoise-sync")),
                     Reference("Caddy", ("caddy",)),
-                    Reference("nginx", ("nginx",), scenarios=("blob-5m",))),
+                    Reference("nginx", ("nginx",), scenarios=("js-100k", "blob-5m"))),
         startup_servers=("ours",), sizes=(100_000,), targets=wsgi_targets),
     "asgi": Suite(
         servers=("ours-asgi", "ours-asgi-nolog", "servestatic-asgi-gunicorn",
