@@ -64,8 +64,10 @@ HEAD_TIMEOUT = 10.0
 MAX_HEAD = 64 * 1024
 # Bodies up to this size go out with their headers in one write; larger ones by sendfile.
 INLINE_BODY = 64 * 1024
-# loop.sendfile is given this much at a time, each piece within the stall timeout:
-# a client slower than SENDFILE_PIECE bytes per `timeout` seconds is dropped.
+# Where loop.sendfile sends a large body (TLS; see `_send_file`), it is given this much at a
+# time, each piece within the stall timeout: a client slower than SENDFILE_PIECE bytes per
+# `timeout` seconds is dropped. FileSend (server/filesend.py) drops one that takes nothing
+# for `timeout` seconds.
 SENDFILE_PIECE = 256 * 1024
 # Out of descriptors, a worker stops accepting for this long (asyncio's own pause).
 ACCEPT_RETRY_DELAY = 1.0
