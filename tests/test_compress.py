@@ -80,6 +80,12 @@ def expected_hash(data: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(data).digest()[:16]).decode().rstrip("=")
 
 
+def expected_digests(data: bytes) -> dict[str, str]:
+    """The manifest's Repr-Digest values (RFC 9530) for bytes, computed here independently."""
+    return {"sha-256": base64.b64encode(hashlib.sha256(data).digest()).decode(),
+            "sha-512": base64.b64encode(hashlib.sha512(data).digest()).decode()}
+
+
 def settings_for(root: Path, **overrides: str) -> Any:
     return load_settings(environ={}, overrides={"root": os.fspath(root), **overrides})
 
@@ -209,7 +215,8 @@ def test_zstd_variants(tmp_path: Path) -> None:
     assert zstandard.ZstdDecompressor().decompress(zst) == original
     assert not (tmp_path / "random.bin.zst").exists()
     variants = manifest(tmp_path)["files"]["app.js"]["variants"]
-    assert variants["zstd"] == {"size": len(zst), "hash": expected_hash(zst)}
+    assert variants["zstd"]["size"] == len(zst)
+    assert variants["zstd"]["hash"] == expected_hash(zst)
 
     # Without --zstd, the .zst written before is removed and no longer listed;
     # brotli and gzip are kept as they are.
@@ -498,15 +505,19 @@ def test_manifest_content(site: Path, tmp_path: Path) -> None:
     assert "inside.css" in files  # a symlink that stays inside the root is a file
 
     for name, entry in files.items():
-        assert set(entry) == {"size", "hash", "content_type", "immutable", "mtime", "variants", "tried"}
+        assert set(entry) == {"size", "hash", "content_type", "immutable", "mtime", "variants", "tried",
+                              "digests", "integrity"}
         content = (site / name).read_bytes()
         assert entry["size"] == len(content), name
         assert entry["hash"] == expected_hash(content), name
+        assert entry["digests"] == expected_digests(content), name
+        assert entry["integrity"] == "sha384-" + base64.b64encode(hashlib.sha384(content).digest()).decode()
         assert entry["mtime"] is None or entry["mtime"] == int((site / name).stat().st_mtime)
         for encoding, variant in entry["variants"].items():
             suffix = {"br": ".br", "gzip": ".gz"}[encoding]
             variant_bytes = (site / (name + suffix)).read_bytes()
-            assert variant == {"size": len(variant_bytes), "hash": expected_hash(variant_bytes)}
+            assert variant == {"size": len(variant_bytes), "hash": expected_hash(variant_bytes),
+                               "digests": expected_digests(variant_bytes)}
 
     assert files["css/site.0123456789ab.css"]["immutable"] is True
     assert files["assets/app-3fA9c1bd.js"]["immutable"] is True

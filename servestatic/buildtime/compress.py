@@ -41,8 +41,8 @@ from servestatic.site.manifest import (
     Manifest,
     ManifestError,
     Variant,
-    content_hash,
-    hash_bytes,
+    fingerprint,
+    fingerprint_stream,
     real_mtime,
 )
 from servestatic.site.manifest import load as load_manifest
@@ -214,7 +214,8 @@ def process(job: Job) -> Outcome:
         outputs = _outputs(job, data, entry, previous, stats)
         for encoding, output in outputs.items():
             staged.append(_stage(variant_path(job.absolute, encoding), output))
-            entry.variants[encoding] = Variant(size=len(output), hash=hash_bytes(output))
+            hashes = fingerprint(output)
+            entry.variants[encoding] = Variant(size=len(output), hash=hashes.hash, digests=hashes.digests)
         # Renames last, once every variant is fully written: a full disk never
         # leaves this file with one new variant beside one old one.
         for temporary, final in staged:
@@ -232,14 +233,17 @@ def process(job: Job) -> Outcome:
 
 
 def _read(job: Job) -> tuple[bytes, FileEntry]:
-    """The file's bytes (only when it is to be compressed) and its new manifest entry."""
+    """The file's bytes (only when it is to be compressed) and its new manifest entry,
+    with its ETag hash, Repr-Digest values and SRI value from one pass over the bytes."""
     with open(job.absolute, "rb") as stream:
         data = stream.read() if job.encodings else b""
-        digest = hash_bytes(data) if job.encodings else content_hash(stream)
+        hashes = fingerprint(data) if job.encodings else fingerprint_stream(stream)
         status = os.fstat(stream.fileno())
     entry = FileEntry(
         size=status.st_size,
-        hash=digest,
+        hash=hashes.hash,
+        digests=hashes.digests,
+        integrity=hashes.integrity,
         content_type=content_type_for(job.relative),
         immutable=False,  # decided by the parent, which holds the setting
         mtime=real_mtime(int(status.st_mtime)),
@@ -267,8 +271,9 @@ def _outputs(job: Job, data: bytes, entry: FileEntry, previous: FileEntry | None
             if recorded is None:
                 counter.reused = 1
                 continue
-            if _variant_intact(variant_path(job.absolute, encoding), recorded):
-                entry.variants[encoding] = recorded
+            kept = _variant_intact(variant_path(job.absolute, encoding), recorded)
+            if kept is not None:
+                entry.variants[encoding] = kept
                 counter.reused = 1
                 continue
         cache_dir = job.cache_dirs.get(encoding)
@@ -314,14 +319,19 @@ def _remove_stale_variants(job: Job, entry: FileEntry) -> None:
         remove_quietly(variant_path(job.absolute, encoding))
 
 
-def _variant_intact(path: str, recorded: Variant) -> bool:
+def _variant_intact(path: str, recorded: Variant) -> Variant | None:
+    """The variant on disk when it is still the one recorded, else None. Its digests
+    come from the same read, so a manifest written before digests gains them here."""
     try:
         with open(path, "rb") as stream:
             if os.fstat(stream.fileno()).st_size != recorded.size:
-                return False
-            return content_hash(stream) == recorded.hash
+                return None
+            hashes = fingerprint_stream(stream)
     except OSError:
-        return False
+        return None
+    if hashes.hash != recorded.hash:
+        return None
+    return Variant(size=recorded.size, hash=recorded.hash, digests=hashes.digests)
 
 
 def _read_cache(cache_dir: str, digest: str) -> bytes | None:

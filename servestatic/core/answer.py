@@ -153,6 +153,10 @@ def header_block(answer: Answer) -> bytes:
             if source.not_modified_block is None:
                 source.not_modified_block = encode_headers(answer.headers)
             return source.not_modified_block
+        if answer.headers is source.sha512_headers:
+            if source.sha512_block is None:
+                source.sha512_block = encode_headers(answer.headers)
+            return source.sha512_block
     return encode_headers(answer.headers)
 
 

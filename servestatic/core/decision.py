@@ -32,6 +32,7 @@ from servestatic.core.http import (
     none_match,
     parse_http_date,
     parse_range,
+    wants_sha512,
 )
 from servestatic.core.safeopen import open_unchanged
 from servestatic.core.table import Representation, StaticFile, Table, wsgi_key
@@ -182,6 +183,9 @@ class StaticApp:
             return self.simple("406 Not Acceptable", [("Vary", "Accept-Encoding")],
                                b"406 Not Acceptable\n", method)
         headers = representation.headers
+        want = environ.get("HTTP_WANT_REPR_DIGEST")
+        if want is not None and representation.sha512_headers is not None and wants_sha512(want):
+            headers = representation.sha512_headers  # precomputed too: see core/answer.header_block
         echo = self.cors.echo(environ) if self.cors.allowed else []
         if echo:
             headers = headers + echo

@@ -38,7 +38,7 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Headers whose value follows from the file and the request, never from a rule.
 PROTECTED = frozenset({
     "content-length", "content-encoding", "content-range", "etag", "last-modified",
-    "vary", "accept-ranges", "transfer-encoding", "connection", "date", "server",
+    "vary", "accept-ranges", "transfer-encoding", "connection", "date", "server", "repr-digest",
 })
 
 

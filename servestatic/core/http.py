@@ -1,7 +1,8 @@
 """HTTP header logic, kept free of WSGI so each rule can be read against RFC 9110.
 
 Accept-Encoding with q-values (12.5.3), entity-tag lists and comparison (8.8.3,
-13.1.1-2), HTTP dates (5.6.7), and byte ranges (14.1-14.2). Each parser is total:
+13.1.1-2), HTTP dates (5.6.7), byte ranges (14.1-14.2), and RFC 9530's
+Want-Repr-Digest (section 4). Each parser is total:
 garbage in never raises, it yields the answer RFC 9110 gives for a field a
 server cannot use (ignore it, or serve the whole representation).
 """
@@ -169,3 +170,22 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     if first >= size:
         raise Unsatisfiable
     return first, min(last, size - 1)
+
+
+@lru_cache(maxsize=64)
+def wants_sha512(header: str) -> bool:
+    """Whether a Want-Repr-Digest value (RFC 9530 section 4: a Dictionary of algorithm
+    = preference 0-10) prefers sha-512 to sha-256, the digest sent by default.
+
+    Cached like Accept-Encoding: clients send few distinct values. A member that is
+    not `name=integer` is ignored, and so is a header with none left (sha-256):
+    a malformed field never fails the request.
+    """
+    preferences: dict[str, int] = {}
+    for member in header.split(","):
+        name, _, value = member.partition("=")
+        value = value.partition(";")[0].strip()  # parameters carry nothing for us
+        if value.isdigit() and len(value) <= 2:
+            preferences[name.strip().lower()] = int(value)
+    sha512 = preferences.get("sha-512", 0)
+    return 0 < sha512 <= 10 and sha512 > preferences.get("sha-256", 0)

@@ -60,20 +60,26 @@ class Representation:
     """One variant of one file: where its bytes are and the headers of a 200."""
 
     __slots__ = ("coding", "etag", "header_block", "headers", "not_modified_block",
-                 "not_modified_headers", "path", "size")
+                 "not_modified_headers", "path", "sha512_block", "sha512_headers", "size")
 
     def __init__(self, coding: str, path: str, size: int, etag: str,
-                 headers: list[tuple[str, str]], not_modified_headers: list[tuple[str, str]]):
+                 headers: list[tuple[str, str]], not_modified_headers: list[tuple[str, str]],
+                 sha512_headers: list[tuple[str, str]] | None = None):
         self.coding = coding
         self.path = path
         self.size = size
         self.etag = etag
         self.headers = headers
         self.not_modified_headers = not_modified_headers
-        # The same two lists as HTTP/1.1 header bytes, made on first use by a
+        # The headers of a 200 with `Repr-Digest: sha-512=...` in place of sha-256, for a
+        # client whose Want-Repr-Digest prefers it (RFC 9530 section 4); None when the
+        # manifest has no sha-512 digest for these bytes.
+        self.sha512_headers = sha512_headers
+        # The same lists as HTTP/1.1 header bytes, made on first use by a
         # server that writes them itself (server/worker.py, through core/answer.header_block).
         self.header_block: bytes | None = None
         self.not_modified_block: bytes | None = None
+        self.sha512_block: bytes | None = None
 
 
 class StaticFile:
@@ -404,15 +410,15 @@ def _representations(root: str, relative: str, entry: FileEntry, policy: _Header
         common, validators = [*common, *extra], [*validators, *extra]
     shared = policy.shared
     base = root + relative
-    items = [("identity", base, entry.size, entry.hash)]
+    items = [("identity", base, entry.size, entry.hash, entry.digests)]
     items += [
-        (coding, base + ENCODING_SUFFIXES[coding], variant.size, variant.hash)
+        (coding, base + ENCODING_SUFFIXES[coding], variant.size, variant.hash, variant.digests)
         for coding, variant in entry.variants.items()
         if coding in ENCODING_SUFFIXES and variant.size < entry.size
     ]
     items.sort(key=lambda item: item[2])
     representations = []
-    for coding, path, size, digest in items:
+    for coding, path, size, digest, digests in items:
         etag = f'"{digest}"'
         etag_pair = ("ETag", etag)
         headers = [*common, ("Content-Length", str(size)), etag_pair]
@@ -420,8 +426,21 @@ def _representations(root: str, relative: str, entry: FileEntry, policy: _Header
         if coding != "identity":
             encoding_pair = shared("Content-Encoding", coding)
             headers.append(encoding_pair)
-        representations.append(Representation(coding, path, size, etag, headers, not_modified))
+        sha512_headers = _with_digest(headers, digests, "sha-512")
+        headers = _with_digest(headers, digests, "sha-256") or headers
+        representations.append(Representation(coding, path, size, etag, headers, not_modified,
+                                              sha512_headers))
     return tuple(representations)
+
+
+def _with_digest(headers: list[tuple[str, str]], digests: dict[str, str],
+                 algorithm: str) -> list[tuple[str, str]] | None:
+    """headers plus `Repr-Digest` (RFC 9530 section 3) for the algorithm, from the
+    manifest's build-time digest of these bytes; None when the manifest has none."""
+    value = digests.get(algorithm)
+    if not value:
+        return None
+    return [*headers, ("Repr-Digest", f"{algorithm}=:{value}:")]
 
 
 def _static_file(root: str, relative: str, entry: FileEntry, policy: _HeaderPolicy) -> StaticFile:

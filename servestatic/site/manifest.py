@@ -5,6 +5,14 @@ size, content hash, media type, whether its name carries a content hash, a real
 modification time or none, and its compressed variants with sizes and hashes.
 `servestatic compress` writes it; `servestatic serve` reads it at start-up so it
 never walks or hashes the tree.
+
+Each representation (the file itself and each variant) also carries its
+`digests`: the RFC 9530 `Repr-Digest` values of its bytes, by algorithm name
+("sha-256", "sha-512"), so the server sends them without hashing anything, and
+the file its Subresource Integrity value (`integrity`, "sha384-..."). Both are
+optional: a manifest written before them is read as it is, and its files are
+served without those headers until the next `compress`. A variant keeps its own
+digests, so any later kind of variant (a dictionary delta) can carry them too.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import gc
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +43,18 @@ class ManifestError(Exception):
     """The manifest is missing, unreadable or of another format; one line for the user."""
 
 
+# The digest algorithms of `Repr-Digest` (RFC 9530 section 5, the "Active" ones),
+# by their names in the Hash Algorithms for HTTP Digest Fields registry.
+DIGEST_ALGORITHMS = {"sha-256": "sha256", "sha-512": "sha512"}
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+
+
 @dataclass
 class Variant:
     size: int
     hash: str
+    # Repr-Digest values of these bytes: algorithm name -> standard base64 of the digest.
+    digests: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -54,6 +71,10 @@ class FileEntry:
     # The compressor's probe found these bytes incompressible (see compress.py):
     # no encoding was attempted, and a later run does not probe them again.
     incompressible: bool = False
+    # Repr-Digest values of the file's own bytes (identity), as in Variant.digests.
+    digests: dict[str, str] = field(default_factory=dict)
+    # The Subresource Integrity value of the file's bytes ("sha384-<base64>"), or "".
+    integrity: str = ""
 
 
 @dataclass
@@ -65,15 +86,43 @@ class Manifest:
     generator: str = ""
 
 
-def content_hash(stream: BinaryIO) -> str:
-    """A strong, short content hash: the first 128 bits of SHA-256, base64url."""
-    digest = hashlib.file_digest(stream, "sha256").digest()[:16]
-    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+@dataclass(frozen=True)
+class Fingerprint:
+    """Everything the manifest records about one run of bytes, from one pass over them."""
+
+    # The strong, short content hash the ETag is made of: the first 128 bits of SHA-256, base64url.
+    hash: str
+    digests: dict[str, str]  # Repr-Digest values
+    integrity: str  # SRI, "sha384-..."
 
 
-def hash_bytes(data: bytes) -> str:
-    digest = hashlib.sha256(data).digest()[:16]
-    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+def fingerprint(data: bytes) -> Fingerprint:
+    """The hashes of bytes in memory (a variant just made, a file read whole)."""
+    return _fingerprint(hashlib.sha256(data), hashlib.sha512(data), hashlib.sha384(data))
+
+
+def fingerprint_stream(stream: BinaryIO) -> Fingerprint:
+    """The hashes of a file's bytes, read once in blocks."""
+    sha256, sha512, sha384 = hashlib.sha256(), hashlib.sha512(), hashlib.sha384()
+    while block := stream.read(1024 * 1024):
+        sha256.update(block)
+        sha512.update(block)
+        sha384.update(block)
+    return _fingerprint(sha256, sha512, sha384)
+
+
+def _fingerprint(sha256: Any, sha512: Any, sha384: Any) -> Fingerprint:
+    whole = sha256.digest()
+    return Fingerprint(
+        hash=base64.urlsafe_b64encode(whole[:16]).decode("ascii").rstrip("="),
+        digests={"sha-256": _b64(whole), "sha-512": _b64(sha512.digest())},
+        integrity="sha384-" + _b64(sha384.digest()),
+    )
+
+
+def _b64(digest: bytes) -> str:
+    """Standard base64 with padding: a Structured Field byte sequence (RFC 8941 3.3.5) and SRI."""
+    return base64.b64encode(digest).decode("ascii")
 
 
 def real_mtime(mtime: int) -> int | None:
@@ -127,6 +176,8 @@ def entry_from_json(entry: dict[str, Any]) -> FileEntry:
             mtime=_mtime(entry.get("mtime")),
             tried=list(entry.get("tried", [])),
             incompressible=bool(entry.get("incompressible", False)),
+            digests=_digests(entry.get("digests")),
+            integrity=str(entry.get("integrity", "")),
             variants={
                 encoding: _variant(variant) for encoding, variant in entry.get("variants", {}).items()
             },
@@ -140,20 +191,39 @@ def _mtime(value: Any) -> int | None:
 
 
 def _variant(value: Any) -> Variant:
-    """A variant from its JSON object, or from the (size, hash) pair `read_for_serving` made of it."""
+    """A variant from its JSON object, or from the (size, hash[, digests]) tuple
+    `read_for_serving` made of it."""
     if type(value) is tuple:
-        size, digest = value
-        return Variant(size=int(size), hash=str(digest))
-    return Variant(size=int(value["size"]), hash=str(value["hash"]))
+        size, digest, *digests = value
+        return Variant(size=int(size), hash=str(digest), digests=_digests(digests[0] if digests else None))
+    return Variant(size=int(value["size"]), hash=str(value["hash"]), digests=_digests(value.get("digests")))
+
+
+def _digests(value: Any) -> dict[str, str]:
+    """Digests from JSON (a dict) or a compact entry (one string "name=value name=value");
+    only the known algorithms, each a string; none when absent (a manifest older than digests)."""
+    if not value:
+        return {}
+    if isinstance(value, str):
+        pairs = [member.partition("=")[::2] for member in value.split(" ")]
+    else:
+        pairs = value.items()
+    digests = {str(name): str(digest) for name, digest in pairs if name in DIGEST_ALGORITHMS}
+    # A value goes into a response header as it is: base64 only, never a CR or LF.
+    if not all(_BASE64.fullmatch(digest) for digest in digests.values()):
+        raise ValueError("a digest is not base64")
+    return digests
 
 
 # --- the server's view: compact entries
 
 
 # A manifest entry as the server keeps it from start-up until the file is first
-# asked for: (size, hash, content_type, immutable, mtime, variants), variants
-# None or ((coding, (size, hash)), ...). Not yet checked: `served_entry` checks it.
-CompactEntry = tuple[Any, Any, Any, Any, Any, Any]
+# asked for: (size, hash, content_type, immutable, mtime, variants, digests), variants
+# None or ((coding, (size, hash[, digests])), ...), digests None or one string
+# "sha-256=BASE64 sha-512=BASE64" (a string: a third of the memory of a dict or pairs).
+# Not yet checked: `served_entry` checks it.
+CompactEntry = tuple[Any, Any, Any, Any, Any, Any, Any]
 
 
 def read_for_serving(root: Path) -> dict[str, CompactEntry | dict[str, Any]]:
@@ -164,7 +234,9 @@ def read_for_serving(root: Path) -> dict[str, CompactEntry | dict[str, Any]]:
     a file, 65 MiB for 100,000 files. Each entry is made a tuple as soon as it
     is decoded (`_compactor`), so its dict is freed at once rather than after
     the whole file: about 40% of that memory, for 15% more decoding time. The
-    compressor's `tried` list and `incompressible` flag are left out; an entry
+    compressor's `tried` list and `incompressible` flag, and the SRI value, are
+    left out; the digests are kept, since they are headers to send, as one string
+    per representation (about 200 bytes: the part of an entry that grows most). An entry
     of an unexpected shape is kept as its dict, for `served_entry` to judge
     when the file is first asked for.
     """
@@ -174,8 +246,9 @@ def read_for_serving(root: Path) -> dict[str, CompactEntry | dict[str, Any]]:
 def _compactor() -> Callable[[dict[str, Any]], Any]:
     """json's object_hook making `read_for_serving`'s compact entries.
 
-    Objects are decoded innermost first: a variant's {"size", "hash"} becomes a
-    pair, then the entry holding it a tuple. Content types and mtimes repeat
+    Objects are decoded innermost first: a digests object becomes one string,
+    a variant's {"size", "hash"[, "digests"]} a tuple, then the entry
+    holding them a tuple. Content types and mtimes repeat
     across thousands of files and are kept once each. (object_hook rather than
     object_pairs_hook: json builds the dict in C, and the load takes 10% less.)
     """
@@ -187,11 +260,21 @@ def _compactor() -> Callable[[dict[str, Any]], Any]:
             try:
                 content_type, mtime, variants = value["content_type"], value.get("mtime"), value["variants"]
                 return (value["size"], value["hash"], share(content_type, content_type), value["immutable"],
-                        share(mtime, mtime), tuple(variants.items()) if variants else None)
+                        share(mtime, mtime), tuple(variants.items()) if variants else None,
+                        value.get("digests"))
             except (KeyError, TypeError, AttributeError):  # unhashable, or variants not a dict
                 return value
-        if len(value) == 2 and type(value.get("size")) is int and "hash" in value:
-            return value["size"], value["hash"]
+        if type(value.get("size")) is int and "hash" in value:
+            if len(value) == 2:
+                return value["size"], value["hash"]
+            if len(value) == 3 and "digests" in value:
+                return value["size"], value["hash"], value["digests"]
+            return value
+        if "sha-256" in value:
+            try:
+                return " ".join(f"{name}={digest}" for name, digest in value.items())
+            except TypeError:
+                return value
         return value
 
     return compact
@@ -204,9 +287,9 @@ def served_entry(value: CompactEntry | dict[str, Any] | FileEntry) -> FileEntry:
     if type(value) is not tuple:
         return entry_from_json(value)
     try:
-        size, digest, content_type, immutable, mtime, variants = value
+        size, digest, content_type, immutable, mtime, variants, digests = value
         return FileEntry(size=int(size), hash=str(digest), content_type=str(content_type),
-                         immutable=bool(immutable), mtime=_mtime(mtime),
+                         immutable=bool(immutable), mtime=_mtime(mtime), digests=_digests(digests),
                          variants={str(coding): _variant(variant) for coding, variant in variants or ()})
     except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as error:  # int(1e400)
         raise ValueError(f"malformed manifest entry ({error!r})") from None
@@ -242,11 +325,22 @@ def _entry_json(entry: FileEntry) -> dict[str, Any]:
         "content_type": entry.content_type,
         "immutable": entry.immutable,
         "mtime": entry.mtime,
-        "variants": {name: {"size": v.size, "hash": v.hash} for name, v in entry.variants.items()},
+        "variants": {name: _variant_json(v) for name, v in entry.variants.items()},
         "tried": list(entry.tried),
     }
+    if entry.digests:
+        data["digests"] = dict(entry.digests)
+    if entry.integrity:
+        data["integrity"] = entry.integrity
     if entry.incompressible:  # rare: written only where true, to keep manifests small
         data["incompressible"] = True
+    return data
+
+
+def _variant_json(variant: Variant) -> dict[str, Any]:
+    data: dict[str, Any] = {"size": variant.size, "hash": variant.hash}
+    if variant.digests:
+        data["digests"] = dict(variant.digests)
     return data
 
 
@@ -271,18 +365,20 @@ def build_from_tree(root: Path, immutable_pattern: str = "auto") -> Manifest:
     for found in walk(root):
         try:
             with open(found.absolute, "rb") as stream:
-                digest = content_hash(stream)
+                hashes = fingerprint_stream(stream)
         except OSError:
             continue
-        entry = FileEntry(size=found.size, hash=digest, content_type=content_type_for(found.relative),
-                          immutable=is_immutable(found.relative), mtime=real_mtime(found.mtime))
+        entry = FileEntry(size=found.size, hash=hashes.hash, content_type=content_type_for(found.relative),
+                          immutable=is_immutable(found.relative), mtime=real_mtime(found.mtime),
+                          digests=hashes.digests, integrity=hashes.integrity)
         for coding, suffix in ENCODING_SUFFIXES.items():
             try:
                 with open(os.fspath(found.absolute) + suffix, "rb") as stream:
                     stat = os.fstat(stream.fileno())
                     size = stat.st_size
                     if size < found.size and int(stat.st_mtime) >= found.mtime:
-                        entry.variants[coding] = Variant(size=size, hash=content_hash(stream))
+                        hashes = fingerprint_stream(stream)
+                        entry.variants[coding] = Variant(size=size, hash=hashes.hash, digests=hashes.digests)
             except OSError:
                 continue
         files[found.relative] = entry

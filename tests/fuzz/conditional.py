@@ -19,7 +19,7 @@ import re
 
 from servestatic.core.http import http_date, match, none_match, parse_etags, parse_http_date
 
-# The server's own ETags: a quoted base64url hash (site/manifest.py content_hash).
+# The server's own ETags: a quoted base64url hash (site/manifest.py Fingerprint.hash).
 SERVER_TAG = '"Ab-_09xyz"'
 _OPAQUE = re.compile(r'"[\x21\x23-\x7e\x80-\xff]*"')
 # A list element and what separates it from the next, written apart from the parser's.
