@@ -1,4 +1,4 @@
-"""The `servestatic` command: compress, serve, check, diff.
+"""The `servestatic` command: compress, serve, check, diff, integrity.
 
 Options are generated from the settings table in `servestatic.config.settings`, so a
 setting is declared once and shows up here with its environment variable. Every
@@ -232,6 +232,27 @@ def diff(
     else:
         for url in result.urls():
             typer.echo(url)
+
+
+@app.command(help="Print the Subresource Integrity value (sha384-...) of each PATH, as recorded by "
+                  "compress: one 'VALUE PATH' line each. A PATH is relative to the root, or a file in it.")
+def integrity(
+    paths: Annotated[list[str], typer.Argument(metavar="PATH...", show_default=False,
+                                               help="Files, relative to the root or inside it.")],
+    root: Annotated[str | None, typer.Option(
+        help="The compressed directory (env SERVESTATIC_ROOT; default: the setting's).",
+        show_default=False)] = None,
+) -> None:
+    from servestatic.buildtime.integrity import IntegrityError, integrity_values
+    from servestatic.site.manifest import ManifestError
+
+    settings = settings_from({"root": root})
+    try:
+        values = integrity_values(settings.root, paths)
+    except (IntegrityError, ManifestError) as error:
+        raise fail(str(error), code=1) from None
+    for given, value in values:
+        typer.echo(f"{value} {given}")
 
 
 @app.command(help="Print the version.")
