@@ -33,7 +33,8 @@ def configured(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     rules.write_text(RULES, encoding="utf-8")
     env = {"SERVESTATIC_HEADERS_FILE": str(rules), "SERVESTATIC_MAX_AGE": "300",
            "SERVESTATIC_IMMUTABLE_MAX_AGE": "86400",
-           "SERVESTATIC_HTML_CACHE_CONTROL": "no-cache, must-revalidate"}
+           "SERVESTATIC_HTML_CACHE_CONTROL": "no-cache, must-revalidate",
+           "SERVESTATIC_STALE_IF_ERROR": "600"}
     with serving(root, env) as running:
         yield running
 
@@ -56,10 +57,10 @@ def prefixed(root: Path) -> Iterator[ServerProcess]:
 
 
 @pytest.mark.parametrize(("path", "cache_control"), [
-    ("/css/print.css", "public, max-age=300"),
+    ("/css/print.css", "public, max-age=300, stale-if-error=600"),
     ("/css/site.0123456789ab.css", "public, max-age=86400, immutable"),
     ("/assets/app-3fA9c1bd.js", "public, max-age=86400, immutable"),
-    ("/index.html", "no-cache, must-revalidate"),
+    ("/index.html", "no-cache, must-revalidate"),  # must-revalidate forbids serving it stale
     ("/img/banner.png", "public, max-age=600"),  # a rule overrides the policy
     ("/img/logo.svg", "public, max-age=600"),
     ("/docs/guide/", "private, max-age=5"),  # a later rule for an HTML file
@@ -104,7 +105,7 @@ def test_the_404_page_gets_the_rules_of_its_file(configured: ServerProcess) -> N
     assert response.header("Content-Security-Policy") == CSP
     assert response.header("X-Content-Type-Options") == "nosniff"
     assert response.header("ETag") is None
-    assert response.header("Cache-Control") == "public, max-age=300"
+    assert response.header("Cache-Control") == "public, max-age=300, stale-if-error=600"
 
 
 @pytest.mark.parametrize(("rules", "message"), [
@@ -134,7 +135,7 @@ def test_spa_serves_index_for_unknown_extensionless_paths(spa: ServerProcess, ro
     assert response.status == 200
     assert response.body == (root / "index.html").read_bytes()
     assert response.header("Content-Type") == "text/html; charset=utf-8"
-    assert response.header("Cache-Control") == "no-cache"
+    assert response.header("Cache-Control") == "no-cache, stale-if-error=86400"
     assert response.header("ETag") == raw_request(spa, "/index.html").header("ETag")
 
 
@@ -200,11 +201,13 @@ def test_health_path_is_configurable(prefixed: ServerProcess) -> None:
 
 def test_immutable_pattern_none_caches_hashed_names_briefly(prefixed: ServerProcess) -> None:
     for path in ("/static/assets/app-3fA9c1bd.js", "/static/css/site.0123456789ab.css"):
-        assert raw_request(prefixed, path).header("Cache-Control") == "public, max-age=60"
+        cache_control = raw_request(prefixed, path).header("Cache-Control")
+        assert cache_control == "public, max-age=60, stale-if-error=86400"
 
 
 def test_immutable_pattern_regex_replaces_auto(spa: ServerProcess) -> None:
     immutable = "public, max-age=31536000, immutable"
     assert raw_request(spa, "/img/banner.png").header("Cache-Control") == immutable
-    assert raw_request(spa, "/assets/app-3fA9c1bd.js").header("Cache-Control") == "public, max-age=60"
-    assert raw_request(spa, "/index.html").header("Cache-Control") == "no-cache"
+    cache_control = raw_request(spa, "/assets/app-3fA9c1bd.js").header("Cache-Control")
+    assert cache_control == "public, max-age=60, stale-if-error=86400"
+    assert raw_request(spa, "/index.html").header("Cache-Control") == "no-cache, stale-if-error=86400"

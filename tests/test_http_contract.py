@@ -76,7 +76,7 @@ def test_get_serves_the_file_with_every_header(http: httpx.Client, root: Path) -
     assert headers["content-type"] == "text/html; charset=utf-8"
     assert headers["content-length"] == str(entry["size"])
     assert headers["etag"] == f'"{entry["hash"]}"'
-    assert headers["cache-control"] == "no-cache"
+    assert headers["cache-control"] == "no-cache, stale-if-error=86400"
     assert headers["vary"] == "Accept-Encoding"
     assert headers["accept-ranges"] == "bytes"
     assert headers["x-content-type-options"] == "nosniff"
@@ -142,13 +142,13 @@ def test_media_types_with_charset_on_text_and_nosniff(http: httpx.Client, path: 
     ("/css/site.0123456789ab.css", "public, max-age=31536000, immutable"),  # Django
     ("/assets/app-3fA9c1bd.js", "public, max-age=31536000, immutable"),  # Vite/Rollup
     ("/assets/format-Bq7xK2pL.js", "public, max-age=31536000, immutable"),
-    ("/index.html", "no-cache"),
-    ("/docs/", "no-cache"),
-    ("/docs/guide/index.html", "no-cache"),
-    ("/css/print.css", "public, max-age=60"),
-    ("/js/analytics.js", "public, max-age=60"),
-    ("/img/banner.png", "public, max-age=60"),
-    ("/robots.txt", "public, max-age=60"),
+    ("/index.html", "no-cache, stale-if-error=86400"),
+    ("/docs/", "no-cache, stale-if-error=86400"),
+    ("/docs/guide/index.html", "no-cache, stale-if-error=86400"),
+    ("/css/print.css", "public, max-age=60, stale-if-error=86400"),
+    ("/js/analytics.js", "public, max-age=60, stale-if-error=86400"),
+    ("/img/banner.png", "public, max-age=60, stale-if-error=86400"),
+    ("/robots.txt", "public, max-age=60, stale-if-error=86400"),
 ])
 def test_cache_control_by_kind_of_file(http: httpx.Client, path: str, cache_control: str) -> None:
     response = http.get(path, headers={"Accept-Encoding": "br, gzip"})

@@ -108,7 +108,7 @@ def test_206_and_416_keep_cache_validator_vary_and_cors_headers(server: ServerPr
         for name in ("Cache-Control", "ETag", "Vary", "Access-Control-Allow-Origin", "Last-Modified"):
             assert response.header(name) == full.header(name), (range_header, name)
         assert response.header("Vary") == "Accept-Encoding"
-        assert response.header("Cache-Control") == "public, max-age=60"
+        assert response.header("Cache-Control") == "public, max-age=60, stale-if-error=86400"
 
 
 def test_ranges_on_one_keep_alive_connection(http: httpx.Client, root: Path) -> None:

@@ -20,6 +20,8 @@ from servestatic.core.http import (
     parse_etags,
     parse_http_date,
     parse_range,
+    wants_sha512,
+    with_stale_if_error,
 )
 
 # --- Accept-Encoding
@@ -207,3 +209,44 @@ def test_parse_range_well_formed(first: int, last: int, size: int) -> None:
         assert result is None
     else:
         assert result == (first, min(last, size - 1))
+
+
+# --- Want-Repr-Digest (RFC 9530 section 4)
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("sha-512=1", True),
+    ("sha-256=1, sha-512=2", True),
+    ("SHA-512=3;x=y, sha-256=2", True),
+    ("sha-256=2, sha-512=2", False),  # a tie: the default
+    ("sha-512=0", False),
+    ("sha-512=11", False),
+    ("sha-512=-1", False),
+    ("sha-512", False),
+    ("md5=9", False),
+    ("", False),
+])
+def test_wants_sha512(header: str, expected: bool) -> None:
+    assert wants_sha512(header) is expected
+
+
+@given(st.text())
+def test_wants_sha512_is_total(header: str) -> None:
+    assert wants_sha512(header) in (True, False)
+
+
+# --- stale-if-error (RFC 5861)
+
+
+@pytest.mark.parametrize(("value", "seconds", "expected"), [
+    ("no-cache", 86400, "no-cache, stale-if-error=86400"),
+    ("public, max-age=60", 600, "public, max-age=60, stale-if-error=600"),
+    ("public, max-age=60", 0, "public, max-age=60"),  # the setting at 0: off
+    ("no-cache, must-revalidate", 600, "no-cache, must-revalidate"),  # stale is forbidden
+    ("public, s-maxage=60", 600, "public, s-maxage=60"),  # s-maxage implies proxy-revalidate
+    ("no-store", 600, "no-store"),
+    ("private, max-age=5", 600, "private, max-age=5"),
+    ("max-age=60, stale-if-error=5", 600, "max-age=60, stale-if-error=5"),  # already said
+])
+def test_with_stale_if_error(value: str, seconds: int, expected: str) -> None:
+    assert with_stale_if_error(value, seconds) == expected

@@ -75,7 +75,7 @@ def test_both_mounts_answer_with_their_variants(chained: ServerProcess) -> None:
         robots = http.get("/robots.txt", headers={"Accept-Encoding": "gzip"})
         assert robots.status_code == 200
         assert robots.headers["content-encoding"] == "gzip"
-        assert robots.headers["cache-control"] == "public, max-age=60"
+        assert robots.headers["cache-control"] == "public, max-age=60, stale-if-error=86400"
         assert http.get("/.well-known/security.txt").status_code == 200
         # Different files, different validators: each mount's own manifest.
         assert css.headers["etag"] != robots.headers["etag"]

@@ -312,6 +312,10 @@ class Settings:
     html_cache_control: str = setting(
         "SERVESTATIC_HTML_CACHE_CONTROL", "no-cache", _parse_text,
         "Cache-Control for HTML files.")
+    stale_if_error: int = setting(
+        "SERVESTATIC_STALE_IF_ERROR", "86400", _parse_int(0),
+        "Seconds a cache may keep serving its copy while the origin is down or failing: "
+        "stale-if-error, added to the Cache-Control of HTML, unhashed files and 404s; 0: off.")
     cors: tuple[str, ...] = setting(
         "SERVESTATIC_CORS", "*", _parse_cors,
         "Access-Control-Allow-Origin: '*', 'off', or comma-separated allowed origins.")

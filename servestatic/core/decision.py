@@ -33,6 +33,7 @@ from servestatic.core.http import (
     parse_http_date,
     parse_range,
     wants_sha512,
+    with_stale_if_error,
 )
 from servestatic.core.safeopen import open_unchanged
 from servestatic.core.table import Representation, StaticFile, Table, wsgi_key
@@ -73,7 +74,7 @@ class StaticApp:
         # An image without its site (servestatic/base as it is) serves nothing: not ready.
         self.ready = bool(table.paths) or user_app is not None
         self.cors = CorsPolicy(settings.cors)
-        self.miss_cache = f"public, max-age={settings.max_age}"
+        self.miss_cache = with_stale_if_error(f"public, max-age={settings.max_age}", settings.stale_if_error)
         # Read by the worker: whether static hits are answered in its event loop.
         self.fast_path = settings.fast_path
         self.real_root = table.real_roots  # str.startswith takes the tuple: inside any mount

@@ -1,8 +1,8 @@
 """HTTP header logic, kept free of WSGI so each rule can be read against RFC 9110.
 
 Accept-Encoding with q-values (12.5.3), entity-tag lists and comparison (8.8.3,
-13.1.1-2), HTTP dates (5.6.7), byte ranges (14.1-14.2), and RFC 9530's
-Want-Repr-Digest (section 4). Each parser is total:
+13.1.1-2), HTTP dates (5.6.7), byte ranges (14.1-14.2), RFC 9530's
+Want-Repr-Digest (section 4), and RFC 5861's stale-if-error. Each parser is total:
 garbage in never raises, it yields the answer RFC 9110 gives for a field a
 server cannot use (ignore it, or serve the whole representation).
 """
@@ -189,3 +189,20 @@ def wants_sha512(header: str) -> bool:
             preferences[name.strip().lower()] = int(value)
     sha512 = preferences.get("sha-512", 0)
     return 0 < sha512 <= 10 and sha512 > preferences.get("sha-256", 0)
+
+
+# Cache-Control directives after which stale-if-error would contradict the value, or
+# which already say it: a value holding one is left as it is.
+_NO_STALE = ("stale-if-error", "no-store", "private", "must-revalidate", "proxy-revalidate",
+             "s-maxage")
+
+
+def with_stale_if_error(cache_control: str, seconds: int) -> str:
+    """cache_control plus `stale-if-error=SECONDS` (RFC 5861 section 4): a cache may
+    answer with its stored copy for that long when the origin cannot be reached or
+    answers 5xx, so an origin outage is not a site outage. Unchanged for 0 seconds,
+    and for a value that forbids serving stale or already says how long."""
+    lowered = cache_control.lower()
+    if seconds <= 0 or any(directive in lowered for directive in _NO_STALE):
+        return cache_control
+    return f"{cache_control}, stale-if-error={seconds}"

@@ -29,7 +29,7 @@ from typing import Any
 from servestatic.config.settings import Mount, Settings
 from servestatic.core.cors import ANY_ORIGIN, CorsPolicy
 from servestatic.core.headerrules import HeaderRule, headers_for, load_rules
-from servestatic.core.http import accepts, http_date
+from servestatic.core.http import accepts, http_date, with_stale_if_error
 from servestatic.core.livemount import live_entry
 from servestatic.core.security import SecurityPolicy
 from servestatic.site.hashednames import immutable_test
@@ -332,8 +332,11 @@ class _HeaderPolicy:
         self.rules = rules
         self.security = security
         self.shared = _Shared()
+        # A hashed file is fresh for a year: stale-if-error would add nothing to it.
         self.immutable_cache = f"public, max-age={settings.immutable_max_age}, immutable"
-        self.default_cache = f"public, max-age={settings.max_age}"
+        self.default_cache = with_stale_if_error(f"public, max-age={settings.max_age}",
+                                                 settings.stale_if_error)
+        self.html_cache = with_stale_if_error(settings.html_cache_control, settings.stale_if_error)
         self.cors = CorsPolicy(settings.cors)
         # Most files share their common headers with thousands of others: each
         # combination is built once, and a built file costs two lists less.
@@ -344,7 +347,7 @@ class _HeaderPolicy:
         if entry.immutable:
             return self.immutable_cache
         if entry.content_type.startswith("text/html"):
-            return self.settings.html_cache_control
+            return self.html_cache
         return self.default_cache
 
     def vary(self, has_variants: bool) -> str | None:
