@@ -119,7 +119,7 @@ def test_a_404_is_cached_for_its_max_age_and_no_longer(stack: tuple[Proxy, Origi
     first = get(proxy, path, "identity")
     fetched_at = time.monotonic()
     assert first.status_code == 404
-    assert first.headers["cache-control"] == f"public, max-age={MAX_AGE}"
+    assert first.headers["cache-control"] == f"public, max-age={MAX_AGE}, stale-if-error=86400"
     assert get(proxy, path, "identity").status_code == 404
     assert len(origin.requests(path)) == 1
     deadline = fetched_at + MAX_AGE + 3
@@ -143,7 +143,7 @@ def test_html_is_revalidated_at_the_origin_with_304s(stack: tuple[Proxy, Origin]
     for response in responses:
         assert response.status_code == 200
         assert response.headers["content-encoding"] == "br"
-        assert response.headers["cache-control"] == "no-cache"
+        assert response.headers["cache-control"] == "no-cache, stale-if-error=86400"
         assert response.content == original
     etag = responses[0].headers["etag"]
     conditional = get(proxy, "/docs/", "gzip, deflate, br", **{"If-None-Match": etag})
@@ -154,6 +154,70 @@ def test_html_is_revalidated_at_the_origin_with_304s(stack: tuple[Proxy, Origin]
     else:
         assert conditional.status_code == 200  # nginx drops the client's validators too
         assert statuses == [200, 200, 200, 200]
+
+
+STALE_IF_ERROR = 10  # seconds: short, so that the end of the window fits in a test
+PROBE_DELAY = 5  # seconds within which the Varnish recipe's probe must see the origin down or up
+
+
+def answers(proxy: Proxy, expected: dict[str, tuple[int, bytes]]) -> bool:
+    return all((response.status_code, response.content) == answer
+               for response, answer in ((get(proxy, path, "gzip, deflate, br"), answer)
+                                        for path, answer in expected.items()))
+
+
+@pytest.mark.parametrize("kind", sorted(PROXIES))
+def test_the_last_good_copy_is_answered_while_the_origin_is_down(
+        kind: str, site: Path, tmp_path: Path) -> None:
+    """Warm the cache, stop the origin: the HTML (Varnish; nginx never stores `no-cache`),
+    a hashed asset and the 404 page are still answered until stale-if-error runs out;
+    the origin back, the next request for the HTML revalidates there (a 304).
+
+    Varnish answers stale copies once its probe has seen the origin down (about 2 s;
+    a request for the HTML in between gets a 503), so the test waits for the first
+    stale answer within PROBE_DELAY, then requires every answer to be right.
+    """
+    env = {"SERVESTATIC_MAX_AGE": str(MAX_AGE), "SERVESTATIC_STALE_IF_ERROR": str(STALE_IF_ERROR)}
+    origin = Origin(site, env=env).start()
+    proxy = start_proxy(kind, tmp_path, origin)
+    html_cached = kind == "varnish"
+    expected = {"/index.html": (200, (site / "index.html").read_bytes()),
+                "/assets/app-3fA9c1bd.js": (200, (site / "assets/app-3fA9c1bd.js").read_bytes()),
+                "/no/such/page": (404, (site / "404.html").read_bytes())}
+    if not html_cached:
+        del expected["/index.html"]
+    try:
+        assert answers(proxy, expected)
+        assert origin.stop() == 0
+        stopped = time.monotonic()
+        while not answers(proxy, expected):
+            assert time.monotonic() < stopped + PROBE_DELAY, "no stale answers after the origin stopped"
+            time.sleep(0.2)  # polling for the probe to see the origin down
+        # From here on the 404 page (max-age 2) and the HTML (no-cache) are stale:
+        # every answer is the kept copy.
+        checks = 0
+        while time.monotonic() < stopped + STALE_IF_ERROR - 1:
+            assert answers(proxy, expected), f"a wrong answer after {time.monotonic() - stopped:.1f} s"
+            checks += 1
+            time.sleep(0.25)  # pacing the checks over the window, which is the property under test
+        assert checks >= 10
+        if html_cached:
+            # Past the window the stale copy is no longer answered.
+            while get(proxy, "/index.html", "gzip, deflate, br").status_code == 200:
+                assert time.monotonic() < stopped + STALE_IF_ERROR + 3, "stale HTML outlived stale-if-error"
+                time.sleep(0.2)  # polling for the end of the window
+        origin = Origin(site, port=origin.port, env=env).start()
+        restarted = time.monotonic()
+        while (response := get(proxy, "/index.html", "gzip, deflate, br")).status_code != 200:
+            assert time.monotonic() < restarted + PROBE_DELAY, "the origin is back but not reached"
+            time.sleep(0.2)  # polling for the probe to see the origin up
+        assert response.content == (site / "index.html").read_bytes()
+        # Varnish kept the copy past its grace (keep): the first request revalidates it.
+        statuses = [entry["status"] for entry in origin.requests("/index.html")]
+        assert statuses == ([304] if html_cached else [200])
+    finally:
+        proxy.stop()
+        origin.stop()
 
 
 def test_purge_after_a_deploy_with_servestatic_diff(tmp_path: Path) -> None:

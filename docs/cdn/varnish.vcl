@@ -11,12 +11,28 @@
 #   request is a full 200 at the origin: here HTML is stored with no freshness and
 #   kept, so each request revalidates it with If-None-Match and the origin answers 304;
 # - it serves objects up to 10 s past their max-age (default_grace): here only when
-#   the origin allows it with stale-while-revalidate.
+#   the origin allows it with stale-while-revalidate;
+# - it answers 503 when the origin is down: here, once the health probe below has
+#   seen it down (two failed probes, about 2 s), the last good copy is answered for as
+#   long as the origin's stale-if-error allows (a day by default), HTML and 404s
+#   included; once the probe sees it back, requests reach it again.
 vcl 4.1;
+
+import std;
 
 backend origin {
     .host = "127.0.0.1";
     .port = "8000";
+    # servestatic's health endpoint (SERVESTATIC_HEALTH_PATH): healthy while 2 of the
+    # last 3 probes, one a second, were answered 200.
+    .probe = {
+        .url = "/healthz";
+        .interval = 1s;
+        .timeout = 1s;
+        .window = 3;
+        .threshold = 2;
+        .initial = 2;
+    }
 }
 
 # Who may send PURGE (the deploy step's `servestatic diff` list): only this machine.
@@ -36,8 +52,12 @@ sub vcl_recv {
     }
 
     # The encoding class: what the origin is asked for and what the cached copy
-    # varies on. A coding with q=0 is refused (RFC 9110, section 12.5.3).
-    if (req.http.Accept-Encoding ~ "(?i)(^|,)\s*br\s*(,|;|$)"
+    # varies on. A coding with q=0 is refused (RFC 9110, section 12.5.3). On a restart
+    # (vcl_hit) Varnish has already rewritten Accept-Encoding to gzip: the class found
+    # on the first pass stands.
+    if (req.restarts > 0 && req.http.X-Servestatic-Encoding) {
+        # unchanged
+    } elsif (req.http.Accept-Encoding ~ "(?i)(^|,)\s*br\s*(,|;|$)"
             && req.http.Accept-Encoding !~ "(?i)(^|,)\s*br\s*;\s*q\s*=\s*0(\.0*)?\s*(,|$)"
             && req.http.Accept-Encoding ~ "(?i)(^|,)\s*gzip\s*(,|;|$)"
             && req.http.Accept-Encoding !~ "(?i)(^|,)\s*gzip\s*;\s*q\s*=\s*0(\.0*)?\s*(,|$)") {
@@ -47,6 +67,15 @@ sub vcl_recv {
         set req.http.X-Servestatic-Encoding = "gzip";
     } else {
         set req.http.X-Servestatic-Encoding = "identity";
+    }
+
+    # Set only by this file, on a restart from vcl_hit: never by a client.
+    if (req.restarts == 0) {
+        unset req.http.X-Servestatic-Fresh;
+    }
+    if (req.http.X-Servestatic-Fresh) {
+        # Only a fresh copy will do: a stale one (in grace) is revalidated at the origin.
+        set req.grace = 0s;
     }
 
     if (req.method != "GET" && req.method != "HEAD") {
@@ -67,6 +96,11 @@ sub vcl_backend_fetch {
 }
 
 sub vcl_backend_response {
+    if (beresp.status >= 500 && bereq.is_bgfetch) {
+        # The origin fails while a stale copy is answered: keep the copy (vcl_backend_error).
+        return (abandon);
+    }
+
     # Vary on the class rather than on the raw Accept-Encoding, which Varnish rewrites
     # and which browsers spell in many ways: one object per class, so one origin fetch
     # per encoding. vcl_deliver puts Accept-Encoding back.
@@ -89,7 +123,7 @@ sub vcl_backend_response {
         # the origin (If-None-Match from the kept copy), answered 304 while unchanged.
         # Not 0s: Varnish never looks up an object whose TTL is 0, kept or not.
         set beresp.ttl = 0.001s;
-        set beresp.grace = 0s;
+        call servestatic_grace;
         set beresp.keep = 1d;
         return (deliver);
     }
@@ -103,16 +137,53 @@ sub vcl_backend_response {
     }
 
     # Fresh for the origin's max-age, then revalidated with its validators.
-    if (beresp.http.Cache-Control !~ "(?i)stale-while-revalidate") {
-        set beresp.grace = 0s;
-    }
+    call servestatic_grace;
     if (beresp.http.ETag || beresp.http.Last-Modified) {
         set beresp.keep = 1d;
     }
     return (deliver);
 }
 
+# How long a stale copy is kept for answering: the longer of the origin's
+# stale-while-revalidate (answered while a fresh copy is fetched, vcl_hit) and
+# stale-if-error (answered while the probe says the origin is down); 0 without either.
+sub servestatic_grace {
+    set beresp.grace = 0s;
+    if (beresp.http.Cache-Control ~ "(?i)(^|[ ,])stale-while-revalidate=[0-9]+") {
+        set beresp.grace = std.duration(regsub(beresp.http.Cache-Control,
+            "(?i)^(.*[ ,])?stale-while-revalidate=([0-9]+).*$", "\2s"), 0s);
+    }
+    if (beresp.http.Cache-Control ~ "(?i)(^|[ ,])stale-if-error=[0-9]+"
+            && std.duration(regsub(beresp.http.Cache-Control,
+                   "(?i)^(.*[ ,])?stale-if-error=([0-9]+).*$", "\2s"), 0s) > beresp.grace) {
+        set beresp.grace = std.duration(regsub(beresp.http.Cache-Control,
+            "(?i)^(.*[ ,])?stale-if-error=([0-9]+).*$", "\2s"), 0s);
+    }
+}
+
+sub vcl_hit {
+    # A stale copy past what stale-while-revalidate allows (all of it for HTML) while the
+    # origin is up: revalidate it there, by a restart that looks up fresh copies only
+    # (vcl_recv). While the origin is down, the copy is answered for as long as it is
+    # in grace (stale-if-error), and the background fetch Varnish starts fails quietly.
+    if (obj.ttl <= 0s && std.healthy(req.backend_hint)
+            && obj.ttl + std.duration(regsub(obj.http.Cache-Control,
+                   "(?i)^(.*[ ,])?stale-while-revalidate=([0-9]+).*$", "\2s"), 0s) <= 0s) {
+        set req.http.X-Servestatic-Fresh = "1";
+        return (restart);
+    }
+}
+
+sub vcl_backend_error {
+    # The origin could not be reached while a stale copy was answered: keep the copy
+    # rather than store this error over it.
+    if (bereq.is_bgfetch) {
+        return (abandon);
+    }
+}
+
 sub vcl_deliver {
+
     # Varnish adds Accept-Encoding to the Vary of gzip objects itself; say it once.
     if (resp.http.Vary ~ "X-Servestatic-Encoding") {
         set resp.http.Vary = regsuball(resp.http.Vary, "(?i)\s*,\s*Accept-Encoding\b|\bAccept-Encoding\s*,\s*", "");
