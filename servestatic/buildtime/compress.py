@@ -33,6 +33,7 @@ import brotli
 
 from servestatic import __version__
 from servestatic.buildtime.encoders import encoder_parameters, make_encoders, parameters_key
+from servestatic.buildtime.preload import preload_hints
 from servestatic.config.settings import Settings, load_settings
 from servestatic.site.atomic import remove_quietly, temporary_beside, write_atomic
 from servestatic.site.hashednames import immutable_test
@@ -63,6 +64,8 @@ PROBE_MIN_SIZE = 64 * 1024
 # (an OpenType font, 0.74 at brotli 11); random bytes probe at 1.000001.
 PROBE_QUALITY = 2
 PROBE_RATIO = 0.99
+# How much of an HTML page is read for its preload hints: its head is at the start.
+PRELOAD_READ = 256 * 1024
 
 
 class CompressError(Exception):
@@ -378,7 +381,8 @@ def compress_tree(
     found = [item for item in found if item.relative not in removed]
     summary = Summary(files=len(found), bytes=sum(item.size for item in found), removed=len(removed))
     jobs = _jobs(root, found, previous, options, parameters)
-    files = _collect(_run(jobs, options.worker_count), summary, options, len(jobs), on_progress)
+    files = _collect(_run(jobs, options.worker_count), summary, options, len(jobs), on_progress,
+                     root, frozenset(item.relative for item in found))
     try:
         save_manifest(root, Manifest(files=files, compression=parameters,
                                      generator=f"servestatic {__version__}"))
@@ -500,8 +504,10 @@ def _is_compressible(found: FoundFile, options: CompressOptions) -> bool:
 
 
 def _collect(outcomes: Iterable[Outcome], summary: Summary, options: CompressOptions, total: int,
-             on_progress: Callable[[int, int], None] | None) -> dict[str, FileEntry]:
-    """The manifest's entries from the workers' outcomes; errors and counts into summary."""
+             on_progress: Callable[[int, int], None] | None, root: Path,
+             present: frozenset[str]) -> dict[str, FileEntry]:
+    """The manifest's entries from the workers' outcomes, with each HTML page's preload
+    hints (read here, where the whole tree's names are known); errors and counts into summary."""
     name_test = immutable_test(options.immutable_pattern)
     hashed_names = options.hashed_names
 
@@ -514,12 +520,25 @@ def _collect(outcomes: Iterable[Outcome], summary: Summary, options: CompressOpt
             summary.errors.append(outcome.error)
         if outcome.entry is not None:
             outcome.entry.immutable = is_immutable(outcome.relative)
+            if outcome.entry.content_type.startswith("text/html"):
+                outcome.entry.preload = _preload(root, outcome.relative, present)
             files[outcome.relative] = outcome.entry
         for name, stats in outcome.stats.items():
             summary.encodings.setdefault(name, EncodingStats()).add(stats)
         if on_progress:
             on_progress(done, total)
     return files
+
+
+def _preload(root: Path, relative: str, present: frozenset[str]) -> list[tuple[str, str]]:
+    """An HTML page's preload hints from its first PRELOAD_READ bytes (its head); none
+    when it cannot be read (its entry is still written, without hints)."""
+    try:
+        with open(root / relative, "rb") as stream:
+            head = stream.read(PRELOAD_READ)
+    except OSError:
+        return []
+    return preload_hints(head, relative, present)
 
 
 def _run(jobs: list[Job], workers: int) -> Iterable[Outcome]:

@@ -316,6 +316,10 @@ class Settings:
         "SERVESTATIC_STALE_IF_ERROR", "86400", _parse_int(0),
         "Seconds a cache may keep serving its copy while the origin is down or failing: "
         "stale-if-error, added to the Cache-Control of HTML, unhashed files and 404s; 0: off.")
+    preload_links: int = setting(
+        "SERVESTATIC_PRELOAD_LINKS", "8", _parse_int(0, 16),
+        "Most Link preload headers on an HTML page, for the stylesheets, scripts and fonts "
+        "its head loads (found by compress); 0: none.")
     cors: tuple[str, ...] = setting(
         "SERVESTATIC_CORS", "*", _parse_cors,
         "Access-Control-Allow-Origin: '*', 'off', or comma-separated allowed origins.")

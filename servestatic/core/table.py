@@ -25,6 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote
 
 from servestatic.config.settings import Mount, Settings
 from servestatic.core.cors import ANY_ORIGIN, CorsPolicy
@@ -256,7 +257,7 @@ class Table:
                 return None
             if self.immutable_override is not None:
                 file_entry.immutable = self.immutable_override(relative)
-            static_file = _static_file(mount.root, relative, file_entry, self.policy)
+            static_file = _static_file(mount, relative, file_entry, self.policy)
         files[key] = static_file
         if len(files) > self.built_files:
             files.popitem(last=False)
@@ -273,7 +274,7 @@ class Table:
         except UnicodeError:
             return None
         entry = live_entry(mount.root, mount.real_root, relative)
-        return None if entry is None else _static_file(mount.root, relative, entry, self.policy)
+        return None if entry is None else _static_file(mount, relative, entry, self.policy)
 
     def mount_of(self, key: str) -> MountTable:
         """The mount a table key belongs to: the longest prefix it starts with (keys
@@ -350,6 +351,19 @@ class _HeaderPolicy:
             return self.html_cache
         return self.default_cache
 
+    def link(self, prefix: str, relative: str, entry: FileEntry) -> tuple[str, str] | None:
+        """The `Link` header of an HTML page's preload hints (at most `preload_links` of
+        them, from the manifest), or None: none recorded, the setting at 0, or a header
+        rule that sets Link for the file (the rule's value is sent instead)."""
+        hints = entry.preload[: self.settings.preload_links]
+        if not hints or (self.rules and "link" in headers_for(self.rules, relative)):
+            return None
+        # A relative target is relative to the served root: under the mount's prefix.
+        prefix = quote(prefix, safe="/:@!$&'()*+,;=-._~")
+        values = [f"<{target if target.startswith('/') else prefix + target}>; {parameters}"
+                  for target, parameters in hints]
+        return ("Link", ", ".join(values))
+
     def vary(self, has_variants: bool) -> str | None:
         values = ["Accept-Encoding"] if has_variants else []
         if self.cors.varies_by_origin:
@@ -404,7 +418,7 @@ class _HeaderPolicy:
         return full, validators
 
 
-def _representations(root: str, relative: str, entry: FileEntry, policy: _HeaderPolicy,
+def _representations(mount: MountTable, relative: str, entry: FileEntry, policy: _HeaderPolicy,
                      last_modified: str | None, extra: tuple[tuple[str, str], ...] = ()
                      ) -> tuple[Representation, ...]:
     """The file's representations, smallest first; `extra` headers go on a 200 and a 304 alike."""
@@ -412,7 +426,10 @@ def _representations(root: str, relative: str, entry: FileEntry, policy: _Header
     if extra:
         common, validators = [*common, *extra], [*validators, *extra]
     shared = policy.shared
-    base = root + relative
+    base = mount.root + relative
+    link = policy.link(mount.prefix, relative, entry)
+    if link is not None:
+        common = [*common, link]
     items = [("identity", base, entry.size, entry.hash, entry.digests)]
     items += [
         (coding, base + ENCODING_SUFFIXES[coding], variant.size, variant.hash, variant.digests)
@@ -446,14 +463,14 @@ def _with_digest(headers: list[tuple[str, str]], digests: dict[str, str],
     return [*headers, ("Repr-Digest", f"{algorithm}=:{value}:")]
 
 
-def _static_file(root: str, relative: str, entry: FileEntry, policy: _HeaderPolicy) -> StaticFile:
+def _static_file(mount: MountTable, relative: str, entry: FileEntry, policy: _HeaderPolicy) -> StaticFile:
     last_modified = http_date(entry.mtime) if entry.mtime is not None else None
-    representations = _representations(root, relative, entry, policy, last_modified)
+    representations = _representations(mount, relative, entry, policy, last_modified)
     static_file = StaticFile(representations, entry.mtime, last_modified)
     hsts = policy.security.hsts_pair
     if hsts is not None and not any(name.lower() == "strict-transport-security"
                                     for name, _ in representations[0].headers):  # a rule's wins
-        secure = _representations(root, relative, entry, policy, last_modified, (policy.shared(*hsts),))
+        secure = _representations(mount, relative, entry, policy, last_modified, (policy.shared(*hsts),))
         static_file.https = StaticFile(secure, entry.mtime, last_modified)
     return static_file
 

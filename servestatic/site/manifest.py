@@ -13,6 +13,8 @@ the file its Subresource Integrity value (`integrity`, "sha384-..."). Both are
 optional: a manifest written before them is read as it is, and its files are
 served without those headers until the next `compress`. A variant keeps its own
 digests, so any later kind of variant (a dictionary delta) can carry them too.
+An HTML file may also carry `preload`: the Link preload hints of its head
+(buildtime/preload.py), optional in the same way.
 """
 
 from __future__ import annotations
@@ -75,6 +77,9 @@ class FileEntry:
     digests: dict[str, str] = field(default_factory=dict)
     # The Subresource Integrity value of the file's bytes ("sha384-<base64>"), or "".
     integrity: str = ""
+    # For an HTML file, what its head loads first, as (target, link parameters) pairs
+    # (see buildtime/preload.py); sent as Link preload headers.
+    preload: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -178,6 +183,7 @@ def entry_from_json(entry: dict[str, Any]) -> FileEntry:
             incompressible=bool(entry.get("incompressible", False)),
             digests=_digests(entry.get("digests")),
             integrity=str(entry.get("integrity", "")),
+            preload=_preload(entry.get("preload")),
             variants={
                 encoding: _variant(variant) for encoding, variant in entry.get("variants", {}).items()
             },
@@ -197,6 +203,19 @@ def _variant(value: Any) -> Variant:
         size, digest, *digests = value
         return Variant(size=int(size), hash=str(digest), digests=_digests(digests[0] if digests else None))
     return Variant(size=int(value["size"]), hash=str(value["hash"]), digests=_digests(value.get("digests")))
+
+
+def _preload(value: Any) -> list[tuple[str, str]]:
+    """Preload hints from JSON: [target, parameters] pairs of printable ASCII, since they
+    go into a response header as they are; none when absent."""
+    if not value:
+        return []
+    hints = [(str(target), str(parameters)) for target, parameters in value]
+    for target, parameters in hints:
+        text = target + parameters
+        if not (text.isascii() and text.isprintable()) or ">" in target or "<" in target:
+            raise ValueError("a preload hint is not printable ASCII")
+    return hints
 
 
 def _digests(value: Any) -> dict[str, str]:
@@ -219,11 +238,11 @@ def _digests(value: Any) -> dict[str, str]:
 
 
 # A manifest entry as the server keeps it from start-up until the file is first
-# asked for: (size, hash, content_type, immutable, mtime, variants, digests), variants
+# asked for: (size, hash, content_type, immutable, mtime, variants, digests, preload), variants
 # None or ((coding, (size, hash[, digests])), ...), digests None or one string
 # "sha-256=BASE64 sha-512=BASE64" (a string: a third of the memory of a dict or pairs).
 # Not yet checked: `served_entry` checks it.
-CompactEntry = tuple[Any, Any, Any, Any, Any, Any, Any]
+CompactEntry = tuple[Any, Any, Any, Any, Any, Any, Any, Any]
 
 
 def read_for_serving(root: Path) -> dict[str, CompactEntry | dict[str, Any]]:
@@ -261,7 +280,7 @@ def _compactor() -> Callable[[dict[str, Any]], Any]:
                 content_type, mtime, variants = value["content_type"], value.get("mtime"), value["variants"]
                 return (value["size"], value["hash"], share(content_type, content_type), value["immutable"],
                         share(mtime, mtime), tuple(variants.items()) if variants else None,
-                        value.get("digests"))
+                        value.get("digests"), value.get("preload"))
             except (KeyError, TypeError, AttributeError):  # unhashable, or variants not a dict
                 return value
         if type(value.get("size")) is int and "hash" in value:
@@ -287,9 +306,10 @@ def served_entry(value: CompactEntry | dict[str, Any] | FileEntry) -> FileEntry:
     if type(value) is not tuple:
         return entry_from_json(value)
     try:
-        size, digest, content_type, immutable, mtime, variants, digests = value
+        size, digest, content_type, immutable, mtime, variants, digests, preload = value
         return FileEntry(size=int(size), hash=str(digest), content_type=str(content_type),
                          immutable=bool(immutable), mtime=_mtime(mtime), digests=_digests(digests),
+                         preload=_preload(preload),
                          variants={str(coding): _variant(variant) for coding, variant in variants or ()})
     except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as error:  # int(1e400)
         raise ValueError(f"malformed manifest entry ({error!r})") from None
@@ -332,6 +352,8 @@ def _entry_json(entry: FileEntry) -> dict[str, Any]:
         data["digests"] = dict(entry.digests)
     if entry.integrity:
         data["integrity"] = entry.integrity
+    if entry.preload:
+        data["preload"] = [list(hint) for hint in entry.preload]
     if entry.incompressible:  # rare: written only where true, to keep manifests small
         data["incompressible"] = True
     return data
