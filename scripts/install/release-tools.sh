@@ -2,8 +2,8 @@
 # The release tools, for scripts/release and tests/test_release.py:
 #   actionlint (lints .github/workflows) and crane (go-containerregistry: pushes, digests,
 #   and `crane registry serve`, the throwaway local registry) built from their Go modules
-#   with the machine's Go, as lifecycle.sh builds pack; zizmor (workflow security lint)
-#   and twine (checks the wheel and sdist) from PyPI into .venv.
+#   with the machine's Go, as lifecycle.sh builds pack; zizmor (workflow security lint),
+#   twine (checks the wheel and sdist) and build (makes them) from PyPI into .venv.
 # Idempotent: a stamp per tool and version makes a second run instant.
 #
 # Layout (.cache/ is gitignored):
@@ -15,6 +15,7 @@ ACTIONLINT_VERSION=${ACTIONLINT_VERSION:-1.7.12}
 CRANE_VERSION=${CRANE_VERSION:-0.20.2}
 ZIZMOR_VERSION=${ZIZMOR_VERSION:-1.32.0}
 TWINE_VERSION=${TWINE_VERSION:-7.0.0}
+BUILD_VERSION=${BUILD_VERSION:-1.6.1}
 bin=$PWD/.cache/release/bin
 
 go=$(command -v go || true)
@@ -47,6 +48,8 @@ pip_missing=()
     2>/dev/null || pip_missing+=("zizmor==$ZIZMOR_VERSION")
 .venv/bin/python -c "import importlib.metadata as m; assert m.version('twine') == '$TWINE_VERSION'" \
     2>/dev/null || pip_missing+=("twine==$TWINE_VERSION")
+.venv/bin/python -c "import importlib.metadata as m; assert m.version('build') == '$BUILD_VERSION'" \
+    2>/dev/null || pip_missing+=("build==$BUILD_VERSION")
 if [ ${#pip_missing[@]} -gt 0 ]; then
     echo "release-tools.sh: installing ${pip_missing[*]}"
     .venv/bin/python -m pip install --quiet "${pip_missing[@]}"
