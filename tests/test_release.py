@@ -5,15 +5,24 @@ throwaway local registry.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
 
 import servestatic
 from servestatic.platform import versions
-from tests.support import REPO, needs
+from tests.helmchart import objects
+from tests.support import REPO, needs, needs_tool, wait_for
 
 WORKFLOWS = REPO / ".github" / "workflows"
 TOOLS = REPO / ".cache" / "release" / "bin"
@@ -121,3 +130,148 @@ def test_workflows_have_no_zizmor_finding_above_low(tmp_path: Path) -> None:
     bad = dict(zizmor_findings(tmp_path / "bad.yml"))
     assert bad["template-injection"] == "High"
     assert bad["unpinned-uses"] == "High"
+
+
+# --- scripts/release, end to end against a local registry ---------------------------
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A `crane registry serve` of the test's own, so the pushed artifacts outlive the release."""
+    crane = release_tool("crane")
+    log = tmp_path_factory.mktemp("registry") / "log"
+    with log.open("w") as out:
+        server = subprocess.Popen([crane, "registry", "serve", "--address", "127.0.0.1:0"],
+                                  stdout=out, stderr=subprocess.STDOUT)
+    try:
+        port = wait_for(lambda: re.search(r"serving on port (\d+)", log.read_text()), 10,
+                        lambda: f"crane registry serve to listen: {log.read_text()}").group(1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def scripts_release(dist: Path, **environ: str) -> subprocess.CompletedProcess[str]:
+    """scripts/release --allow-dirty (the tests run on working trees), files into `dist`."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SERVESTATIC_RELEASE_")}
+    return subprocess.run([REPO / "scripts/release", "--allow-dirty", "--dist", dist], cwd=REPO,
+                          env={**env, **environ}, capture_output=True, text=True, timeout=1200)
+
+
+@pytest.fixture(scope="module")
+def released(registry: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    needs_tool("podman")
+    release_tool("crane")
+    dist = tmp_path_factory.mktemp("dist")
+    result = scripts_release(dist, SERVESTATIC_RELEASE_REGISTRY=f"{registry}/servestatic")
+    assert result.returncode == 0, result.stderr[-4000:]
+    return dist, json.loads((dist / "release.json").read_text())
+
+
+def by_kind(listing: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [artifact for artifact in listing["artifacts"] if artifact["kind"] == kind]
+
+
+def crane_json(*args: str) -> dict[str, Any]:
+    result = subprocess.run([release_tool("crane"), *args, "--insecure"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_release_lists_every_artifact_and_its_checksum(released: tuple[Path, dict[str, Any]],
+                                                      registry: str) -> None:
+    dist, listing = released
+    version = servestatic.__version__
+    assert listing["version"] == version
+    assert [artifact["kind"] for artifact in listing["artifacts"]] == ["wheel", "sdist", "image", "image",
+                                                                      "chart"]
+    for artifact in by_kind(listing, "wheel") + by_kind(listing, "sdist"):
+        assert version in artifact["name"]
+        assert "sha256:" + hashlib.sha256((dist / artifact["reference"]).read_bytes()).hexdigest() \
+            == artifact["digest"]
+    checked = subprocess.run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=dist,
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert sorted(line.split()[1] for line in (dist / "SHA256SUMS").read_text().splitlines()) == [
+        f"chart/servestatic-{version}.tgz", by_kind(listing, "wheel")[0]["reference"],
+        by_kind(listing, "sdist")[0]["reference"]]
+    for artifact in by_kind(listing, "image") + by_kind(listing, "chart"):
+        assert registry in artifact["reference"]
+        assert artifact["reference"].endswith("@" + artifact["digest"])
+
+
+def test_images_pull_by_digest_run_and_carry_the_version(released: tuple[Path, dict[str, Any]],
+                                                         registry: str) -> None:
+    _, listing = released
+    version = servestatic.__version__
+    images = by_kind(listing, "image")
+    short = versions.image_tag(version)
+    assert [image["tags"] for image in images] == [[version, short],
+                                                  [f"{version}-onbuild", f"{short}-onbuild"]]
+    for image in images:
+        assert image["platform"] == "linux/amd64"
+        config = crane_json("config", image["reference"])
+        assert (config["os"], config["architecture"]) == ("linux", "amd64")
+        labels = config["config"]["Labels"]
+        assert labels["org.opencontainers.image.version"] == version
+        assert labels["org.opencontainers.image.revision"] == listing["revision"]
+        for tag in image["tags"]:  # every tag names the listed digest
+            digest = subprocess.run([release_tool("crane"), "digest", f"{registry}/servestatic/base:{tag}",
+                                     "--insecure"], capture_output=True, text=True, timeout=60)
+            assert digest.stdout.strip() == image["digest"], digest.stderr
+    base = images[0]["reference"]
+    pulled = subprocess.run(["podman", "pull", "--tls-verify=false", base], capture_output=True, text=True,
+                            timeout=300)
+    assert pulled.returncode == 0, pulled.stderr
+    try:
+        said = subprocess.run(["podman", "run", "--rm", base, "version"], capture_output=True, text=True,
+                              timeout=120)
+        assert said.stdout.strip() == version, said.stdout + said.stderr
+    finally:  # the registry's port changes every run: keep no stale name in podman's store
+        subprocess.run(["podman", "rmi", base], capture_output=True, timeout=60)
+
+
+def test_chart_pulls_by_its_oci_reference_and_renders(released: tuple[Path, dict[str, Any]],
+                                                      tmp_path: Path) -> None:
+    import helm_python
+
+    dist, listing = released
+    (chart,) = by_kind(listing, "chart")
+    reference, _, digest = chart["reference"].partition("@")
+    name, _, version = reference.rpartition(":")
+    assert version == servestatic.__version__
+    assert digest == chart["digest"]
+    helm_python.pull(name, version=version, destination=tmp_path, plain_http=True)
+    archive = tmp_path / f"servestatic-{version}.tgz"
+    assert archive.read_bytes() == (dist / "chart" / archive.name).read_bytes()  # what was released
+    manifest = crane_json("manifest", chart["reference"].removeprefix("oci://"))
+    assert manifest["config"]["mediaType"] == "application/vnd.cncf.helm.config.v1+json"
+    with helm_python.Chart.load(archive) as pulled:
+        rendered = pulled.render({}, name="web", namespace="sites")
+    deployment = next(item for item in objects(rendered) if item["kind"] == "Deployment")
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == f"servestatic/base:{versions.image_tag(version)}"
+
+
+def test_release_without_a_registry_pushes_to_a_throwaway_one(tmp_path: Path) -> None:
+    needs_tool("podman")
+    release_tool("crane")
+    result = scripts_release(tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    listing = json.loads((tmp_path / "release.json").read_text())
+    address = listing["registry"]
+    assert re.fullmatch(r"127\.0\.0\.1:\d+/servestatic", address)
+    assert "a throwaway registry on 127.0.0.1" in result.stderr
+    with pytest.raises(httpx.ConnectError):  # gone with the release
+        httpx.get(f"http://{address.split('/')[0]}/v2/", timeout=5)
+
+
+def test_release_refuses_a_tag_that_is_not_the_version(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "servestatic.platform.release", "--allow-dirty",
+                             "--dist", tmp_path], cwd=REPO, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "SERVESTATIC_RELEASE_TAG": "v9.9.9"})
+    assert result.returncode == 1
+    assert f"tag v9.9.9 is not v{servestatic.__version__}" in result.stderr
+    assert not (tmp_path / "release.json").exists()
