@@ -185,18 +185,19 @@ def test_release_lists_every_artifact_and_its_checksum(released: tuple[Path, dic
     dist, listing = released
     version = servestatic.__version__
     assert listing["version"] == version
-    assert [artifact["kind"] for artifact in listing["artifacts"]] == ["wheel", "sdist", "image", "image",
-                                                                      "chart"]
+    assert [artifact["kind"] for artifact in listing["artifacts"]] == [
+        "wheel", "sdist", "image", "sbom", "sbom", "image", "sbom", "sbom", "chart"]
+    files = by_kind(listing, "wheel") + by_kind(listing, "sdist") + by_kind(listing, "sbom")
     for artifact in by_kind(listing, "wheel") + by_kind(listing, "sdist"):
         assert version in artifact["name"]
+    for artifact in files:
         assert "sha256:" + hashlib.sha256((dist / artifact["reference"]).read_bytes()).hexdigest() \
             == artifact["digest"]
     checked = subprocess.run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=dist,
                              capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert sorted(line.split()[1] for line in (dist / "SHA256SUMS").read_text().splitlines()) == [
-        f"chart/servestatic-{version}.tgz", by_kind(listing, "wheel")[0]["reference"],
-        by_kind(listing, "sdist")[0]["reference"]]
+    assert sorted(line.split()[1] for line in (dist / "SHA256SUMS").read_text().splitlines()) == sorted(
+        [f"chart/servestatic-{version}.tgz"] + [artifact["reference"] for artifact in files])
     for artifact in by_kind(listing, "image") + by_kind(listing, "chart"):
         assert registry in artifact["reference"]
         assert artifact["reference"].endswith("@" + artifact["digest"])
@@ -231,6 +232,37 @@ def test_images_pull_by_digest_run_and_carry_the_version(released: tuple[Path, d
         assert said.stdout.strip() == version, said.stdout + said.stderr
     finally:  # the registry's port changes every run: keep no stale name in podman's store
         subprocess.run(["podman", "rmi", base], capture_output=True, timeout=60)
+
+
+def test_each_image_has_an_sbom_naming_its_installed_packages(released: tuple[Path, dict[str, Any]]) -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    dist, listing = released
+    images = by_kind(listing, "image")
+    sboms = by_kind(listing, "sbom")
+    assert len(sboms) == 2 * len(images)
+    # What pip installed in the base image, asked of the image itself.
+    installed = subprocess.run(
+        ["podman", "run", "--rm", "--entrypoint", "/opt/servestatic/bin/python", "localhost/servestatic/base:"
+         + servestatic.__version__, "-m", "pip", "list", "--format", "json"],
+        capture_output=True, text=True, timeout=120)
+    assert installed.returncode == 0, installed.stderr
+    versions_in_image = {item["name"].lower(): item["version"] for item in json.loads(installed.stdout)}
+    assert versions_in_image["servestatic-origin"] == servestatic.__version__
+    for image in images:
+        documents = [item for item in sboms if item["name"].endswith(" of " + image["reference"])]
+        assert [item["reference"].rsplit(".", 2)[-2] for item in documents] == ["cdx", "spdx"]
+        cdx_text = (dist / documents[0]["reference"]).read_text()
+        assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(cdx_text) is None
+        cdx = json.loads(cdx_text)
+        assert cdx["metadata"]["component"]["name"] == image["reference"]
+        spdx = json.loads((dist / documents[1]["reference"]).read_text())
+        for name in ("gunicorn", "brotli", "servestatic-origin"):
+            listed = {item["name"].lower(): item["version"] for item in cdx["components"]}
+            assert listed[name] == versions_in_image[name], name
+            assert {item["name"].lower(): item["versionInfo"] for item in spdx["packages"]}[name] \
+                == versions_in_image[name]
 
 
 def test_chart_pulls_by_its_oci_reference_and_renders(released: tuple[Path, dict[str, Any]],

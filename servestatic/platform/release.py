@@ -7,6 +7,7 @@ It builds, from the tree at ``servestatic.__version__``:
   wheel installed in a fresh venv, where ``servestatic version`` must answer;
 * ``servestatic/base`` and its onbuild variant for linux/amd64, built the way the
   image tests build them (a debootstrapped base, a wheelhouse, ``--network none``);
+* an SBOM (CycloneDX and SPDX) of each image's Python packages, as files;
 * the Helm chart as a ``.tgz``, pushed as an OCI artifact;
 
 pushes the images and the chart to ``SERVESTATIC_RELEASE_REGISTRY`` (``host[/namespace]``)
@@ -47,7 +48,7 @@ class Artifact:
     """One line of dist/release.json: what was published, where, and its digest."""
 
     name: str
-    kind: str  # wheel, sdist, image, chart
+    kind: str  # wheel, sdist, image, sbom, chart
     reference: str  # a path relative to dist/ for files, a registry reference for the rest
     digest: str  # sha256:<hex>, of the file or of the manifest in the registry
     platform: str  # linux/amd64 for images, "any" for pure-Python files and the chart
@@ -161,6 +162,35 @@ def push_image(local: str, registry: Registry, tags: Sequence[str], scratch: Pat
     return f"{repository}@{digest}", digest
 
 
+# Run inside an image: the SBOM of its servestatic venv, by the same code that writes the
+# buildpack layer's (servestatic/platform/sbom.py), from the metadata pip installed.
+_SBOM_IN_IMAGE = """
+import glob, json, sys
+from pathlib import Path
+from servestatic.platform import sbom
+site = Path(glob.glob("/opt/servestatic/lib/python3*/site-packages")[0])
+packages = sbom.installed_packages(site, [])
+print(json.dumps({"cdx": sbom.cyclonedx(sys.argv[1], packages), "spdx": sbom.spdx(sys.argv[1], packages)}))
+"""
+
+
+def image_sboms(local: str, subject: str, stem: str, dist: Path) -> list[Artifact]:
+    """CycloneDX and SPDX documents of the Python packages in one image, as files under
+    dist/sbom/ named for the image; `subject` (the pushed reference by digest) names the image."""
+    output = run("podman", "run", "--rm", "--network", "none", "--entrypoint", "/opt/servestatic/bin/python",
+                 local, "-c", _SBOM_IN_IMAGE, subject, capture=True)
+    documents = json.loads(output)
+    out = dist / "sbom"
+    out.mkdir(exist_ok=True)
+    artifacts = []
+    for kind, suffix in (("cdx", ".cdx.json"), ("spdx", ".spdx.json")):
+        path = out / (stem + suffix)
+        path.write_text(json.dumps(documents[kind], indent=2) + "\n")
+        artifacts.append(Artifact(f"SBOM ({'CycloneDX' if kind == 'cdx' else 'SPDX'}) of {subject}",
+                                  "sbom", str(path.relative_to(dist)), file_digest(path), IMAGE_PLATFORM))
+    return artifacts
+
+
 def crane(*args: str, registry: Registry) -> str:
     insecure = ["--insecure"] if registry.plain_http else []
     return run(REGISTRY_TOOLS / "crane", *args, *insecure, capture=True).strip()
@@ -262,6 +292,7 @@ def release(repo: Path, dist: Path, registry: Registry, revision: str, dirty: bo
             tags = [version + suffix, short + suffix]
             reference, digest = push_image(local, registry, tags, Path(scratch))
             artifacts.append(Artifact(name, "image", reference, digest, IMAGE_PLATFORM, tags))
+            artifacts += image_sboms(local, reference, "base" + suffix, dist)
     artifacts.append(push_chart(repo, dist, registry, version))
     write_listing(dist, version, revision, dirty, registry, artifacts)
     return dist / "release.json"
