@@ -186,8 +186,8 @@ def test_release_lists_every_artifact_and_its_checksum(released: tuple[Path, dic
     version = servestatic.__version__
     assert listing["version"] == version
     assert [artifact["kind"] for artifact in listing["artifacts"]] == [
-        "wheel", "sdist", "image", "sbom", "sbom", "image", "sbom", "sbom", "chart"]
-    files = by_kind(listing, "wheel") + by_kind(listing, "sdist") + by_kind(listing, "sbom")
+        "wheel", "sdist", "image", "sbom", "sbom", "image", "sbom", "sbom", "chart", "provenance"]
+    files = [item for kind in ("wheel", "sdist", "sbom", "provenance") for item in by_kind(listing, kind)]
     for artifact in by_kind(listing, "wheel") + by_kind(listing, "sdist"):
         assert version in artifact["name"]
     for artifact in files:
@@ -263,6 +263,22 @@ def test_each_image_has_an_sbom_naming_its_installed_packages(released: tuple[Pa
             assert listed[name] == versions_in_image[name], name
             assert {item["name"].lower(): item["versionInfo"] for item in spdx["packages"]}[name] \
                 == versions_in_image[name]
+
+
+def test_provenance_names_every_artifact_the_revision_and_the_command(
+        released: tuple[Path, dict[str, Any]]) -> None:
+    dist, listing = released
+    (entry,) = by_kind(listing, "provenance")
+    statement = json.loads((dist / entry["reference"]).read_text())
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    assert statement["predicateType"] == "https://slsa.dev/provenance/v1"
+    subjects = {item["name"]: "sha256:" + item["digest"]["sha256"] for item in statement["subject"]}
+    assert subjects == {artifact["reference"]: artifact["digest"] for artifact in listing["artifacts"]
+                        if artifact["kind"] != "provenance"}
+    definition = statement["predicate"]["buildDefinition"]
+    assert definition["resolvedDependencies"][0]["digest"] == {"gitCommit": listing["revision"]}
+    assert definition["externalParameters"]["command"][0] == "scripts/release"
+    assert definition["externalParameters"]["version"] == servestatic.__version__
 
 
 def test_chart_pulls_by_its_oci_reference_and_renders(released: tuple[Path, dict[str, Any]],

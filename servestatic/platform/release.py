@@ -9,6 +9,7 @@ It builds, from the tree at ``servestatic.__version__``:
   image tests build them (a debootstrapped base, a wheelhouse, ``--network none``);
 * an SBOM (CycloneDX and SPDX) of each image's Python packages, as files;
 * the Helm chart as a ``.tgz``, pushed as an OCI artifact;
+* an in-toto provenance statement over all of them (unsigned);
 
 pushes the images and the chart to ``SERVESTATIC_RELEASE_REGISTRY`` (``host[/namespace]``)
 or, with none, to a throwaway ``crane registry serve`` on 127.0.0.1, reads every
@@ -48,7 +49,7 @@ class Artifact:
     """One line of dist/release.json: what was published, where, and its digest."""
 
     name: str
-    kind: str  # wheel, sdist, image, sbom, chart
+    kind: str  # wheel, sdist, image, sbom, chart, provenance
     reference: str  # a path relative to dist/ for files, a registry reference for the rest
     digest: str  # sha256:<hex>, of the file or of the manifest in the registry
     platform: str  # linux/amd64 for images, "any" for pure-Python files and the chart
@@ -265,6 +266,31 @@ def log_in(registry: Registry, environ: dict[str, str]) -> None:
         input_text=password)
 
 
+def provenance(artifacts: list[Artifact], version: str, revision: str, dirty: bool, command: list[str],
+               environ: dict[str, str]) -> dict:
+    """An in-toto Statement (SLSA provenance v1 predicate) over every artifact: the source
+    revision and the command that built them. Unsigned: it records, it does not attest."""
+    builder = "local"
+    if environ.get("GITHUB_RUN_ID"):
+        builder = (f"{environ.get('GITHUB_SERVER_URL', 'https://github.com')}/"
+                   f"{environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{environ['GITHUB_RUN_ID']}")
+    return {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": item.reference, "digest": {"sha256": item.digest.removeprefix("sha256:")}}
+                    for item in artifacts],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {
+            "buildDefinition": {
+                "buildType": "https://github.com/servestatic/servestatic/blob/main/docs/release.md",
+                "externalParameters": {"command": command, "version": version, "dirty": dirty},
+                "resolvedDependencies": [{"uri": "git+https://github.com/servestatic/servestatic",
+                                          "digest": {"gitCommit": revision}}],
+            },
+            "runDetails": {"builder": {"id": builder}},
+        },
+    }
+
+
 def write_listing(dist: Path, version: str, revision: str, dirty: bool, registry: Registry,
                   artifacts: list[Artifact]) -> None:
     """dist/SHA256SUMS over the files under dist/, and dist/release.json over everything."""
@@ -294,6 +320,13 @@ def release(repo: Path, dist: Path, registry: Registry, revision: str, dirty: bo
             artifacts.append(Artifact(name, "image", reference, digest, IMAGE_PLATFORM, tags))
             artifacts += image_sboms(local, reference, "base" + suffix, dist)
     artifacts.append(push_chart(repo, dist, registry, version))
+    statement = dist / "provenance" / "release.intoto.json"
+    statement.parent.mkdir()
+    command = ["scripts/release", *sys.argv[1:]]
+    statement.write_text(json.dumps(provenance(artifacts, version, revision, dirty, command, environ),
+                                    indent=2) + "\n")
+    artifacts.append(Artifact("provenance (in-toto, SLSA v1)", "provenance",
+                              str(statement.relative_to(dist)), file_digest(statement), "any"))
     write_listing(dist, version, revision, dirty, registry, artifacts)
     return dist / "release.json"
 
