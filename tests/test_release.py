@@ -316,6 +316,17 @@ def test_release_without_a_registry_pushes_to_a_throwaway_one(tmp_path: Path) ->
         httpx.get(f"http://{address.split('/')[0]}/v2/", timeout=5)
 
 
+def test_release_will_not_empty_a_directory_it_did_not_write(tmp_path: Path) -> None:
+    from servestatic.platform import release
+
+    keep = tmp_path / "notes.txt"
+    keep.write_text("mine")
+    registry = release.Registry("127.0.0.1:1/servestatic", plain_http=True)
+    with pytest.raises(release.ReleaseError, match=r"holds files but no release\.json"):
+        release.release(REPO, tmp_path, registry, "0" * 40, False, {})
+    assert keep.read_text() == "mine"
+
+
 def test_release_refuses_a_tag_that_is_not_the_version(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "servestatic.platform.release", "--allow-dirty",
                              "--dist", tmp_path], cwd=REPO, capture_output=True, text=True, timeout=60,

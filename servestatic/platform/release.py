@@ -306,8 +306,11 @@ def release(repo: Path, dist: Path, registry: Registry, revision: str, dirty: bo
             environ: dict[str, str]) -> Path:
     """Build, push and check every artifact; returns the path of release.json."""
     version = versions.declared_version()
+    if dist.exists() and any(dist.iterdir()) and not (dist / "release.json").exists():
+        # Emptied first, so only a directory an earlier release wrote (or an empty one) is taken.
+        raise ReleaseError(f"{dist} holds files but no release.json: not emptying it")
     shutil.rmtree(dist, ignore_errors=True)
-    dist.mkdir()
+    dist.mkdir(parents=True)
     artifacts = python_artifacts(repo, dist, version)
     local_images = build_images(repo, version, revision)
     log_in(registry, environ)
