@@ -33,6 +33,7 @@ from django.core.management.base import CommandError
 
 from servestatic.buildtime.compress import CompressError, CompressOptions, Summary, compress_tree
 from servestatic.config.settings import SettingError, Settings, load_settings
+from servestatic.site.manifest import ManifestError, manifest_path, read
 
 # Named in the one line a failure of the compress step prints.
 STEP = "servestatic compress"
@@ -59,6 +60,13 @@ class CompressedManifestStaticFilesStorage(ManifestStaticFilesStorage):
         if summary.errors:
             raise CommandError(f"{STEP}: " + "; ".join(summary.errors))
 
+    def integrity(self, name: str) -> str:
+        """The Subresource Integrity value ("sha384-...") of the file a template names
+        `name` (`css/site.css`: its hashed copy's, which is the file served), as
+        `servestatic compress` recorded it; "" when the manifest has none (a build from
+        before integrity values, or no compress run yet: the page then loads it unpinned)."""
+        return _integrity_values(Path(self.location)).get(self.stored_name(name), "")
+
     @staticmethod
     def settings() -> Settings:
         """The SERVESTATIC_* settings of the environment, or collectstatic's one-line error."""
@@ -74,3 +82,25 @@ class CompressedManifestStaticFilesStorage(ManifestStaticFilesStorage):
         options = replace(CompressOptions.from_settings(settings), hashed_names=hashed)
         return compress_tree(Path(self.location), options)
 
+
+
+# (root, the manifest's mtime) -> {name: integrity}: read once per collectstatic, not per tag.
+_INTEGRITY_CACHE: dict[Path, tuple[int, dict[str, str]]] = {}
+
+
+def _integrity_values(root: Path) -> dict[str, str]:
+    try:
+        mtime = manifest_path(root).stat().st_mtime_ns
+    except OSError:
+        return {}
+    cached = _INTEGRITY_CACHE.get(root)
+    if cached is not None and cached[0] == mtime:
+        return cached[1]
+    try:
+        files = read(root)["files"]
+    except (ManifestError, OSError, KeyError):
+        return {}
+    values = {name: entry["integrity"] for name, entry in files.items()
+              if isinstance(entry, dict) and isinstance(entry.get("integrity"), str)}
+    _INTEGRITY_CACHE[root] = (mtime, values)
+    return values

@@ -3,6 +3,7 @@ views by Django; and the storage with each supported Django series."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -185,3 +186,46 @@ def test_storage_with_each_django_series(requirement: str, minimum_python: tuple
         assert_static_files_come_from_servestatic(server.url)
         assert_views_come_from_django(server.url)
         assert "scanning" not in server.log(), server.log()
+
+
+SRI_SCRIPT = """
+import sys
+import django
+from django.conf import settings
+from django.core.management import call_command
+from django.template import engines
+
+settings.configure(
+    INSTALLED_APPS=["django.contrib.staticfiles", "servestatic"], STATIC_URL="/static/",
+    STATICFILES_DIRS=[sys.argv[1]], STATIC_ROOT=sys.argv[2],
+    STORAGES={"staticfiles": {"BACKEND": sys.argv[3]}},
+    TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates"}],
+)
+django.setup()
+call_command("collectstatic", "--noinput", verbosity=0)
+page = ("{% load static servestatic %}"
+        "<link rel=stylesheet href=\\"{% static 'site.css' %}\\" {% sri 'site.css' %}>")
+print(engines["django"].from_string(page).render({}))
+"""
+
+
+@pytest.mark.parametrize("storage", ["servestatic.django.CompressedManifestStaticFilesStorage",
+                                     "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"])
+def test_the_sri_tag_pins_the_hashed_file_it_links(tmp_path: Path, storage: str) -> None:
+    """{% sri %} writes the sha384 of the very file {% static %} links (the hashed copy), as
+    a browser computes it; with a storage that records none, nothing."""
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    (sources / "site.css").write_text("body { color: #123456; }\n" * 40)
+    static_root = tmp_path / "static"
+    result = subprocess.run([sys.executable, "-c", SRI_SCRIPT, str(sources), str(static_root), storage],
+                            env=environment(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    page = result.stdout.strip()
+    href = page.split('href="/static/')[1].split('"')[0]
+    assert href != "site.css" and href.startswith("site.")  # the hashed copy
+    if storage.startswith("servestatic"):
+        digest = base64.b64encode(hashlib.sha384((static_root / href).read_bytes()).digest()).decode()
+        assert page.endswith(f' integrity="sha384-{digest}" crossorigin="anonymous">'), page
+    else:
+        assert page == f'<link rel=stylesheet href="/static/{href}" >', page

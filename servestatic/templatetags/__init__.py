@@ -1,0 +1,1 @@
+"""Django template tags; `"servestatic"` in INSTALLED_APPS makes `{% load servestatic %}` find them."""
