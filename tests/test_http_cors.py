@@ -1,5 +1,7 @@
 """CORS: `*` by default, an allow-list that echoes listed origins only (with `Vary: Origin`
-always), preflight where CORS is on, and nothing at all with SERVESTATIC_CORS=off."""
+always), preflight where CORS is on, and nothing at all with SERVESTATIC_CORS=off.
+Timing-Allow-Origin follows it by default (SERVESTATIC_TIMING_ALLOW_ORIGIN=cors), or is
+`*` or off on its own."""
 
 from __future__ import annotations
 
@@ -57,6 +59,7 @@ def test_any_origin_gets_star_on_every_kind_of_answer(any_origin: ServerProcess,
         response = raw_request(any_origin, path, headers=headers)
         assert response.status in {200, 304, 206, 416, 412}
         assert response.header("Access-Control-Allow-Origin") == "*", (headers, response.status)
+        assert response.header("Timing-Allow-Origin") == "*", (headers, response.status)
         assert "Origin" not in (response.header("Vary") or "")
 
 
@@ -89,6 +92,7 @@ def test_a_listed_origin_is_echoed_on_every_kind_of_answer(allow_list: ServerPro
         response = raw_request(allow_list, path, headers={**extra, "Origin": origin})
         assert response.status in {200, 304, 206, 416, 412}
         assert response.header("Access-Control-Allow-Origin") == origin, (extra, response.status)
+        assert response.header("Timing-Allow-Origin") == origin, (extra, response.status)
         assert "Origin" in response.header("Vary").split(", "), (extra, response.status)
 
 
@@ -101,6 +105,7 @@ def test_an_unlisted_origin_gets_no_allow_origin_but_vary(allow_list: ServerProc
         headers = {**extra, **({"Origin": origin} if origin else {})}
         response = raw_request(allow_list, path, headers=headers)
         assert response.header("Access-Control-Allow-Origin") is None
+        assert response.header("Timing-Allow-Origin") is None
         assert "Origin" in response.header("Vary").split(", "), (extra, response.status)
 
 
@@ -129,6 +134,7 @@ def test_cors_off_sends_no_cors_headers(cors_off: ServerProcess) -> None:
         for extra in conditional_headers(cors_off, path):
             response = raw_request(cors_off, path, headers={**extra, "Origin": A})
             assert not [name for name, _ in response.headers if name.lower().startswith("access-control")]
+            assert response.header("Timing-Allow-Origin") is None
             assert "Origin" not in (response.header("Vary") or "")
 
 
@@ -137,3 +143,19 @@ def test_cors_off_answers_a_preflight_with_405(cors_off: ServerProcess) -> None:
     assert response.status == 405
     assert response.header("Allow") == "GET, HEAD"
     assert response.header("Access-Control-Allow-Origin") is None
+
+
+# --- Timing-Allow-Origin on its own
+
+
+@pytest.mark.parametrize(("cors", "timing", "expected"), [("off", "*", "*"), ("*", "off", None),
+                                                          (f"{A},{B}", "*", "*")])
+def test_timing_allow_origin_set_apart_from_cors(root: Path, cors: str, timing: str,
+                                                 expected: str | None) -> None:
+    """Resource Timing needs it for any cross-origin file, CORS or not (an <img>, a
+    <link> without crossorigin): '*' sends it to everyone, off to no one."""
+    with serving(root, {"SERVESTATIC_CORS": cors, "SERVESTATIC_TIMING_ALLOW_ORIGIN": timing}) as server:
+        for path in (SCRIPT, PLAIN):
+            for extra in conditional_headers(server, path):
+                response = raw_request(server, path, headers={**extra, "Origin": A})
+                assert response.header("Timing-Allow-Origin") == expected, (path, extra, response.status)

@@ -323,6 +323,10 @@ class Settings:
     cors: tuple[str, ...] = setting(
         "SERVESTATIC_CORS", "*", _parse_cors,
         "Access-Control-Allow-Origin: '*', 'off', or comma-separated allowed origins.")
+    timing_allow_origin: str = setting(
+        "SERVESTATIC_TIMING_ALLOW_ORIGIN", "cors", _parse_choice("cors", "*", "off"),
+        "Timing-Allow-Origin, so that real-user monitoring on another origin sees the sizes and "
+        "timings of files: 'cors' (whatever SERVESTATIC_CORS allows), '*' or 'off'.")
     spa: bool = setting(
         "SERVESTATIC_SPA", "false", _parse_bool,
         "Single-page app mode: unknown extension-less paths get /index.html.")

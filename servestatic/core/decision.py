@@ -73,7 +73,7 @@ class StaticApp:
         # Ready when a request can get something: a file (the 404 page counts) or the app.
         # An image without its site (servestatic/base as it is) serves nothing: not ready.
         self.ready = bool(table.paths) or user_app is not None
-        self.cors = CorsPolicy(settings.cors)
+        self.cors = CorsPolicy(settings.cors, settings.timing_allow_origin)
         self.miss_cache = with_stale_if_error(f"public, max-age={settings.max_age}", settings.stale_if_error)
         # Read by the worker: whether static hits are answered in its event loop.
         self.fast_path = settings.fast_path

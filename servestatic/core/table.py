@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import quote
 
 from servestatic.config.settings import Mount, Settings
-from servestatic.core.cors import ANY_ORIGIN, CorsPolicy
+from servestatic.core.cors import CorsPolicy
 from servestatic.core.headerrules import HeaderRule, headers_for, load_rules
 from servestatic.core.http import accepts, http_date, with_stale_if_error
 from servestatic.core.livemount import live_entry
@@ -338,7 +338,7 @@ class _HeaderPolicy:
         self.default_cache = with_stale_if_error(f"public, max-age={settings.max_age}",
                                                  settings.stale_if_error)
         self.html_cache = with_stale_if_error(settings.html_cache_control, settings.stale_if_error)
-        self.cors = CorsPolicy(settings.cors)
+        self.cors = CorsPolicy(settings.cors, settings.timing_allow_origin)
         # Most files share their common headers with thousands of others: each
         # combination is built once, and a built file costs two lists less.
         self._common_cache: dict[tuple[str, bool, bool, str | None], tuple[
@@ -396,8 +396,7 @@ class _HeaderPolicy:
             validators.append(shared("Vary", vary_value))
         if last_modified:
             validators.append(shared("Last-Modified", last_modified))
-        if self.cors.any_origin:
-            validators.append(shared(*ANY_ORIGIN))
+        validators += [shared(name, value) for name, value in self.cors.fixed_headers()]
         full = [
             shared("Content-Type", entry.content_type),
             shared("Accept-Ranges", "bytes"),
