@@ -15,7 +15,7 @@
 # - it answers 503 when the origin is down: here, once the health probe below has
 #   seen it down (two failed probes, about 2 s), the last good copy is answered for as
 #   long as the origin's stale-if-error allows (a day by default), HTML and 404s
-#   included; once the probe sees it back, requests reach it again.
+#   included; once the probe sees it back, stale copies are revalidated there again.
 vcl 4.1;
 
 import std;
@@ -23,8 +23,15 @@ import std;
 backend origin {
     .host = "127.0.0.1";
     .port = "8000";
-    # servestatic's health endpoint (SERVESTATIC_HEALTH_PATH): healthy while 2 of the
-    # last 3 probes, one a second, were answered 200.
+}
+
+# The same origin (give it the same address), watched by a health probe on servestatic's
+# health endpoint (SERVESTATIC_HEALTH_PATH): healthy while 2 of the last 3 probes, one a
+# second, were answered 200. Its health decides only whether a stale copy is answered
+# (vcl_hit); requests are always sent to `origin`, which has no probe, so an origin that
+# was just restarted (a deploy) is reached at once, not after the probe has seen it back.
+backend origin_health {
+    .host = "127.0.0.1"; .port = "8000";
     .probe = {
         .url = "/healthz";
         .interval = 1s;
@@ -43,6 +50,7 @@ acl purgers {
 }
 
 sub vcl_recv {
+    set req.backend_hint = origin;
     if (req.method == "PURGE") {
         if (client.ip !~ purgers) {
             return (synth(405, "PURGE not allowed"));
@@ -166,7 +174,7 @@ sub vcl_hit {
     # origin is up: revalidate it there, by a restart that looks up fresh copies only
     # (vcl_recv). While the origin is down, the copy is answered for as long as it is
     # in grace (stale-if-error), and the background fetch Varnish starts fails quietly.
-    if (obj.ttl <= 0s && std.healthy(req.backend_hint)
+    if (obj.ttl <= 0s && std.healthy(origin_health)
             && obj.ttl + std.duration(regsub(obj.http.Cache-Control,
                    "(?i)^(.*[ ,])?stale-while-revalidate=([0-9]+).*$", "\2s"), 0s) <= 0s) {
         set req.http.X-Servestatic-Fresh = "1";

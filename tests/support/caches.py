@@ -127,6 +127,7 @@ class Varnish(Proxy):
         vcl = substitute((RECIPES / "varnish.vcl").read_text(), {
             '.host = "127.0.0.1";\n    .port = "8000";':
                 f'.host = "127.0.0.1";\n    .port = "{origin_port}";',
+            '.host = "127.0.0.1"; .port = "8000";': f'.host = "127.0.0.1"; .port = "{origin_port}";',
         })
         self.vcl = workdir / "servestatic.vcl"
         self.vcl.write_text(vcl)
