@@ -66,6 +66,8 @@ BEHAVIOUR: dict[str, list[str]] = {
     "EventLoopWorker.check_config": [f"{HERE}::test_no_warning_about_threads_at_start_up"],
     "EventLoopWorker.init_process": [f"{LOOP}::test_the_loop_path_is_on_by_default_and_logs_each_request",
                                      f"{HERE}::test_gunicorn_s_answers_have_real_reason_phrases"],
+    "EventLoopWorker.init_signals": [f"{RESILIENCE}::test_sigterm_while_a_worker_boots_stops_at_once"],
+    "SIG_QUEUE": [f"{RESILIENCE}::test_sigterm_while_a_worker_boots_stops_at_once"],
     "EventLoopWorker._shutdown": [
         f"{RESILIENCE}::test_sigterm_under_load_finishes_in_flight_requests_and_refuses_cleanly"],
     "EventLoopWorker.alive": [

@@ -483,3 +483,31 @@ def test_startup_error_exits_nonzero_with_one_line_fast(case: str, site: Path, t
     assert lines[0].startswith("servestatic: error: ")
     assert "Traceback" not in stderr
     assert seconds < 5
+
+
+def test_sigterm_while_a_worker_boots_stops_at_once(site: Path, tmp_path: Path) -> None:
+    """A SIGTERM that reaches a worker between its fork and its own signal handlers (a
+    `podman stop` right after the first of two workers answered) stops it as soon as it
+    has booted, not after the graceful timeout. A post_fork hook of the user's that takes
+    two seconds holds the worker in that window while the master is told to stop."""
+    compress(site)
+    config = tmp_path / "gunicorn.conf.py"
+    config.write_text("import time\n\ndef post_fork(server, worker):\n    time.sleep(2)\n")
+    server = ServerProcess(site, workers=1, env={"SERVESTATIC_GUNICORN_CONFIG": str(config),
+                                                 "SERVESTATIC_GRACEFUL_TIMEOUT": "20"})
+    log = tmp_path / "server.log"
+    with log.open("wb") as output:
+        server.process = subprocess.Popen(server.args, env=server.env, stdout=output,
+                                          stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: "Booting worker" in log.read_text(errors="replace"), 20, "the worker's fork")
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(30) == 0, log.read_text(errors="replace")
+        took = time.monotonic() - started
+    finally:
+        if server.process.poll() is None:
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait()
+    print(f"\nstopped {took:.2f} s after SIGTERM (the hook holds the worker 2 s)")
+    assert took < 8, log.read_text(errors="replace")

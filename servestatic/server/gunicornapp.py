@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.config import Config
@@ -20,6 +21,7 @@ from servestatic.fronts.asgifront import ASGIApp
 from servestatic.fronts.prepare import StartupError, prepare
 from servestatic.server import metrics
 from servestatic.server.gunicornconfig import ConfigError, Layers, build_config
+from servestatic.server.worker import keep_early_signals
 
 
 class Server(BaseApplication):
@@ -65,6 +67,17 @@ def announce_workers(settings: Settings, layers: Layers) -> None:
     logging.getLogger("servestatic").info("workers: %d (%s)", layers.config.workers, source)
 
 
+def chain_post_fork(config: Any) -> None:
+    """Our post_fork hook (worker.keep_early_signals), then any the user's config sets."""
+    theirs = config.post_fork
+
+    def post_fork(arbiter: Any, worker: Any) -> None:
+        keep_early_signals(arbiter, worker)
+        theirs(arbiter, worker)
+
+    config.set("post_fork", post_fork)
+
+
 def run(settings: Settings) -> None:
     """Configure and prepare, then hand the process to gunicorn's arbiter until it exits."""
     layers = configure(settings)
@@ -75,6 +88,7 @@ def run(settings: Settings) -> None:
             raise StartupError(str(error)) from None
     application = prepare(settings)
     announce_workers(settings, layers)
+    chain_post_fork(layers.config)
     # Move everything built so far out of the collector's reach, so that a
     # worker's garbage collection does not touch (and copy) the shared table.
     # No gc.collect() first: there is little garbage, and for 100,000 files the

@@ -40,6 +40,8 @@ import contextlib
 import enum
 import errno
 import os
+import queue
+import signal
 import socket
 import ssl
 import struct
@@ -48,6 +50,7 @@ from functools import partial
 from http import HTTPStatus
 from typing import Any
 
+from gunicorn import arbiter as gunicorn_arbiter
 from gunicorn.asgi import protocol as gunicorn_protocol
 from gunicorn.workers import gasgi
 
@@ -105,6 +108,7 @@ class Phase(enum.Enum):
 # bypassed or changes meaning. pyproject pins gunicorn to the releases those ran on.
 GUNICORN_INTERNALS = {
     gasgi: ("ASGIProtocol",),
+    gunicorn_arbiter.Arbiter: ("SIG_QUEUE",),  # keep_early_signals
     gasgi.ASGIWorker: ("_serve", "_shutdown", "_get_ssl_context", "servers", "worker_connections", "loop",
                        "asgi"),
     gunicorn_protocol: ("_CACHED_SERVER_HEADER", "_REASON_PHRASES", "_get_cached_date_header"),
@@ -658,6 +662,7 @@ class EventLoopWorker(gasgi.ASGIWorker):
         # are gunicorn's to answer (a 400 from a trusted peer), not the loop's.
         self.scheme_headers: tuple[tuple[str, str], ...] = ()
         self._connecting = 0  # accepted, transport not made yet
+        self._early_signals: Any = None  # the arbiter's signal queue, as forked (keep_early_signals)
         self._listening = False  # this worker's reader is on the listeners (`_accept_one`)
 
     def load_wsgi(self) -> None:
@@ -838,6 +843,21 @@ class EventLoopWorker(gasgi.ASGIWorker):
         self._ssl_context = self._get_ssl_context()
         super().init_process()
 
+    def init_signals(self) -> None:
+        """gunicorn's, then the stop signals that arrived before it (see `keep_early_signals`)."""
+        super().init_signals()
+        early = self._early_signals
+        self._early_signals = None
+        while early is not None:
+            try:
+                sig = early.get_nowait()
+            except queue.Empty:
+                break
+            if sig == signal.SIGTERM:
+                self.handle_exit_signal()
+            elif sig in (signal.SIGINT, signal.SIGQUIT):
+                self.handle_quit_signal()
+
     async def _shutdown(self) -> None:
         # Idle keep-alive connections would hold the shutdown for the whole
         # graceful timeout: close them now; busy ones close after their answer
@@ -848,3 +868,17 @@ class EventLoopWorker(gasgi.ASGIWorker):
         for protocol in list(self.protocols):
             protocol.stop_when_idle()
         await super()._shutdown()
+
+
+def keep_early_signals(arbiter: Any, worker: Any) -> None:
+    """gunicorn's post_fork hook: hand the worker the arbiter's signal queue as it was forked.
+
+    From the fork until the worker installs its own handlers, a SIGTERM reaches the
+    arbiter's handler, copied into the child, which only queues it in the child's copy
+    of the arbiter's queue: the worker never learned it should stop, and the master
+    waited the whole graceful timeout for it (a `podman stop` right after the first
+    worker answered, the second still booting, was killed after 20 s). The worker's
+    `init_signals` acts on what that queue holds.
+    """
+    if isinstance(worker, EventLoopWorker):
+        worker._early_signals = arbiter.SIG_QUEUE
