@@ -65,6 +65,7 @@ class FileSend:
         self.last_progress = 0.0
 
     def start(self) -> None:
+        self.last_progress = self.loop.time()  # the stall clock starts with the send
         self._send()
 
     def _send(self) -> None:
@@ -90,7 +91,7 @@ class FileSend:
             progressed = True
             if sent < wanted:
                 break  # the socket buffer is full: asking again now would only get EAGAIN
-        if progressed or not self.last_progress:
+        if progressed:
             self.last_progress = self.loop.time()
         if not self.watching:
             self.watching = True

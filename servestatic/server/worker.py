@@ -189,7 +189,7 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
         sock = transport.get_extra_info("socket")
         # Large bodies go straight to the socket (FileSend), except under TLS.
         plain = (sock is not None and transport.get_extra_info("sslcontext") is None
-                 and filesend.usable(self.worker.loop))
+                 and self.worker.file_send_usable)
         self._socket_fd = sock.fileno() if plain else None
         if self._request_ready is not None:
             # gunicorn arms its keep-alive timer only from the second request on:
@@ -658,6 +658,7 @@ class EventLoopWorker(gasgi.ASGIWorker):
         self.static: StaticApp | None = None
         self.access_line: Any = None
         self.lean_environ = False  # see StaticProtocol._build_environ
+        self.file_send_usable = False  # set in load_wsgi, from the worker's loop
         # gunicorn's secure_scheme_headers as environ keys: heads where they may disagree
         # are gunicorn's to answer (a 400 from a trusted peer), not the loop's.
         self.scheme_headers: tuple[tuple[str, str], ...] = ()
@@ -672,6 +673,7 @@ class EventLoopWorker(gasgi.ASGIWorker):
             self.static = static
         log = self.log
         self.lean_environ = getattr(log, "own_format", False)
+        self.file_send_usable = filesend.usable(self.loop)  # the loop's, once: see FileSend
         self.scheme_headers = tuple(("HTTP_" + name.upper().replace("-", "_"), value)
                                     for name, value in self.cfg.secure_scheme_headers.items())
         if log.access_log_enabled:  # a log line, or statsd's count, per request
