@@ -9,7 +9,10 @@ cache's headers.
 from __future__ import annotations
 
 import shutil
+import socket
+import struct
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -253,3 +256,60 @@ def test_purge_after_a_deploy_with_servestatic_diff(tmp_path: Path) -> None:
     finally:
         proxy.stop()
         origin.stop()
+
+
+class ResettingOrigin:
+    """A raw origin that resets the connection of the first request for `path`, then answers.
+
+    What a fetch meets when the origin closes a connection as it restarts: Varnish retries
+    by itself only on a reused connection that fails before any answer, so without the
+    recipe's retry this first request would be the client's 503.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.requests_for_path = 0
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.answer, args=(connection,), daemon=True).start()
+
+    def answer(self, connection: socket.socket) -> None:
+        with connection:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = connection.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            target = head.split(b" ", 2)[1].decode()
+            if target == self.path:
+                self.requests_for_path += 1
+                if self.requests_for_path == 1:
+                    # SO_LINGER 0: close with a reset, as a killed process's socket does.
+                    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    return
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nCache-Control: max-age=60\r\n"
+                               b"Connection: close\r\n\r\nok")
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_varnish_tries_a_failed_fetch_once_more_before_answering_503(tmp_path: Path) -> None:
+    origin = ResettingOrigin("/app.js")
+    proxy = Varnish(tmp_path / "varnish", origin.port).start()
+    try:
+        response = get(proxy, "/app.js", "identity")
+        assert (response.status_code, response.text) == (200, "ok")
+        assert origin.requests_for_path == 2
+    finally:
+        proxy.stop()
+        origin.close()

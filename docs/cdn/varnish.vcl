@@ -188,6 +188,13 @@ sub vcl_backend_error {
     if (bereq.is_bgfetch) {
         return (abandon);
     }
+    # A GET or HEAD that failed on its way to the origin (a connection the origin closed
+    # as it restarted for a deploy, a connection reset) is tried once more on a new
+    # connection before the client gets a 503. Varnish retries by itself only when a
+    # reused connection fails before the first byte of the answer.
+    if (bereq.retries == 0 && (bereq.method == "GET" || bereq.method == "HEAD")) {
+        return (retry);
+    }
 }
 
 sub vcl_deliver {
