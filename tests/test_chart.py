@@ -501,7 +501,7 @@ ALL_SETTINGS_VALUES = {
     "port": 8080,
     "workers": 3, "threads": 16, "keepalive": 120, "timeout": 45, "gracefulTimeout": 25,
     "maxAge": 300, "immutableMaxAge": 604800, "htmlCacheControl": "no-cache, must-revalidate",
-    "staleIfError": 600, "preloadLinks": 4, "timingAllowOrigin": "off",
+    "staleIfError": 600, "preloadLinks": 4, "earlyHints": True, "timingAllowOrigin": "off",
     "immutablePattern": r"\.[0-9a-f]{8}\.", "cors": "https://a.example.com,https://b.example.com",
     "spa": True, "headerRules": HEADER_RULES, "healthPath": "/-/health", "readyPath": "/-/ready",
     "appHealthPath": "/-/app", "fastPath": False, "accessLog": "json",
@@ -538,6 +538,7 @@ def test_every_servestatic_value_reaches_its_environment_variable() -> None:
     assert (settings.graceful_timeout, settings.max_age, settings.immutable_max_age) == (25, 300, 604800)
     assert settings.html_cache_control == "no-cache, must-revalidate"
     assert (settings.stale_if_error, settings.preload_links, settings.timing_allow_origin) == (600, 4, "off")
+    assert settings.early_hints is True
     assert settings.immutable_pattern == r"\.[0-9a-f]{8}\."
     assert settings.cors == ("https://a.example.com", "https://b.example.com")
     assert settings.spa is True

@@ -209,6 +209,7 @@ CASES = [
     ("GET", "/file", {}, b""),
     ("HEAD", "/file", {}, b""),
     ("GET", "/hop-by-hop", {}, b""),
+    ("GET", "/early-hints", {}, b""),
     ("POST", "/upload", {"Content-Type": "application/octet-stream"}, b"small body"),
     ("POST", "/upload", {}, os.urandom(1024 * 1024 + 7)),  # over the bridge's buffered size
     ("POST", "/upload", {}, [os.urandom(100_000), os.urandom(300_000), b"end"]),  # chunked
@@ -235,17 +236,24 @@ def test_the_same_answer_and_closes_as_gunicorn(servers: Servers, case: tuple) -
     method, path, headers, body = case
     answers = {}
     closes = {}
+    interims: dict[str, list[object]] = {}
     for name, server in servers.running.items():
         token = f"t={name}-{case_id(case)}-{time.monotonic_ns()}"
         raw = exchange(server.port, request_bytes(method, f"{path}?{token}", headers, body))
         answer, rest = parse(raw, method)
+        interim = []  # 1xx answers before the final one (wsgi.early_hints)
+        while answer.status_line.split(" ")[1].startswith("1"):
+            interim.append(answer.compared())
+            answer, rest = parse(rest, method)
         assert rest == b"", f"{name}: bytes after the answer: {rest[:200]!r}"
+        interims[name] = interim
         if path == "/exc-info-before" and name != "servestatic":
             answer.headers = without_first_call(answer.headers)
         answers[name] = answer
         closes[name] = servers.closes(token)
     for name in ("gthread", "servestatic"):
         assert answers[name].compared() == answers["sync"].compared(), name
+        assert interims[name] == interims["sync"], name
         assert closes[name] == closes["sync"], (name, closes)
 
 
@@ -262,6 +270,13 @@ def test_the_cases_say_what_the_issue_says(servers: Servers) -> None:
     assert servers.closes(token) == 1
     data, _ = parse(exchange(port, request_bytes("GET", "/file?x")), "GET")
     assert data.body == servers.file.read_bytes()
+    hint, rest = parse(exchange(port, request_bytes("GET", "/early-hints?x")), "GET")
+    assert hint.status_line == "HTTP/1.1 103 Early Hints"
+    assert hint.headers == [("link", "</style.css>; rel=preload; as=style")]
+    second, rest = parse(rest, "GET")
+    assert ("x-hint", "second") in second.headers
+    page, _ = parse(rest, "GET")
+    assert page.status_line == "HTTP/1.1 200 OK" and page.body == b"page body\n"
 
 
 def test_keep_alive_answers_like_gthread(servers: Servers) -> None:

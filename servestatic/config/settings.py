@@ -320,6 +320,10 @@ class Settings:
         "SERVESTATIC_PRELOAD_LINKS", "8", _parse_int(0, 16),
         "Most Link preload headers on an HTML page, for the stylesheets, scripts and fonts "
         "its head loads (found by compress); 0: none.")
+    early_hints: bool = setting(
+        "SERVESTATIC_EARLY_HINTS", "false", _parse_bool,
+        "Send an HTML page's preload Link header in a 103 Early Hints before its 200 "
+        "(HTTP/1.1 GETs), for CDNs and browsers that act on early hints.")
     cors: tuple[str, ...] = setting(
         "SERVESTATIC_CORS", "*", _parse_cors,
         "Access-Control-Allow-Origin: '*', 'off', or comma-separated allowed origins.")

@@ -160,6 +160,27 @@ def header_block(answer: Answer) -> bytes:
     return encode_headers(answer.headers)
 
 
+def early_hint_headers(answer: Answer) -> Headers:
+    """The headers of a 103 Early Hints to send before this answer (SERVESTATIC_EARLY_HINTS):
+    the Link header of a page's 200 (its preload hints, core/table.py, or a header rule's
+    Link), found once per representation; [] for every other answer.
+
+    The 103 matters to a CDN that turns it into early hints of its own, and to a client
+    that reaches the origin while the page would take time; it is cheap here because the
+    hints were found at build time.
+    """
+    source = answer.representation
+    if source is None or answer.status[:3] != "200":
+        return []
+    hints = source.early_hints
+    if hints is None:
+        hints = source.early_hints = [(name, value) for name, value in source.headers if name == "Link"]
+    return hints
+
+
+EARLY_HINTS_LINE = b"HTTP/1.1 103 Early Hints\r\n"
+
+
 def encode_headers(headers: Headers) -> bytes:
     return "".join(f"{name}: {value}\r\n" for name, value in headers).encode("latin-1")
 

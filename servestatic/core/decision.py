@@ -77,6 +77,7 @@ class StaticApp:
         self.miss_cache = with_stale_if_error(f"public, max-age={settings.max_age}", settings.stale_if_error)
         # Read by the worker: whether static hits are answered in its event loop.
         self.fast_path = settings.fast_path
+        self.early_hints = settings.early_hints  # answered by each front (core/answer.early_hint_headers)
         self.real_root = table.real_roots  # str.startswith takes the tuple: inside any mount
         self.security = table.security
         if table.live_prefixes:

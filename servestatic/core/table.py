@@ -60,7 +60,7 @@ Entry = CompactEntry | dict[str, Any] | FileEntry
 class Representation:
     """One variant of one file: where its bytes are and the headers of a 200."""
 
-    __slots__ = ("coding", "etag", "header_block", "headers", "not_modified_block",
+    __slots__ = ("coding", "early_hints", "etag", "header_block", "headers", "not_modified_block",
                  "not_modified_headers", "path", "sha512_block", "sha512_headers", "size")
 
     def __init__(self, coding: str, path: str, size: int, etag: str,
@@ -76,6 +76,9 @@ class Representation:
         # client whose Want-Repr-Digest prefers it (RFC 9530 section 4); None when the
         # manifest has no sha-512 digest for these bytes.
         self.sha512_headers = sha512_headers
+        # The headers of a 103 Early Hints before a 200 of these bytes (its Link header),
+        # found on first use by core/answer.early_hint_headers.
+        self.early_hints: list[tuple[str, str]] | None = None
         # The same lists as HTTP/1.1 header bytes, made on first use by a
         # server that writes them itself (server/worker.py, through core/answer.header_block).
         self.header_block: bytes | None = None

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from servestatic.core.answer import Answer, asgi_headers
+from servestatic.core.answer import Answer, asgi_headers, early_hint_headers
 from servestatic.core.decision import APP, StaticApp
 from servestatic.fronts.environ import scope_environ, scope_path
 from servestatic.fronts.userapp import ASGI
@@ -42,14 +42,20 @@ class ASGIApp:
     wsgi.input reads and write() calls wait for the client (the worker's timeout).
     """
 
-    def __init__(self, static: StaticApp, threads: int = 8, timeout: float = 30.0):
+    def __init__(self, static: StaticApp, threads: int = 8, timeout: float = 30.0,
+                 informational: bool = False):
         self.static = static
+        # `informational`: the server takes `http.response.informational` messages (a 103
+        # Early Hints), as gunicorn's ASGI protocol under `servestatic serve` does; the
+        # message is not in the ASGI spec, and other servers refuse it, so it is off for
+        # servestatic.asgi.
+        self.early_hints = informational and static.early_hints
         user_app = static.user_app
         self.user: ASGICallable | None = None
         self.user_is_asgi = user_app is not None and user_app.interface == ASGI
         if user_app is not None:
             self.user = (user_app.callable if self.user_is_asgi
-                         else WSGIBridge(user_app.callable, threads, timeout))
+                         else WSGIBridge(user_app.callable, threads, timeout, informational))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -75,6 +81,11 @@ class ASGIApp:
             await self.user(scope, receive, send)
             return
         answer = self.static.decide(scope_environ(scope, path))
+        if self.early_hints and scope["method"] == "GET":
+            hints = early_hint_headers(answer)  # gunicorn's protocol sends no 1xx to HTTP/1.0
+            if hints:
+                await send({"type": "http.response.informational", "status": 103,
+                            "headers": asgi_headers(hints)})
         length = body_length(scope)
         if length == 0:
             await send_answer(answer, send)

@@ -31,6 +31,8 @@ runs the same apps under both and compares the bytes):
 - wsgi.file_wrapper (FileWrapper) is recognised: the file goes out in FILE_BLOCK
   reads per hop (a Django FileResponse would otherwise cost a hop per 4 KiB), or in
   one `http.response.zerocopysend` message when the server offers that extension.
+- wsgi.early_hints (gunicorn's extension) sends a 103 Early Hints before the response,
+  under `servestatic serve`, whose ASGI protocol takes informational messages.
 - At most STEPS_PER_THREAD steps per thread are handed to the pool at once; the
   requests beyond wait in the loop, each holding only its coroutine, in arrival
   order (gunicorn's `worker_connections` bounds how many there can be).
@@ -121,8 +123,12 @@ class WSGIBridge:
     write() from the app's thread waits for the client.
     """
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], threads: int, timeout: float = 30.0):
+    def __init__(self, app: Callable[..., Iterable[bytes]], threads: int, timeout: float = 30.0,
+                 informational: bool = False):
         self.app = app
+        # The server takes http.response.informational (fronts/asgifront.py): the app gets
+        # wsgi.early_hints, as gunicorn's own workers give it.
+        self.informational = informational
         self.threads = threads
         self.timeout = timeout
         self.executor: ThreadPoolExecutor | None = None
@@ -146,6 +152,8 @@ class WSGIBridge:
         environ["wsgi.input"] = await request_body(scope, receive, loop, self.timeout)
         environ["wsgi.file_wrapper"] = FileWrapper
         call = Call(self.app, environ, loop, send, self.timeout)
+        if self.informational:
+            environ["wsgi.early_hints"] = call.early_hints
         try:
             chunks = await self.hop(call, call.start)
             if call.file is not None:
@@ -327,6 +335,19 @@ class Call:
         self.headers = [(key, value.encode("latin-1")) for name, value in headers
                         if (key := name.lower().encode("latin-1")) not in DROPPED_HEADERS]
         return self.write
+
+    def early_hints(self, headers: list[tuple[str, str]]) -> None:
+        """gunicorn's `wsgi.early_hints`: a 103 with these headers before the response, sent
+        from the app's thread and waited for; ignored once the headers count as sent
+        (write() called, a block taken), as gunicorn's workers have sent them then. gunicorn's
+        protocol checks the headers (the same errors as its workers raise) and sends
+        nothing to an HTTP/1.0 client."""
+        if self.headers_sent or self.started:
+            return
+        self.wait(self.send({"type": "http.response.informational", "status": 103,
+                             "headers": [(name.encode("latin-1") if isinstance(name, str) else name,
+                                          value.encode("latin-1") if isinstance(value, str) else value)
+                                         for name, value in headers]}))
 
     def write(self, data: bytes) -> None:
         """PEP 3333's write(): in order with the blocks; sent from this thread past WRITE_BUFFER."""

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from servestatic.core.answer import BLOCK_SIZE, Answer
+from servestatic.core.answer import BLOCK_SIZE, Answer, early_hint_headers
 from servestatic.core.decision import APP, StaticApp
 
 
@@ -32,7 +32,13 @@ class WSGIApp:
         environ["PATH_INFO"] = path
         if self.user_app is not None and self.static.route(path, environ["REQUEST_METHOD"]) == APP:
             return self.user_app(environ, start_response)
-        return respond(self.static.decide(environ), environ, start_response)
+        answer = self.static.decide(environ)
+        if self.static.early_hints and environ["REQUEST_METHOD"] == "GET":
+            send_early_hints = environ.get("wsgi.early_hints")  # gunicorn gives one
+            hints = early_hint_headers(answer) if send_early_hints is not None else []
+            if hints:
+                send_early_hints(hints)
+        return respond(answer, environ, start_response)
 
 
 def respond(answer: Answer, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

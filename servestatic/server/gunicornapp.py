@@ -94,7 +94,8 @@ def run(settings: Settings) -> None:
     # No gc.collect() first: there is little garbage, and for 100,000 files the
     # walk over the table would cost 40-80 ms of start-up.
     gc.freeze()
-    front = ASGIApp(application, layers.config.threads, layers.config.timeout)
+    # gunicorn's ASGI protocol (pinned, server/worker.py) sends http.response.informational.
+    front = ASGIApp(application, layers.config.threads, layers.config.timeout, informational=True)
     server = Server(metrics.ObservedApp(front) if metrics.recording() else front, layers.config)
     server.cfg.set("default_proc_name", f"servestatic {__version__}")
     server.run()

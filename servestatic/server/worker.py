@@ -54,7 +54,14 @@ from gunicorn import arbiter as gunicorn_arbiter
 from gunicorn.asgi import protocol as gunicorn_protocol
 from gunicorn.workers import gasgi
 
-from servestatic.core.answer import Answer, FileRange, header_block
+from servestatic.core.answer import (
+    EARLY_HINTS_LINE,
+    Answer,
+    FileRange,
+    early_hint_headers,
+    encode_headers,
+    header_block,
+)
 from servestatic.core.decision import StaticApp
 from servestatic.fronts.environ import request_environ
 from servestatic.server import filesend, metrics
@@ -514,6 +521,10 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
             self.log.info("Autorestarting worker after current request.")
             worker.alive = False
         head = self._head(request, answer, keep_alive)
+        if worker.early_hints and request.method == "GET" and request.version != (1, 0):
+            hints = early_hint_headers(answer)  # core/answer.py; an HTTP/1.0 client takes no 1xx
+            if hints:
+                head = b"".join((EARLY_HINTS_LINE, encode_headers(hints), b"\r\n", head))
         if answer.fd is None:
             body = answer.body or b""
             self.transport.write(head + body)
@@ -659,6 +670,7 @@ class EventLoopWorker(gasgi.ASGIWorker):
         self.access_line: Any = None
         self.lean_environ = False  # see StaticProtocol._build_environ
         self.file_send_usable = False  # set in load_wsgi, from the worker's loop
+        self.early_hints = False  # SERVESTATIC_EARLY_HINTS, set in load_wsgi
         # gunicorn's secure_scheme_headers as environ keys: heads where they may disagree
         # are gunicorn's to answer (a 400 from a trusted peer), not the loop's.
         self.scheme_headers: tuple[tuple[str, str], ...] = ()
@@ -671,6 +683,7 @@ class EventLoopWorker(gasgi.ASGIWorker):
         static = getattr(self.asgi, "static", None)
         if isinstance(static, StaticApp) and static.fast_path:
             self.static = static
+            self.early_hints = static.early_hints
         log = self.log
         self.lean_environ = getattr(log, "own_format", False)
         self.file_send_usable = filesend.usable(self.loop)  # the loop's, once: see FileSend

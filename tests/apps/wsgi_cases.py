@@ -224,6 +224,16 @@ def hop_by_hop(environ: dict[str, Any], start_response: Callable[..., Any]) -> I
     return [b"hop"]
 
 
+def early_hints(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """gunicorn's wsgi.early_hints: a 103 before the response; ignored once it has started."""
+    environ["wsgi.early_hints"]([("Link", "</style.css>; rel=preload; as=style")])
+    environ["wsgi.early_hints"]([("Link", "</app.js>; rel=modulepreload"), ("X-Hint", "second")])
+    write = start_response("200 OK", list(TEXT))
+    write(b"page ")
+    environ["wsgi.early_hints"]([("Link", "</late.css>; rel=preload; as=style")])  # too late: ignored
+    return [b"body\n"]
+
+
 def two_start_responses(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """A second start_response without exc_info is an error (PEP 3333): a 500 on both."""
     start_response("200 OK", list(TEXT))
@@ -254,6 +264,8 @@ UNVALIDATED: dict[str, App] = {
     "/file": file_response,
     # The validator refuses what these apps do on purpose.
     "/hop-by-hop": hop_by_hop,
+    # wsgiref.validate does not know gunicorn's extension.
+    "/early-hints": early_hints,
     "/two-start-responses": two_start_responses,
 }
 ROUTES: dict[str, App] = {**{path: validator(app) for path, app in VALIDATED.items()}, **UNVALIDATED}
