@@ -22,6 +22,7 @@ WHITENOISE="whitenoise[brotli]==6.12.0"
 SERVESTATIC="servestatic[brotli]==4.4.0"
 UVICORN="uvicorn==0.54.0 uvloop==0.23.0 httptools==0.9.0"
 YAPPI=yappi==1.7.6  # bench/serve_profile.py
+GRANIAN=granian==2.8.9
 
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
@@ -78,5 +79,6 @@ if [ "$(cat "$profile_libs/.installed" 2>/dev/null)" != "$YAPPI" ]; then
 fi
 # shellcheck disable=SC2086  # UVICORN is a list of requirements
 peer_venv servestatic-uvicorn $UVICORN "$SERVESTATIC" "$FASTAPI"
+peer_venv granian "$GRANIAN" "$FASTAPI"
 echo "bench peers: wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), $(nginx -v 2>&1)," \
-    "caddy $(caddy version | awk '{print $1}'), ${gunicorn}${accelerators[*]:+ ${accelerators[*]}}, $FASTAPI"
+    "caddy $(caddy version | awk '{print $1}'), $GRANIAN, ${gunicorn}${accelerators[*]:+ ${accelerators[*]}}, $FASTAPI"

@@ -24,7 +24,10 @@ only in SERVESTATIC_ACCESS_LOG (off, json), so the log's cost shows.
 wsgi suite: ours, ours-nolog, ours-json (all chaining the hello WSGI app in
 serve_hello.py); gunicorn + WhiteNoise (gthread, 2 workers x 4 threads) around
 the same app; Caddy (`file_server`, `precompressed br gzip`); nginx
-(gzip_static, brotli_static). Scenarios: a 1 KiB HTML file, a 100 KiB JS file
+(gzip_static, brotli_static); Granian (its `--static-path-mount` under /static, since it
+cannot mount a directory at /, and the same WSGI app; its access log on; it has no
+precompressed files and no validators, so no br and no 304 scenario).
+Scenarios: a 1 KiB HTML file, a 100 KiB JS file
 with `Accept-Encoding: br, gzip` (checked to come back as br), a 5 MiB binary,
 a 304 revalidation (with the ETag that server sent), and a miss that falls
 through to the chained app (nginx and Caddy: skipped). Then start-up and memory
@@ -35,7 +38,8 @@ asgi suite: ours-asgi and ours-asgi-nolog chaining the FastAPI app of
 serve_fastapi_app.py; PyPI ServeStatic's `ServeStaticASGI` around the same app on
 gunicorn's `-k asgi` worker and on uvicorn (with uvloop and httptools; its
 access log on, its default); the same app alone on gunicorn's `asgi` worker,
-the baseline for a miss. Scenarios: the 1 KiB HTML file, the 100 KiB JS as br,
+the baseline for a miss; Granian running the same app as ASGI with its static mount.
+Scenarios: the 1 KiB HTML file, the 100 KiB JS as br,
 the 304, and two misses through to the app (a plain-text hello and a JSON
 route with a path and a query parameter).
 
@@ -47,7 +51,8 @@ CPU time per request (master + workers, from /proc; on a shared machine req/s
 mostly says how much CPU a server got, CPU per request what it needed), the
 access log's bytes per request, and ratios against the suite's references (the
 better WhiteNoise, Caddy, and nginx for the 5 MiB file; or the better
-ServeStatic ASGI, and the app alone). A table of the issue's targets follows.
+ServeStatic ASGI, and the app alone; and Granian). A table of the issues' targets follows
+(issue 24's: nginx-class static files and Granian-class app requests).
 A scenario whose check fails for a server (a wrong status, not brotli) is
 reported and skipped for that server; the run goes on.
 
@@ -81,6 +86,7 @@ WRK_SCRIPT = BENCH / "serve_wrk.lua"
 PEER_WSGI = "serve_peer_app:application"
 PEER_ASGI = "serve_peer_asgi:application"
 LOG_OFF = {"SERVESTATIC_ACCESS_LOG": "off"}
+GRANIAN_CANNOT = ("js-100k-br", "revalidate-304")  # no precompressed files, no ETag
 
 
 def _venv(name: str) -> str:
@@ -113,6 +119,11 @@ SPECS = {spec.name: spec for spec in (
     ServerSpec("servestatic-asgi-uvicorn", "uvicorn", PEER_ASGI, _venv("servestatic-uvicorn")),
     ServerSpec("fastapi-gunicorn-asgi", "gunicorn", ASGI_APP, worker_class="asgi",
                serves_static=False),
+    # Granian (Rust, its access log on) with its static mount and the same apps.
+    ServerSpec("granian", "granian", venv=_venv("granian"), static_prefix="/static",
+               cannot=GRANIAN_CANNOT),
+    ServerSpec("granian-asgi", "granian", ASGI_APP, _venv("granian"), interface="asgi",
+               static_prefix="/static", cannot=GRANIAN_CANNOT),
 )}
 
 
@@ -173,6 +184,7 @@ def wsgi_targets(summary: Summary) -> list[tuple[str, str, str]]:
     rows.append(summary.ratio_row("blob-5m: ours ≥ 0.95× nginx", "ours", "nginx", "blob-5m", 0.95))
     rows.append(summary.ratio_row("miss-chained: ours ≥ 1× WhiteNoise", "ours", "WhiteNoise",
                                   "miss-chained", 1.0))
+    rows += issue_24_rows(summary, "ours")
     rows += summary.steadiness_rows("ours")
     for logged, form in (("ours", "text"), ("ours-json", "json")):
         rows.append(summary.worst_row(
@@ -189,6 +201,18 @@ def wsgi_targets(summary: Summary) -> list[tuple[str, str, str]]:
     return rows
 
 
+def issue_24_rows(summary: Summary, server: str) -> list[tuple[str, str, str]]:
+    """Issue 24's bars for static files and the WSGI app: nginx-class static, Granian-class app."""
+    rows = [summary.ratio_row(f"{scenario}: {server} ≥ 0.8× nginx", server, "nginx", scenario, 0.8)
+            for scenario in ("html-1k", "revalidate-304", "js-100k")]
+    rows.append(summary.ratio_row(f"js-100k: {server} ≥ 1× Granian", server, "Granian", "js-100k", 1.0))
+    rows.append(summary.cpu_row(f"blob-5m: {server} CPU per request ≤ 1.3× nginx", server, "nginx",
+                                "blob-5m", 1.3))
+    rows.append(summary.ratio_row(f"miss-chained (WSGI app): {server} ≥ 0.6× Granian", server,
+                                  "Granian", "miss-chained", 0.6))
+    return rows
+
+
 def asgi_targets(summary: Summary) -> list[tuple[str, str, str]]:
     """Issue 10's targets, each as (target, measured, met)."""
     rows = []
@@ -198,47 +222,56 @@ def asgi_targets(summary: Summary) -> list[tuple[str, str, str]]:
     for scenario in ("miss-chained", "miss-json"):
         rows.append(summary.ratio_row(f"{scenario}: ours-asgi ≥ 0.95× the app alone", "ours-asgi",
                                       "app alone", scenario, 0.95))
+    for scenario in ("miss-chained", "miss-json"):
+        rows.append(summary.ratio_row(f"{scenario}: ours-asgi ≥ 0.8× Granian (issue 24)", "ours-asgi",
+                                      "Granian", scenario, 0.8))
     rows += summary.steadiness_rows("ours-asgi")
     return rows
 
 
 SUITES = {
     "wsgi": Suite(
-        servers=("ours", "ours-nolog", "ours-json", "whitenoise-gthread", "caddy", "nginx"),
+        servers=("ours", "ours-nolog", "ours-json", "whitenoise-gthread", "caddy", "nginx", "granian"),
         scenarios=("html-1k", "js-100k-br", "js-100k", "blob-5m", "revalidate-304", "miss-chained"),
         headline="ours",
         references=(Reference("WhiteNoise", ("whitenoise-gthread", "whitenoise-sync")),
                     Reference("Caddy", ("caddy",)),
-                    Reference("nginx", ("nginx",), scenarios=("js-100k", "blob-5m"))),
+                    Reference("nginx", ("nginx",)),
+                    Reference("Granian", ("granian",))),
         startup_servers=("ours",), sizes=(100_000,), targets=wsgi_targets),
     "asgi": Suite(
         servers=("ours-asgi", "ours-asgi-nolog", "servestatic-asgi-gunicorn",
-                 "servestatic-asgi-uvicorn", "fastapi-gunicorn-asgi"),
+                 "servestatic-asgi-uvicorn", "fastapi-gunicorn-asgi", "granian-asgi"),
         scenarios=("html-1k", "js-100k-br", "revalidate-304", "miss-chained", "miss-json"),
         headline="ours-asgi",
         references=(Reference("ServeStatic ASGI", ("servestatic-asgi-gunicorn",
                                                    "servestatic-asgi-uvicorn")),
                     Reference("app alone", ("fastapi-gunicorn-asgi",),
-                              scenarios=("miss-chained", "miss-json"))),
+                              scenarios=("miss-chained", "miss-json")),
+                    Reference("Granian", ("granian-asgi",))),
         startup_servers=(), sizes=(), targets=asgi_targets),
 }
 
 
-def scenario_request(name: str) -> tuple[str, dict[str, str]]:
-    """Path and headers of a scenario (the 304 gets its If-None-Match per server)."""
+def scenario_request(name: str, spec: ServerSpec | None = None) -> tuple[str, dict[str, str]]:
+    """Path and headers of a scenario (the 304 gets its If-None-Match per server); a static
+    file under the server's `static_prefix`."""
     scenario = SCENARIOS[name]
-    return scenario.path, dict(scenario.headers)
+    prefix = spec.static_prefix if spec is not None and scenario.static else ""
+    return prefix + scenario.path, dict(scenario.headers)
 
 
 def applies(spec: ServerSpec, name: str) -> bool:
     """Whether a server can answer a scenario at all (nginx and Caddy have no app behind them)."""
+    if name in spec.cannot:
+        return False
     return spec.serves_static if SCENARIOS[name].static else spec.chains
 
 
 def probe(server: servers.Running, name: str) -> tuple[dict[str, str], dict[str, object]]:
     """One request as wrk will make it; checks the answer and returns the headers to send."""
     scenario = SCENARIOS[name]
-    path, headers = scenario_request(name)
+    path, headers = scenario_request(name, server.spec)
     status, answer, body = servers.get(server.port, path, headers)
     if scenario.status == 304:
         headers = {**headers, "If-None-Match": answer.get("etag", "")}
@@ -275,13 +308,13 @@ def wrk(port: int, path: str, headers: dict[str, str], seconds: int, connections
 
 
 def ready_path(spec: ServerSpec) -> str:
-    return sites.HTML_1K if spec.serves_static else sites.MISS
+    return spec.static_prefix + sites.HTML_1K if spec.serves_static else sites.MISS
 
 
 def measure(server: servers.Running, name: str, args: argparse.Namespace) -> dict[str, object]:
     """Warm up, then one measured wrk run of a scenario against a started server."""
     headers, answer = probe(server, name)
-    path, _ = scenario_request(name)
+    path, _ = scenario_request(name, server.spec)
     if args.warmup:
         wrk(server.port, path, headers, args.warmup, args.connections, args.threads)
     server.take_stdout()
@@ -418,6 +451,16 @@ class Summary:
             return target, "not measured", _met(None)
         value, best = found
         return target, f"{value:.2f}× ({best})", _met(value >= bound)
+
+    def cpu_row(self, target: str, server: str, other: str, scenario: str,
+                bound: float) -> tuple[str, str, str]:
+        """Server CPU per request against another server's, lower is better."""
+        mine = self.stats.get(server, {}).get(scenario, {}).get("cpu_us")
+        theirs = self.stats.get(other, {}).get(scenario, {}).get("cpu_us")
+        if not mine or not theirs:
+            return target, "not measured", _met(None)
+        ratio = mine / theirs
+        return target, f"{ratio:.2f}× ({mine:.0f} against {theirs:.0f} µs)", _met(ratio <= bound)
 
     def worst_row(self, target: str, measure: Callable[[str], float | None], bound: float,
                   higher_is_better: bool) -> tuple[str, str, str]:

@@ -37,7 +37,7 @@ class ServerSpec:
     """A way to start one server on a port, serving a root."""
 
     name: str
-    kind: str  # ours | gunicorn | uvicorn | nginx | caddy
+    kind: str  # ours | gunicorn | uvicorn | granian | nginx | caddy
     app: str = WSGI_APP  # module:attribute that ours chains, or that gunicorn/uvicorn runs
     venv: str = ".venv"  # gunicorn/uvicorn: relative to the repository
     peer: str | None = None  # BENCH_PEER for serve_peer_app: whitenoise | servestatic
@@ -47,11 +47,18 @@ class ServerSpec:
     serves_static: bool = True  # False: the app alone, the baseline for a miss
     pythonpath: str | None = None  # ours from a patched copy of the package
     extra_env: dict[str, str] = field(default_factory=dict)
+    interface: str = "wsgi"  # granian: how it calls the app (wsgi | asgi)
+    # Where its static files are served: Granian mounts a directory under a route of
+    # its own and cannot mount one at "/", so its static scenarios ask under this prefix.
+    static_prefix: str = ""
+    # Scenarios it cannot answer as the scenario requires (Granian: no precompressed
+    # files, no validators, so no br answer and no 304).
+    cannot: tuple[str, ...] = ()
 
     @property
     def chains(self) -> bool:
         """Whether a request for no file reaches an app (nginx and Caddy serve files only)."""
-        return self.kind in ("ours", "gunicorn", "uvicorn")
+        return self.kind in ("ours", "gunicorn", "uvicorn", "granian")
 
     @property
     def processes(self) -> int:
@@ -193,6 +200,14 @@ def command(spec: ServerSpec, root: Path, port: int, workdir: str) -> tuple[list
         argv = [str(python_bin / "uvicorn"), spec.app, "--app-dir", str(BENCH),
                 "--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS),
                 "--timeout-keep-alive", "75"]  # its default log level, info, logs each request
+    elif spec.kind == "granian":
+        argv = [str(python_bin / "granian"), "--interface", spec.interface, "--host", "127.0.0.1",
+                "--port", str(port), "--workers", str(WORKERS), "--working-dir", str(BENCH),
+                "--access-log",  # to stdout, as ours logs by default
+                "--log-level", "warning"]
+        if spec.serves_static:
+            argv += ["--static-path-route", spec.static_prefix, "--static-path-mount", str(root)]
+        argv.append(spec.app)
     elif spec.kind == "nginx":
         config = _fill("nginx.conf.template", workdir, module=NGINX_MODULE, workers=WORKERS,
                        port=port, root=root)
