@@ -405,8 +405,8 @@ def test_the_pool_holds_at_most_two_steps_per_thread() -> None:
         tasks = [asyncio.create_task(bridge(scope, receive, send)) for _ in range(10)]
         while len(bridge.waiters) < 8:
             await asyncio.sleep(0.01)
-        assert bridge.busy == 2 and bridge.executor is not None
-        assert bridge.executor._work_queue.qsize() <= 1
+        assert bridge.busy == 2 and bridge.pool is not None
+        assert bridge.pool.steps.qsize() <= 1
         tasks[5].cancel()
         await asyncio.sleep(0)
         gate.set()
@@ -414,5 +414,60 @@ def test_the_pool_holds_at_most_two_steps_per_thread() -> None:
         assert sum(isinstance(result, asyncio.CancelledError) for result in results) == 1
         assert bodies == [b"ok"] * 9
         assert bridge.busy == 0 and not bridge.waiters
+
+    asyncio.run(run())
+
+
+def test_a_step_cancelled_in_the_pool_never_runs_and_one_cancelled_running_still_closes() -> None:
+    """In process, the pool of fronts/steppool.py with one thread: the running step's request
+    is cancelled (its close() still runs, after the step) and the queued step's request is
+    cancelled before its thread took it (the app is never called for it); both slots come back."""
+    import asyncio
+    import threading
+
+    from servestatic.fronts.wsgibridge import WSGIBridge
+
+    gate = threading.Event()
+    called: list[str] = []
+    closed: list[str] = []
+
+    class Body(list):
+        def close(self) -> None:
+            closed.append(self[0].decode())
+
+    def app(environ: dict, start_response: object) -> list[bytes]:
+        called.append(environ["PATH_INFO"])
+        gate.wait(10)
+        start_response("200 OK", [("Content-Length", "1")])  # type: ignore[operator]
+        return Body([environ["PATH_INFO"][1:].encode()])
+
+    def scope(path: str) -> dict:
+        return {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": b"",
+                "headers": [], "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 80),
+                "client": ("127.0.0.1", 1), "root_path": ""}
+
+    async def run() -> None:
+        bridge = WSGIBridge(app, 1)
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict) -> None:
+            pass
+
+        running = asyncio.create_task(bridge(scope("/a"), receive, send))
+        queued = asyncio.create_task(bridge(scope("/b"), receive, send))
+        while not called or bridge.busy < 2:
+            await asyncio.sleep(0.01)
+        running.cancel()
+        queued.cancel()
+        await asyncio.gather(running, queued, return_exceptions=True)
+        assert bridge.busy == 1  # the queued step gave its slot back; the running one holds its own
+        gate.set()
+        while bridge.busy:
+            await asyncio.sleep(0.01)
+        while not closed:
+            await asyncio.sleep(0.01)
+        assert called == ["/a"] and closed == ["a"]
 
     asyncio.run(run())

@@ -41,17 +41,18 @@ runs the same apps under both and compares the bytes):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import logging
 import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from functools import partial
 from typing import Any, TypeVar
 
 from servestatic.fronts.environ import wsgi_environ
+from servestatic.fronts.steppool import StepPool
 
 T = TypeVar("T")
 
@@ -131,7 +132,7 @@ class WSGIBridge:
         self.informational = informational
         self.threads = threads
         self.timeout = timeout
-        self.executor: ThreadPoolExecutor | None = None
+        self.pool: StepPool | None = None  # fronts/steppool.py
         # The pool's bound: steps handed to it (`busy`), at most `limit`; the callers
         # beyond wait in `waiters`, first come first served. A counter rather than an
         # asyncio.Semaphore, whose acquire costs a generator per call on the hot path.
@@ -146,8 +147,8 @@ class WSGIBridge:
                 await send({"type": "websocket.close", "code": 1000})
             return
         loop = asyncio.get_running_loop()
-        if self.executor is None:
-            self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="servestatic-wsgi")
+        if self.pool is None:
+            self.pool = StepPool(self.threads, loop)
         environ = wsgi_environ(scope)
         environ["wsgi.input"] = await request_body(scope, receive, loop, self.timeout)
         environ["wsgi.file_wrapper"] = FileWrapper
@@ -175,7 +176,8 @@ class WSGIBridge:
             # close over to its thread): close it there without waiting.
             call.abandoned = True
             if call.closable is not None and not call.handed_over:
-                self.executor.submit(call.close_logged)
+                assert self.pool is not None
+                self.pool.submit(call.close_logged)
             raise
         except Exception:
             if call.closable is not None:
@@ -195,19 +197,23 @@ class WSGIBridge:
         Cancelled while the step runs, the thread cannot be stopped: the call's close()
         and the release of its slot are handed to the step's completion instead.
         """
-        assert self.executor is not None
+        pool = self.pool
+        assert pool is not None
         if self.busy < self.limit and not self.waiters:
             self.busy += 1
         else:
             await self.take_slot()
         try:
-            future = self.executor.submit(step)
-            result = await asyncio.wrap_future(future)
+            queued, future = pool.run(step)
+            result = await future
         except asyncio.CancelledError:
-            if not future.cancel():  # running or done: not stopped
+            if not pool.cancel(queued):  # running or done: not stopped
                 call.abandoned = True
                 call.handed_over = True
-                future.add_done_callback(lambda _: self.finish_abandoned(call))
+                if queued.delivered:
+                    self.finish_abandoned(call)
+                else:
+                    queued.after = partial(self.finish_abandoned, call)
                 raise
             self.release_slot()
             raise
@@ -240,19 +246,11 @@ class WSGIBridge:
         self.busy -= 1
 
     def finish_abandoned(self, call: Call) -> None:
-        """After the step of a cancelled call: its close() in the pool, its slot back to the loop.
-
-        Runs in the step's thread, or in the loop's when the step ended just before the
-        cancellation: close() is submitted to the pool either way.
-        """
-        assert self.executor is not None
+        """Loop, after the step of a cancelled call: its close() in the pool, its slot back."""
+        assert self.pool is not None
         if call.closable is not None:
-            try:
-                self.executor.submit(call.close_logged)
-            except RuntimeError:  # the interpreter is exiting: close it here
-                call.close_logged()
-        with contextlib.suppress(RuntimeError):  # a closed loop: nothing waits for the slot
-            call.loop.call_soon_threadsafe(self.release_slot)
+            self.pool.submit(call.close_logged)
+        self.release_slot()
 
     async def send_file(self, call: Call, scope: dict[str, Any], chunks: list[bytes]) -> None:
         """A FileWrapper's file: zero-copy when the server offers it, else FILE_BLOCK per hop."""
