@@ -12,8 +12,9 @@ system calls, and nothing of the file passes through Python.
 It writes to the socket behind the transport's back, which is safe only while
 the transport has nothing buffered and nothing else writes: the worker starts a
 send only after its head left the transport whole (`get_write_buffer_size() == 0`)
-and while the connection is in its SENDING phase (nothing else is answered until
-`done` is called). Under TLS the bytes must go through the transport: the worker
+and either within one call (`send_now`: a body the socket takes at once, before
+anything else runs) or in its SENDING phase (nothing else is answered until `done`
+is called). Under TLS the bytes must go through the transport: the worker
 uses `loop.sendfile` there.
 """
 
@@ -65,11 +66,42 @@ class FileSend:
         self.last_progress = 0.0
 
     def start(self) -> None:
-        self.last_progress = self.loop.time()  # the stall clock starts with the send
-        self._send()
+        """Send what the socket takes now, the rest as it becomes writable; `done` at the end."""
+        outcome = self.send_now()
+        if outcome is None:
+            self.wait_writable()
+        else:
+            self.done(outcome)
+
+    def send_now(self) -> str | None:
+        """Send what the socket takes at once, with nothing registered in the loop.
+
+        Returns the outcome when that ended the send (every byte of a body the socket
+        buffer holds, as a 100 KiB file's on an idle connection; or a failure), without
+        calling `done`: the caller then needs no writer, no stall clock and no pause in
+        reading for it. None when the socket is full: `wait_writable` sends the rest.
+        """
+        outcome = self._write()
+        if outcome is not None:
+            self.finished = True
+        return outcome
+
+    def wait_writable(self) -> None:
+        """After `send_now` left bytes to send: the rest as the socket becomes writable, within
+        the stall timeout (whose clock starts now)."""
+        self.last_progress = self.loop.time()
+        self._watch()
 
     def _send(self) -> None:
-        """Send what the socket takes now; wait for it to be writable for the rest."""
+        """The socket is writable: send what it takes; `done` once the send ends."""
+        outcome = self._write()
+        if outcome is not None:
+            self._finish(outcome)
+        else:
+            self._watch()
+
+    def _write(self) -> str | None:
+        """sendfile until the socket is full or the body is out: the outcome, or None."""
         body = self.body
         progressed = False
         while True:
@@ -79,20 +111,21 @@ class FileSend:
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
-                self._finish("failed")
-                return
+                return "failed"
             if sent == 0:
-                self._finish("short")
-                return
+                return "short"
             body.advance(sent)
             if not body.remaining:
-                self._finish("sent")
-                return
+                return "sent"
             progressed = True
             if sent < wanted:
                 break  # the socket buffer is full: asking again now would only get EAGAIN
         if progressed:
             self.last_progress = self.loop.time()
+        return None
+
+    def _watch(self) -> None:
+        """Be called (`_send`) when the socket is writable, and check for a stall (one timer a send)."""
         if not self.watching:
             self.watching = True
             self.loop._add_writer(self.sock_fd, self._send)  # type: ignore[attr-defined]

@@ -537,19 +537,34 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
                 return False  # the file shrank (core/answer.py): the client must not wait for the rest
         else:
             self.transport.write(head)
-            self._cancel_keepalive_timer()  # re-armed when the body is out
-            self._sending = True
-            self._pause_reading()
             body = answer.take_range()
+            first = body.offset
             if self._socket_fd is not None and not self.transport.get_write_buffer_size():
                 # The head is out whole: the socket is the body's alone until it is sent.
-                self._file_send = FileSend(worker.loop, self._socket_fd, body, worker.cfg.timeout,
-                                           partial(self._file_sent, request, answer, body, body.offset,
-                                                   keep_alive, started))
-                self._file_send.start()
+                file_send = FileSend(worker.loop, self._socket_fd, body, worker.cfg.timeout,
+                                     partial(self._file_sent, request, answer, body, first, keep_alive,
+                                             started))
+                outcome = file_send.send_now()
+                if outcome is None:  # the socket is full: the rest as it drains, reading paused
+                    self._cancel_keepalive_timer()  # re-armed when the body is out
+                    self._sending = True
+                    self._pause_reading()
+                    self._file_send = file_send
+                    file_send.wait_writable()
+                    return True
+                # All of it went at once (or the send failed): done like a small answer.
+                if outcome == "failed":
+                    self.log.debug("static body not sent: the socket refused it")
+                body.close()
+                self._finished(request, answer, body.offset - first, started)
+                if outcome != "sent":
+                    return False
             else:  # TLS, or earlier answers still buffered in the transport
+                self._cancel_keepalive_timer()  # re-armed when the body is out
+                self._sending = True
+                self._pause_reading()
                 worker.loop.create_task(self._send_file(request, answer, body, keep_alive, started))
-            return True
+                return True
         if keep_alive:
             self._idle_since = started
             if self._keepalive_handle is None:
