@@ -8,6 +8,7 @@ cache's headers.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import struct
@@ -24,6 +25,8 @@ from servestatic.site.names import MANIFEST_NAME
 from tests.support.caches import Nginx, Origin, Proxy, Varnish
 from tests.support.cli import SERVESTATIC, compress
 from tests.support.http import raw_request
+from tests.support.offload import run as offload_run
+from tests.support.offload import site_urls
 from tests.support.site import copy_site
 
 # Accept-Encoding as clients spell it -> the Content-Encoding they must get (None: identity).
@@ -313,3 +316,63 @@ def test_varnish_tries_a_failed_fetch_once_more_before_answering_503(tmp_path: P
     finally:
         proxy.stop()
         origin.close()
+
+
+# --- purge by tag (docs/cdn/varnish-xkey.vcl) and CDN-Cache-Control (SERVESTATIC_CDN_MAX_AGE)
+
+CDN_ENV = {"SERVESTATIC_CACHE_TAG_HEADER": "cache-tag", "SERVESTATIC_CDN_MAX_AGE": "86400"}
+
+
+def purge_tag(proxy: Proxy, tag: str) -> int:
+    """PURGE with an xkey header: the number of objects Varnish removed."""
+    response = httpx.request("PURGE", proxy.url + "/", headers={"xkey": tag}, timeout=10)
+    assert response.status_code == 200, response.text
+    return int(response.reason_phrase.split()[1])  # "Invalidated N objects"
+
+
+def test_purging_a_tag_through_varnish_removes_exactly_the_tagged_objects(site: Path, tmp_path: Path) -> None:
+    """Varnish with the recipe's xkey variant: one tag purged, only its objects reach the origin
+    again; the release tag purged, everything does. HTML is kept (CDN-Cache-Control), so a
+    request that reaches the origin is one the purge caused, not a revalidation."""
+    release = f"release-{json.loads((site / MANIFEST_NAME).read_text())['build']}"
+    origin = Origin(site, env=CDN_ENV).start()
+    proxy = Varnish(tmp_path / "varnish", origin.port, variant="varnish-xkey.vcl").start()
+    paths = ["/index.html", "/docs/", "/docs/guide/", "/css/print.css", "/assets/app-3fA9c1bd.js"]
+    try:
+        def fetch_all() -> dict[str, int]:
+            """Each path once; how many times each has reached the origin so far."""
+            for path in paths:
+                response = get(proxy, path, "gzip, deflate, br")
+                assert response.status_code == 200, path
+                assert release in response.headers["cache-tag"].split(","), path
+            return {path: len(origin.requests(path)) for path in paths}
+
+        assert fetch_all() == dict.fromkeys(paths, 1)
+        assert fetch_all() == dict.fromkeys(paths, 1)  # all from the cache
+        assert purge_tag(proxy, "/docs/") == 2
+        assert fetch_all() == {**dict.fromkeys(paths, 1), "/docs/": 2, "/docs/guide/": 2}
+        assert purge_tag(proxy, "asset") == 1
+        assert fetch_all() == {**dict.fromkeys(paths, 1), "/docs/": 2, "/docs/guide/": 2,
+                               "/assets/app-3fA9c1bd.js": 2}
+        assert purge_tag(proxy, release) == len(paths)
+        assert fetch_all() == {**dict.fromkeys(paths, 2), "/docs/": 3, "/docs/guide/": 3,
+                               "/assets/app-3fA9c1bd.js": 3}
+        assert [entry["status"] for entry in origin.requests("/index.html")] == [200, 200]
+    finally:
+        proxy.stop()
+        origin.stop()
+
+
+OFFLOAD_REQUESTS = 1000  # N; the test sends N, then 10N, each through a fresh cache
+
+
+def test_with_cdn_cache_control_ten_times_the_traffic_barely_reaches_the_origin(
+        site: Path, tmp_path: Path) -> None:
+    """The Bar of issue 22 in small (bench/cdn_offload.py is the full run): Zipf-like traffic
+    over the site's URLs through the Varnish recipe, with SERVESTATIC_CDN_MAX_AGE on."""
+    urls = site_urls(site)
+    with Origin(site, env={"SERVESTATIC_CDN_MAX_AGE": "86400"}) as origin:
+        small = offload_run(origin, tmp_path / "n", urls, OFFLOAD_REQUESTS)
+        large = offload_run(origin, tmp_path / "10n", urls, 10 * OFFLOAD_REQUESTS)
+    assert large.origin_requests < 1.5 * small.origin_requests, (small, large)
+    assert large.share < 0.05, large
