@@ -162,7 +162,11 @@ def test_html_is_revalidated_at_the_origin_with_304s(stack: tuple[Proxy, Origin]
         assert statuses == [200, 200, 200, 200]
 
 
-STALE_IF_ERROR = 10  # seconds: short, so that the end of the window fits in a test
+# Seconds after the origin stops during which every answer must still be the last good copy:
+# the Bar's 60 s with Varnish; nginx, which keeps no HTML (its limit, docs/cdn.md), keeps the
+# shorter window that saves 50 s of suite time. The origin's stale-if-error is 5 s longer,
+# since a copy's window starts when it went stale (at the warm-up), not when the origin stopped.
+STALE_WINDOW = {"varnish": 60, "nginx": 10}
 PROBE_DELAY = 5  # seconds within which the Varnish recipe's probe must see the origin down or up
 
 
@@ -176,14 +180,17 @@ def answers(proxy: Proxy, expected: dict[str, tuple[int, bytes]]) -> bool:
 def test_the_last_good_copy_is_answered_while_the_origin_is_down(
         kind: str, site: Path, tmp_path: Path) -> None:
     """Warm the cache, stop the origin: the HTML (Varnish; nginx never stores `no-cache`),
-    a hashed asset and the 404 page are still answered until stale-if-error runs out;
+    a hashed asset and the 404 page are still answered for STALE_WINDOW seconds, checked
+    about four times a second, and no longer than stale-if-error;
     the origin back, the next request for the HTML revalidates there (a 304).
 
     Varnish answers stale copies once its probe has seen the origin down (about 2 s;
     a request for the HTML in between gets a 503), so the test waits for the first
     stale answer within PROBE_DELAY, then requires every answer to be right.
     """
-    env = {"SERVESTATIC_MAX_AGE": str(MAX_AGE), "SERVESTATIC_STALE_IF_ERROR": str(STALE_IF_ERROR)}
+    window = STALE_WINDOW[kind]
+    stale_if_error = window + 5
+    env = {"SERVESTATIC_MAX_AGE": str(MAX_AGE), "SERVESTATIC_STALE_IF_ERROR": str(stale_if_error)}
     origin = Origin(site, env=env).start()
     proxy = start_proxy(kind, tmp_path, origin)
     html_cached = kind == "varnish"
@@ -202,15 +209,16 @@ def test_the_last_good_copy_is_answered_while_the_origin_is_down(
         # From here on the 404 page (max-age 2) and the HTML (no-cache) are stale:
         # every answer is the kept copy.
         checks = 0
-        while time.monotonic() < stopped + STALE_IF_ERROR - 1:
+        while time.monotonic() < stopped + window:
             assert answers(proxy, expected), f"a wrong answer after {time.monotonic() - stopped:.1f} s"
             checks += 1
             time.sleep(0.25)  # pacing the checks over the window, which is the property under test
-        assert checks >= 10
+        assert answers(proxy, expected), "a wrong answer at the end of the window"  # at >= window s
+        assert checks >= 2 * window
         if html_cached:
             # Past the window the stale copy is no longer answered.
             while get(proxy, "/index.html", "gzip, deflate, br").status_code == 200:
-                assert time.monotonic() < stopped + STALE_IF_ERROR + 3, "stale HTML outlived stale-if-error"
+                assert time.monotonic() < stopped + stale_if_error + 3, "stale HTML outlived stale-if-error"
                 time.sleep(0.2)  # polling for the end of the window
         origin = Origin(site, port=origin.port, env=env).start()
         restarted = time.monotonic()
