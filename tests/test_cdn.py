@@ -384,3 +384,26 @@ def test_with_cdn_cache_control_ten_times_the_traffic_barely_reaches_the_origin(
         large = offload_run(origin, tmp_path / "10n", urls, 10 * OFFLOAD_REQUESTS)
     assert large.origin_requests < 1.5 * small.origin_requests, (small, large)
     assert large.share < 0.05, large
+
+
+@pytest.mark.parametrize("kind", sorted(PROXIES))
+def test_with_cdn_cache_control_html_is_kept_at_the_cache(kind: str, site: Path, tmp_path: Path) -> None:
+    """SERVESTATIC_CDN_MAX_AGE: the cache keeps HTML and answers it without asking the origin
+    (nginx through the X-Accel-Expires servestatic sends with it), while the client still
+    gets `no-cache`; the client's own If-None-Match is answered by the cache."""
+    with Origin(site, env={"SERVESTATIC_CDN_MAX_AGE": "86400"}) as origin:
+        proxy = start_proxy(kind, tmp_path, origin)
+        try:
+            responses = [get(proxy, "/docs/", "gzip, deflate, br") for _ in range(3)]
+            for response in responses:
+                assert response.status_code == 200
+                assert response.content == (site / "docs/index.html").read_bytes()
+                assert response.headers["cache-control"] == "no-cache, stale-if-error=86400"
+            etag = responses[0].headers["etag"]
+            conditional = get(proxy, "/docs/", "gzip, deflate, br", **{"If-None-Match": etag})
+            assert conditional.status_code == 304
+            assert [entry["status"] for entry in origin.requests("/docs/")] == [200]
+            if kind == "nginx":
+                assert "x-accel-expires" not in responses[0].headers  # nginx keeps it to itself
+        finally:
+            proxy.stop()

@@ -53,7 +53,8 @@ MISS = "miss"  # servestatic, for anything else: a redirect, the SPA index, a 40
 _NOT_ON_404 = frozenset({"content-length", "etag", "last-modified", "accept-ranges", "cache-control",
                          "expires",
                          # a 404 has CDN headers of its own (Table.miss_cdn_headers)
-                         "cdn-cache-control", "cache-tag", "surrogate-key", "edge-cache-tag"})
+                         "cdn-cache-control", "x-accel-expires", "cache-tag", "surrogate-key",
+                         "edge-cache-tag"})
 
 
 class StaticApp:
@@ -78,7 +79,7 @@ class StaticApp:
         self.cors = CorsPolicy(settings.cors, settings.timing_allow_origin)
         self.miss_cache = with_stale_if_error(f"public, max-age={settings.max_age}", settings.stale_if_error)
         # A 404's Cache-Control and, for the CDN, its cache tags and CDN-Cache-Control.
-        self.not_found_cache = [("Cache-Control", self.miss_cache), *table.miss_cdn_headers]
+        self.not_found_cache = table.policy.not_found_headers(table.not_found_build, self.miss_cache)
         # Read by the worker: whether static hits are answered in its event loop.
         self.fast_path = settings.fast_path
         self.early_hints = settings.early_hints  # answered by each front (core/answer.early_hint_headers)

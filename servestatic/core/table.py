@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -191,9 +192,8 @@ class Table:
         # Files the app holds on to: never evicted from `files`, so never built twice.
         self._pinned: dict[str, StaticFile] = {}
         self.not_found = self._pin(mount.prefix + NOT_FOUND_PAGE for mount in nearest_root)
-        # What a 404 carries for the CDN besides Cache-Control: its cache tags (the release of
-        # the mount nearest the root, and `404`) and CDN-Cache-Control; decided once.
-        self.miss_cdn_headers = self.policy.miss_cdn_headers(nearest_root[0].build)
+        # The build a 404's release tag names: the mount's nearest the root (policy.not_found_headers).
+        self.not_found_build = nearest_root[0].build
         self.spa_index: StaticFile | None = None
         self.spa_prefix = nearest_root[0].key_prefix
         if settings.spa:
@@ -442,7 +442,25 @@ class _HeaderPolicy:
                     # override that for the CDN.
                     full = [pair for pair in full if pair[0] != "CDN-Cache-Control"]
                     validators = [pair for pair in validators if pair[0] != "CDN-Cache-Control"]
+            if "x-accel-expires" in extra:
+                return full, validators
+        cdn = next((value for name, value in full if name.lower() == "cdn-cache-control"), None)
+        accel = self.accel_expires(cdn)
+        if accel is not None:
+            full, validators = [accel, *full], [accel, *validators]
         return full, validators
+
+    def accel_expires(self, cdn_cache_control: str | None) -> tuple[str, str] | None:
+        """`X-Accel-Expires` with CDN-Cache-Control's max-age, or None: nginx reads no
+        CDN-Cache-Control, but takes its cache lifetime from this header (and does not pass it
+        on). First among the headers: nginx 1.22 reads them in order, and only an
+        X-Accel-Expires read before Cache-Control keeps a `no-cache` answer storable."""
+        if cdn_cache_control is None:
+            return None
+        max_age = _MAX_AGE.search(cdn_cache_control)
+        if max_age is None or _forbids_shared_caching(("", cdn_cache_control)):
+            return None
+        return self.shared("X-Accel-Expires", max_age.group(1))
 
     def tags(self, mount: MountTable, relative: str, entry: FileEntry) -> tuple[str, str] | None:
         """The cache-tag header of a file (SERVESTATIC_CACHE_TAG_HEADER), or None when off
@@ -453,15 +471,20 @@ class _HeaderPolicy:
         tags = file_tags(mount.build, mount.prefix + relative, entry.content_type, entry.immutable)
         return (style.header, header_value(style, tags))
 
-    def miss_cdn_headers(self, build: str) -> list[tuple[str, str]]:
-        """The CDN headers of a 404: its tags (the release and `404`) and CDN-Cache-Control."""
-        headers = []
+    def not_found_headers(self, build: str, cache_control: str) -> list[tuple[str, str]]:
+        """A 404's Cache-Control and its CDN headers: its tags (the release and `404`) and
+        CDN-Cache-Control, with X-Accel-Expires before them all (`accel_expires`)."""
+        headers = [("Cache-Control", cache_control)]
         if self.tag_style is not None:
             tags = [release_tag(build), NOT_FOUND] if build else [NOT_FOUND]
             headers.append((self.tag_style.header, header_value(self.tag_style, tags)))
         if self.cdn_cache is not None:
             headers.append(("CDN-Cache-Control", self.cdn_cache))
-        return headers
+        accel = self.accel_expires(self.cdn_cache)
+        return headers if accel is None else [accel, *headers]
+
+
+_MAX_AGE = re.compile(r"(?i)(?:^|[\s,])max-age\s*=\s*\"?(\d+)")
 
 
 def _forbids_shared_caching(cache_control: tuple[str, str] | None) -> bool:
