@@ -15,7 +15,7 @@ import pytest
 
 from servestatic.site.cachetags import STYLES, directory_tags, file_tags, header_value
 from servestatic.site.names import MANIFEST_NAME
-from tests.support import REPO
+from tests.support import REPO, needs
 from tests.support.cli import SERVESTATIC, compress, environment
 from tests.support.http import raw_request
 from tests.support.server import ServerProcess, serving
@@ -149,3 +149,25 @@ def test_a_wrong_tag_header_stops_start_up(root: Path) -> None:
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith(
         "servestatic: error: SERVESTATIC_CACHE_TAG_HEADER: got 'x-tags'; expected one of off, cache-tag")
+
+
+REDBOT = REPO / ".cache" / "redbot" / "venv" / "bin" / "redbot"  # scripts/install/redbot.sh
+
+
+def test_redbot_finds_no_bad_note(root: Path) -> None:
+    """REDbot (HTTP lint) on an HTML page, a hashed and an unhashed file and a 404, with the
+    CDN headers on: no BAD note. (It warns that `no-cache` overrides `stale-if-error` and
+    that `public` is probably unnecessary: both meant, see docs/http.md.)"""
+    needs(REDBOT.exists(), "REDbot is not installed (scripts/install/redbot.sh)")
+    with serving(root, ENV) as running:
+        for path in ("/docs/", "/assets/app-3fA9c1bd.js", "/css/print.css", "/no/such/page"):
+            result = subprocess.run([str(REDBOT), "-o", "har", running.url + path], capture_output=True,
+                                    text=True, timeout=120)
+            assert result.returncode == 0, result.stderr
+            notes = [note for entry in json.loads(result.stdout)["log"]["entries"]
+                     for note in entry["_red_messages"]]
+            # It read our CDN-Cache-Control (a hashed file has none).
+            seen = "CDN_CACHE_CONTROL_PRESENT" in {note["note_id"] for note in notes}
+            assert seen is not path.startswith("/assets/"), (path, notes)
+            bad = [note for note in notes if note["level"] == "BAD"]
+            assert bad == [], (path, bad)
