@@ -94,7 +94,8 @@ class Manifest:
     # settings recompresses instead of trusting them.
     compression: dict[str, Any] = field(default_factory=dict)
     generator: str = ""
-    # The build id (`build_id`); "" until `dump` computes it.
+    # The build id a manifest was read with ("" for one older than it); `dump` always
+    # writes `build_id(files)`.
     build: str = ""
 
 
