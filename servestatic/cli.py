@@ -218,6 +218,9 @@ def diff(
         show_default=False)] = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print {changed, added, removed} as JSON instead of one path per line.")] = False,
+    as_tags: Annotated[bool, typer.Option(
+        "--tags", help="Print the cache tags to purge (SERVESTATIC_CACHE_TAG_HEADER), one per line: "
+                       "the directories of what changed, and 404 if files were added.")] = False,
 ) -> None:
     from servestatic.buildtime.diff import diff_manifests
     from servestatic.site.manifest import ManifestError
@@ -229,6 +232,9 @@ def diff(
         raise fail(str(error)) from None
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=1))
+    elif as_tags:
+        for tag in result.tags():
+            typer.echo(tag)
     else:
         for url in result.urls():
             typer.echo(url)

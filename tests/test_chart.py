@@ -502,6 +502,7 @@ ALL_SETTINGS_VALUES = {
     "workers": 3, "threads": 16, "keepalive": 120, "timeout": 45, "gracefulTimeout": 25,
     "maxAge": 300, "immutableMaxAge": 604800, "htmlCacheControl": "no-cache, must-revalidate",
     "staleIfError": 600, "preloadLinks": 4, "earlyHints": True, "timingAllowOrigin": "off",
+    "cacheTagHeader": "surrogate-key", "cdnMaxAge": 3600,
     "immutablePattern": r"\.[0-9a-f]{8}\.", "cors": "https://a.example.com,https://b.example.com",
     "spa": True, "headerRules": HEADER_RULES, "healthPath": "/-/health", "readyPath": "/-/ready",
     "appHealthPath": "/-/app", "fastPath": False, "accessLog": "json",
@@ -539,6 +540,7 @@ def test_every_servestatic_value_reaches_its_environment_variable() -> None:
     assert settings.html_cache_control == "no-cache, must-revalidate"
     assert (settings.stale_if_error, settings.preload_links, settings.timing_allow_origin) == (600, 4, "off")
     assert settings.early_hints is True
+    assert (settings.cache_tag_header, settings.cdn_max_age) == ("surrogate-key", 3600)
     assert settings.immutable_pattern == r"\.[0-9a-f]{8}\."
     assert settings.cors == ("https://a.example.com", "https://b.example.com")
     assert settings.spa is True

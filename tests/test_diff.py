@@ -103,3 +103,24 @@ def test_unreadable_manifest_is_one_line(tmp_path: Path, builds: tuple[Path, Pat
         assert result.returncode == 2
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert str(other) in result.stderr
+
+
+def test_tags_to_purge_instead_of_urls(builds: tuple[Path, Path]) -> None:
+    """`--tags`: the directories of what changed (their deepest tag, less those inside another)
+    and `404` for the cached 404s of added files; the tags servestatic sends
+    (tests/test_http_cdn_headers.py), percent-encoded alike."""
+    kept, site = builds
+    (site / "docs" / "guide" / "index.html").write_text("<!doctype html><title>Guide, new</title>\n")
+    (site / "docs" / "index.html").write_text("<!doctype html><title>Docs, new</title>\n")
+    (site / "data" / "résumé.txt").write_text("changed\n")
+    (site / "data" / "sous dossier").mkdir()
+    (site / "data" / "sous dossier" / "x.txt").write_text("new\n")
+    compress(site)
+    result = diff(kept, site, "--tags", "--prefix", "/static/")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["/static/data/", "/static/docs/", "404"]
+    (site / "robots.txt").write_text("User-agent: *\n")  # the root's directory covers everything
+    compress(site)
+    assert diff(kept, site, "--tags").stdout.splitlines() == ["/", "404"]
+    compress(site)
+    assert diff(site, site, "--tags").stdout == ""

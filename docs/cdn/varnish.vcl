@@ -15,7 +15,9 @@
 # - it answers 503 when the origin is down: here, once the health probe below has
 #   seen it down (two failed probes, about 2 s), the last good copy is answered for as
 #   long as the origin's stale-if-error allows (a day by default), HTML and 404s
-#   included; once the probe sees it back, stale copies are revalidated there again.
+#   included; once the probe sees it back, stale copies are revalidated there again;
+# - it ignores CDN-Cache-Control (RFC 9213): here, when the origin sends it
+#   (SERVESTATIC_CDN_MAX_AGE), it decides how long a copy is kept, in place of Cache-Control.
 vcl 4.1;
 
 import std;
@@ -115,6 +117,23 @@ sub vcl_backend_response {
     if (beresp.http.Vary) {
         set beresp.http.Vary = regsuball(beresp.http.Vary, "(?i)\bAccept-Encoding\b",
                                          "X-Servestatic-Encoding");
+    }
+
+    # CDN-Cache-Control (RFC 9213; SERVESTATIC_CDN_MAX_AGE) is this cache's Cache-Control
+    # when the origin sends it: HTML kept for its max-age rather than revalidated on every
+    # request, while browsers still get Cache-Control's no-cache. The deploy purges what
+    # changed (docs/cdn.md). Its stale-if-error is the grace, as servestatic_grace does below.
+    if (beresp.http.CDN-Cache-Control ~ "(?i)(^|[ ,])max-age=[0-9]+"
+            && beresp.http.CDN-Cache-Control !~ "(?i)(no-store|private)"
+            && !beresp.http.Set-Cookie && beresp.http.Vary != "*") {
+        set beresp.ttl = std.duration(regsub(beresp.http.CDN-Cache-Control,
+            "(?i)^(.*[ ,])?max-age=([0-9]+).*$", "\2s"), 0s);
+        set beresp.grace = std.duration(regsub(beresp.http.CDN-Cache-Control,
+            "(?i)^(.*[ ,])?stale-if-error=([0-9]+).*$", "\2s"), 0s);
+        if (beresp.http.ETag || beresp.http.Last-Modified) {
+            set beresp.keep = 1d;
+        }
+        return (deliver);
     }
 
     if (beresp.http.Set-Cookie || beresp.http.Cache-Control ~ "(?i)(no-store|private)"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Varnish and nginx from Debian, for the CDN recipe tests (tests/test_cdn.py), which start
+# Varnish (with varnish-modules, for the xkey vmod of the cache-tag tests) and nginx from
+# Debian, for the CDN recipe tests (tests/test_cdn.py), which start
 # them as plain processes on loopback ports with docs/cdn/varnish.vcl and docs/cdn/nginx.conf.
 # Idempotent: installs only what is missing.
 #
@@ -7,4 +8,4 @@
 # on a machine with systemd they start at install, which the tests do not depend on.
 set -euo pipefail
 source "$(dirname "$0")/../lib/apt.sh"
-apt_install_missing varnish nginx
+apt_install_missing varnish varnish-modules nginx

@@ -9,6 +9,9 @@ any variant (an encoding added, dropped or re-made) differs. A directory URL
 with its index, because the cache stores it as a URL of its own.
 
 Paths are printed as a cache sees them in a request: percent-encoded UTF-8.
+
+`--tags` prints cache tags (site/cachetags.py) instead, for a CDN's purge by tag:
+fewer calls, at the price of purging more than changed (`ManifestDiff.tags`).
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
+from servestatic.site.cachetags import NOT_FOUND, directory_tags
 from servestatic.site.manifest import ManifestError, manifest_path, read_file
 from servestatic.site.names import INDEX
 from servestatic.site.scan import never_served
@@ -37,6 +41,19 @@ class ManifestDiff:
     def urls(self) -> list[str]:
         """Every URL to purge, sorted, each once."""
         return sorted({*self.changed, *self.added, *self.removed})
+
+    def tags(self) -> list[str]:
+        """The fewest cache tags whose purge removes every URL of `urls`, sorted: each listed
+        file's directory (the deepest tag it carries), less those inside another listed
+        directory, and `404` when files were added (their cached 404s). A purge of these
+        removes everything else in those directories too; `urls` is the exact list."""
+        directories = {directory_tags(unquote(url))[-1]
+                       for url in (*self.changed, *self.removed, *self.added)}
+        tags = {tag for tag in directories
+                if not any(tag != other and tag.startswith(other) for other in directories)}
+        if self.added:
+            tags.add(NOT_FOUND)
+        return sorted(tags)
 
     def as_dict(self) -> dict[str, list[str]]:
         return {"changed": self.changed, "added": self.added, "removed": self.removed}

@@ -331,6 +331,18 @@ class Settings:
         "SERVESTATIC_TIMING_ALLOW_ORIGIN", "cors", _parse_choice("cors", "*", "off"),
         "Timing-Allow-Origin, so that real-user monitoring on another origin sees the sizes and "
         "timings of files: 'cors' (whatever SERVESTATIC_CORS allows), '*' or 'off'.")
+    # --- for the CDN in front (core/cdnheaders.py; docs/cdn.md)
+    cache_tag_header: str = setting(
+        "SERVESTATIC_CACHE_TAG_HEADER", "off",
+        _parse_choice("off", "cache-tag", "surrogate-key", "edge-cache-tag"),
+        "Header naming each file's cache tags (its build, its kind and its directories) for a "
+        "CDN's purge by tag: cache-tag (Cloudflare), surrogate-key (Fastly), edge-cache-tag "
+        "(Akamai) or off.")
+    cdn_max_age: int = setting(
+        "SERVESTATIC_CDN_MAX_AGE", "0", _parse_int(0),
+        "Seconds a CDN may keep HTML, unhashed files and 404s without asking the origin "
+        "(CDN-Cache-Control, RFC 9213) while browsers still revalidate; purge on deploy with "
+        "`servestatic diff`; 0: off.")
     spa: bool = setting(
         "SERVESTATIC_SPA", "false", _parse_bool,
         "Single-page app mode: unknown extension-less paths get /index.html.")

@@ -51,7 +51,10 @@ HEALTH = "health"  # the health and readiness endpoints
 APP = "app"  # the user's app
 MISS = "miss"  # servestatic, for anything else: a redirect, the SPA index, a 404
 _NOT_ON_404 = frozenset({"content-length", "etag", "last-modified", "accept-ranges", "cache-control",
-                         "expires"})
+                         "expires",
+                         # a 404 has CDN headers of its own (Table.miss_cdn_headers)
+                         "cdn-cache-control", "x-accel-expires", "cache-tag", "surrogate-key",
+                         "edge-cache-tag"})
 
 
 class StaticApp:
@@ -75,6 +78,8 @@ class StaticApp:
         self.ready = bool(table.paths) or user_app is not None
         self.cors = CorsPolicy(settings.cors, settings.timing_allow_origin)
         self.miss_cache = with_stale_if_error(f"public, max-age={settings.max_age}", settings.stale_if_error)
+        # A 404's Cache-Control and, for the CDN, its cache tags and CDN-Cache-Control.
+        self.not_found_cache = table.policy.not_found_headers(table.not_found_build, self.miss_cache)
         # Read by the worker: whether static hits are answered in its event loop.
         self.fast_path = settings.fast_path
         self.early_hints = settings.early_hints  # answered by each front (core/answer.early_hint_headers)
@@ -325,10 +330,9 @@ class StaticApp:
                     # without those that would describe it as a cacheable 200.
                     headers = [pair for pair in representation.headers
                                if pair[0].lower() not in _NOT_ON_404]
-                    headers.append(("Cache-Control", self.miss_cache))
+                    headers += self.not_found_cache
                     return self.simple("404 Not Found", headers, body, method)
-        return self.simple("404 Not Found", [("Cache-Control", self.miss_cache)],
-                           b"404 Not Found\n", method)
+        return self.simple("404 Not Found", list(self.not_found_cache), b"404 Not Found\n", method)
 
     def read_small(self, representation: Representation) -> bytes | None:
         try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -33,8 +34,15 @@ from servestatic.core.headerrules import HeaderRule, headers_for, load_rules
 from servestatic.core.http import accepts, http_date, with_stale_if_error
 from servestatic.core.livemount import live_entry
 from servestatic.core.security import SecurityPolicy
+from servestatic.site.cachetags import NOT_FOUND, STYLES, file_tags, header_value, release_tag
 from servestatic.site.hashednames import immutable_test
-from servestatic.site.manifest import CompactEntry, FileEntry, ManifestError, read_for_serving, served_entry
+from servestatic.site.manifest import (
+    CompactEntry,
+    FileEntry,
+    ManifestError,
+    read_for_serving_with_build,
+    served_entry,
+)
 from servestatic.site.names import ENCODING_SUFFIXES, INDEX, MANIFEST_NAME, NOT_FOUND_PAGE
 from servestatic.site.scan import never_served
 
@@ -114,10 +122,11 @@ class StaticFile:
 class MountTable:
     """One mount's share of the table: its directory and prefix, and where its entries came from."""
 
-    __slots__ = ("count", "key_prefix", "live", "prefix", "real_root", "root", "source")
+    __slots__ = ("build", "count", "key_prefix", "live", "prefix", "real_root", "root", "source")
 
-    def __init__(self, mount: Mount, count: int, source: str):
+    def __init__(self, mount: Mount, count: int, source: str, build: str = ""):
         self.prefix = mount.prefix
+        self.build = build  # the manifest's build id: the release its cache tags name
         self.key_prefix = wsgi_key(mount.prefix)
         self.root = os.path.join(mount.root, "")
         self.real_root = os.path.join(os.path.realpath(mount.root), "")
@@ -183,6 +192,8 @@ class Table:
         # Files the app holds on to: never evicted from `files`, so never built twice.
         self._pinned: dict[str, StaticFile] = {}
         self.not_found = self._pin(mount.prefix + NOT_FOUND_PAGE for mount in nearest_root)
+        # The build a 404's release tag names: the mount's nearest the root (policy.not_found_headers).
+        self.not_found_build = nearest_root[0].build
         self.spa_index: StaticFile | None = None
         self.spa_prefix = nearest_root[0].key_prefix
         if settings.spa:
@@ -342,6 +353,13 @@ class _HeaderPolicy:
                                                  settings.stale_if_error)
         self.html_cache = with_stale_if_error(settings.html_cache_control, settings.stale_if_error)
         self.cors = CorsPolicy(settings.cors, settings.timing_allow_origin)
+        # --- for the CDN in front (site/cachetags.py; docs/cdn.md)
+        # CDN-Cache-Control (RFC 9213) for HTML, unhashed files and 404s: a CDN keeps them this
+        # long without asking the origin, browsers still follow Cache-Control; None: off.
+        self.cdn_cache = (with_stale_if_error(f"public, max-age={settings.cdn_max_age}",
+                                              settings.stale_if_error)
+                          if settings.cdn_max_age else None)
+        self.tag_style = STYLES.get(settings.cache_tag_header)
         # Most files share their common headers with thousands of others: each
         # combination is built once, and a built file costs two lists less.
         self._common_cache: dict[tuple[str, bool, bool, str | None], tuple[
@@ -399,6 +417,8 @@ class _HeaderPolicy:
             validators.append(shared("Vary", vary_value))
         if last_modified:
             validators.append(shared("Last-Modified", last_modified))
+        if self.cdn_cache is not None and not entry.immutable and not _forbids_shared_caching(cache):
+            validators.append(shared("CDN-Cache-Control", self.cdn_cache))
         validators += [shared(name, value) for name, value in self.cors.fixed_headers()]
         full = [
             shared("Content-Type", entry.content_type),
@@ -415,9 +435,61 @@ class _HeaderPolicy:
                 for name, value in extra.values():
                     if value:
                         full.append(shared(name, value))
-                        if name.lower() in {"cache-control", "expires"}:
+                        if name.lower() in {"cache-control", "expires", "cdn-cache-control"}:
                             validators.append(shared(name, value))
+                if "cdn-cache-control" not in extra and _forbids_shared_caching(extra.get("cache-control")):
+                    # A rule made the file private or unstorable: our CDN lifetime must not
+                    # override that for the CDN.
+                    full = [pair for pair in full if pair[0] != "CDN-Cache-Control"]
+                    validators = [pair for pair in validators if pair[0] != "CDN-Cache-Control"]
+            if "x-accel-expires" in extra:
+                return full, validators
+        cdn = next((value for name, value in full if name.lower() == "cdn-cache-control"), None)
+        accel = self.accel_expires(cdn)
+        if accel is not None:
+            full, validators = [accel, *full], [accel, *validators]
         return full, validators
+
+    def accel_expires(self, cdn_cache_control: str | None) -> tuple[str, str] | None:
+        """`X-Accel-Expires` with CDN-Cache-Control's max-age, or None: nginx reads no
+        CDN-Cache-Control, but takes its cache lifetime from this header (and does not pass it
+        on). First among the headers: nginx 1.22 reads them in order, and only an
+        X-Accel-Expires read before Cache-Control keeps a `no-cache` answer storable."""
+        if cdn_cache_control is None:
+            return None
+        max_age = _MAX_AGE.search(cdn_cache_control)
+        if max_age is None or _forbids_shared_caching(("", cdn_cache_control)):
+            return None
+        return self.shared("X-Accel-Expires", max_age.group(1))
+
+    def tags(self, mount: MountTable, relative: str, entry: FileEntry) -> tuple[str, str] | None:
+        """The cache-tag header of a file (SERVESTATIC_CACHE_TAG_HEADER), or None when off
+        or when a header rule sets that header for the file (the rule's value is sent)."""
+        style = self.tag_style
+        if style is None or (self.rules and style.header.lower() in headers_for(self.rules, relative)):
+            return None
+        tags = file_tags(mount.build, mount.prefix + relative, entry.content_type, entry.immutable)
+        return (style.header, header_value(style, tags))
+
+    def not_found_headers(self, build: str, cache_control: str) -> list[tuple[str, str]]:
+        """A 404's Cache-Control and its CDN headers: its tags (the release and `404`) and
+        CDN-Cache-Control, with X-Accel-Expires before them all (`accel_expires`)."""
+        headers = [("Cache-Control", cache_control)]
+        if self.tag_style is not None:
+            tags = [release_tag(build), NOT_FOUND] if build else [NOT_FOUND]
+            headers.append((self.tag_style.header, header_value(self.tag_style, tags)))
+        if self.cdn_cache is not None:
+            headers.append(("CDN-Cache-Control", self.cdn_cache))
+        accel = self.accel_expires(self.cdn_cache)
+        return headers if accel is None else [accel, *headers]
+
+
+_MAX_AGE = re.compile(r"(?i)(?:^|[\s,])max-age\s*=\s*\"?(\d+)")
+
+
+def _forbids_shared_caching(cache_control: tuple[str, str] | None) -> bool:
+    return cache_control is not None and any(directive in cache_control[1].lower()
+                                             for directive in ("private", "no-store"))
 
 
 def _representations(mount: MountTable, relative: str, entry: FileEntry, policy: _HeaderPolicy,
@@ -432,6 +504,9 @@ def _representations(mount: MountTable, relative: str, entry: FileEntry, policy:
     link = policy.link(mount.prefix, relative, entry)
     if link is not None:
         common = [*common, link]
+    tags = policy.tags(mount, relative, entry)
+    if tags is not None:  # on a 304 too: a cache refreshing its copy keeps its tags current
+        common, validators = [*common, tags], [*validators, tags]
     items = [("identity", base, entry.size, entry.hash, entry.digests)]
     items += [
         (coding, base + ENCODING_SUFFIXES[coding], variant.size, variant.hash, variant.digests)
@@ -503,13 +578,14 @@ def _load_mount(settings: Settings, mount: Mount) -> tuple[MountTable, dict[str,
     if mount.live:
         return MountTable(mount, 0, "disk on each request"), {}
     try:
-        entries = read_for_serving(mount.root)
+        entries, build = read_for_serving_with_build(mount.root)
         source = "manifest"
     except ManifestError as error:
         if (mount.root / MANIFEST_NAME).exists():
             raise
         log.warning("%s; scanning the tree instead (slower start, no build-time variants "
                     "unless .br/.gz files are already there)", error)
-        entries = dict(build_from_tree(mount.root, settings.immutable_pattern).files)
+        scanned = build_from_tree(mount.root, settings.immutable_pattern)
+        entries, build = dict(scanned.files), scanned.build
         source = "scan"
-    return MountTable(mount, len(entries), source), entries
+    return MountTable(mount, len(entries), source, build), entries

@@ -15,6 +15,11 @@ served without those headers until the next `compress`. A variant keeps its own
 digests, so any later kind of variant (a dictionary delta) can carry them too.
 An HTML file may also carry `preload`: the Link preload hints of its head
 (buildtime/preload.py), optional in the same way.
+
+The manifest's `build` is the build id (`build_id`): a digest of every file's
+served bytes, the same for the same build whenever it is made, and the release a
+response's cache tag names (site/cachetags.py). A manifest without one (older)
+is served without a release tag until the next `compress`.
 """
 
 from __future__ import annotations
@@ -89,6 +94,9 @@ class Manifest:
     # settings recompresses instead of trusting them.
     compression: dict[str, Any] = field(default_factory=dict)
     generator: str = ""
+    # The build id a manifest was read with ("" for one older than it); `dump` always
+    # writes `build_id(files)`.
+    build: str = ""
 
 
 @dataclass(frozen=True)
@@ -246,6 +254,11 @@ CompactEntry = tuple[Any, Any, Any, Any, Any, Any, Any, Any]
 
 
 def read_for_serving(root: Path) -> dict[str, CompactEntry | dict[str, Any]]:
+    """The manifest's files for the server (`read_for_serving_with_build` without the build id)."""
+    return read_for_serving_with_build(root)[0]
+
+
+def read_for_serving_with_build(root: Path) -> tuple[dict[str, CompactEntry | dict[str, Any]], str]:
     """The manifest's files for the server: relative path -> compact entry.
 
     The server keeps every entry for as long as it runs, and a worker's memory
@@ -258,8 +271,13 @@ def read_for_serving(root: Path) -> dict[str, CompactEntry | dict[str, Any]]:
     per representation (about 200 bytes: the part of an entry that grows most). An entry
     of an unexpected shape is kept as its dict, for `served_entry` to judge
     when the file is first asked for.
+
+    With them the manifest's build id: "" when it has none (a manifest older than it)
+    or one of another shape.
     """
-    return read_file(manifest_path(root), object_hook=_compactor())["files"]
+    data = read_file(manifest_path(root), object_hook=_compactor())
+    build = data.get("build")
+    return data["files"], build if isinstance(build, str) and _BUILD.fullmatch(build) else ""
 
 
 def _compactor() -> Callable[[dict[str, Any]], Any]:
@@ -321,20 +339,40 @@ def load(root: Path) -> Manifest:
         files = {path: entry_from_json(entry) for path, entry in data["files"].items()}
     except ValueError as error:
         raise ManifestError(f"manifest {manifest_path(root)}: {error}; run compress again") from None
+    build = data.get("build")
     return Manifest(files=files, compression=data.get("compression", {}),
-                    generator=data.get("generator", ""))
+                    generator=data.get("generator", ""),
+                    build=build if isinstance(build, str) and _BUILD.fullmatch(build) else "")
 
 
 def dump(manifest: Manifest) -> bytes:
     data = {
         "format": FORMAT_VERSION,
         "generator": manifest.generator,
+        "build": build_id(manifest.files),
         "compression": manifest.compression,
         "files": {path: _entry_json(entry) for path, entry in sorted(manifest.files.items())},
     }
     # No indent: json's C encoder runs only without one, and a 3,500-file
     # manifest then takes 40 ms instead of most of a second to write.
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+# A build id as `build_id` makes it: what a cache tag may hold (site/cachetags.py).
+_BUILD = re.compile(r"[0-9a-z]{1,64}")
+
+
+def build_id(files: dict[str, FileEntry]) -> str:
+    """The build id: 16 hex digits of a SHA-256 over each file's path and served bytes
+    (content hash, media type, every variant's hash). Made from the content rather than
+    the clock, so compressing the same tree again, or on another machine, gives the same
+    id, and a release tag names a build, not a run."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        entry = files[path]
+        variants = ",".join(f"{coding}={variant.hash}" for coding, variant in sorted(entry.variants.items()))
+        digest.update(f"{path}\0{entry.hash}\0{entry.content_type}\0{variants}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def _entry_json(entry: FileEntry) -> dict[str, Any]:
@@ -404,4 +442,4 @@ def build_from_tree(root: Path, immutable_pattern: str = "auto") -> Manifest:
             except OSError:
                 continue
         files[found.relative] = entry
-    return Manifest(files=files, generator="scan at start-up")
+    return Manifest(files=files, generator="scan at start-up", build=build_id(files))

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import REPO, needs_tool, wait_for
+from tests.support import REPO, needs, needs_tool, wait_for
 from tests.support.server import ServerProcess, free_port, wait_until_answering
 
 RECIPES = REPO / "docs" / "cdn"
@@ -121,7 +121,9 @@ class Varnish(Proxy):
 
     name = "varnish"
 
-    def __init__(self, workdir: Path, origin_port: int):
+    def __init__(self, workdir: Path, origin_port: int, variant: str | None = None):
+        """`variant`: a file of docs/cdn/ that includes the recipe (varnish-xkey.vcl), loaded
+        in its place, beside it."""
         super().__init__(workdir)
         self.varnishd = find_tool("varnishd")
         vcl = substitute((RECIPES / "varnish.vcl").read_text(), {
@@ -131,6 +133,12 @@ class Varnish(Proxy):
         })
         self.vcl = workdir / "servestatic.vcl"
         self.vcl.write_text(vcl)
+        if variant is not None:
+            if "xkey" in variant:
+                needs(any(Path("/usr/lib").glob("*/varnish/vmods/libvmod_xkey.so")),
+                      "Varnish's xkey vmod is not installed (scripts/install/caches.sh: varnish-modules)")
+            self.vcl = workdir / variant
+            shutil.copyfile(RECIPES / variant, self.vcl)
 
     def command(self) -> list[str]:
         # -j none: no privilege separation, so it runs as whoever runs the tests;
