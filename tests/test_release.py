@@ -22,7 +22,9 @@ import pytest
 import servestatic
 from servestatic.platform import versions
 from tests.helmchart import objects
-from tests.support import REPO, needs, needs_tool, wait_for
+from tests.support import EXAMPLE_SITE, REPO, needs, needs_tool, wait_for
+from tests.support.server import free_port
+from tests.support.site import copy_site
 
 WORKFLOWS = REPO / ".github" / "workflows"
 TOOLS = REPO / ".cache" / "release" / "bin"
@@ -159,12 +161,33 @@ def scripts_release(dist: Path, **environ: str) -> subprocess.CompletedProcess[s
                           env={**env, **environ}, capture_output=True, text=True, timeout=1200)
 
 
+def needs_emulation() -> None:
+    """arm64 binaries run here (scripts/install/qemu.sh registers qemu-aarch64), or skip."""
+    registered = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+    needs(registered.exists() and "enabled" in registered.read_text(),
+          "qemu-aarch64 is not registered with binfmt_misc (scripts/install/qemu.sh does it)")
+
+
+def key_pair(directory: Path, password: str) -> Path:
+    """A cosign key pair in `directory` (cosign.key, cosign.pub); returns the private key's path."""
+    made = subprocess.run([release_tool("cosign"), "generate-key-pair"], cwd=directory, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "COSIGN_PASSWORD": password})
+    assert made.returncode == 0, made.stderr
+    return directory / "cosign.key"
+
+
 @pytest.fixture(scope="module")
 def released(registry: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """scripts/release against the test's registry, signing with a key given in the environment."""
     needs_tool("podman")
-    release_tool("crane")
+    needs_emulation()
+    for name in ("crane", "oras", "cosign"):
+        release_tool(name)
+    needs((REPO / ".cache/cnb/bin/pack").exists(), "pack is not installed (scripts/install/lifecycle.sh)")
     dist = tmp_path_factory.mktemp("dist")
-    result = scripts_release(dist, SERVESTATIC_RELEASE_REGISTRY=f"{registry}/servestatic")
+    key = key_pair(tmp_path_factory.mktemp("key"), "release-test")
+    result = scripts_release(dist, SERVESTATIC_RELEASE_REGISTRY=f"{registry}/servestatic",
+                             SERVESTATIC_RELEASE_COSIGN_KEY=str(key), COSIGN_PASSWORD="release-test")
     assert result.returncode == 0, result.stderr[-4000:]
     return dist, json.loads((dist / "release.json").read_text())
 
@@ -180,14 +203,25 @@ def crane_json(*args: str) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
+def run_tool(name: str, *args: str | Path, **options: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([release_tool(name), *args], capture_output=True, text=True, timeout=120, **options)
+
+
+ARCHES = ["amd64", "arm64"]
+
+
 def test_release_lists_every_artifact_and_its_checksum(released: tuple[Path, dict[str, Any]],
                                                       registry: str) -> None:
     dist, listing = released
     version = servestatic.__version__
     assert listing["version"] == version
+    per_image = ["image", "sbom", "sbom", "sbom-referrer", "sbom-referrer"]
+    per_variant = per_image * len(ARCHES) + ["index", "signature"]
     assert [artifact["kind"] for artifact in listing["artifacts"]] == [
-        "wheel", "sdist", "image", "sbom", "sbom", "image", "sbom", "sbom", "chart", "provenance"]
-    files = [item for kind in ("wheel", "sdist", "sbom", "provenance") for item in by_kind(listing, kind)]
+        "wheel", "sdist", *per_variant, *per_variant, "buildpack", "buildpack", "buildpack", "chart",
+        "provenance"]
+    files = [item for kind in ("wheel", "sdist", "sbom", "buildpack", "provenance")
+             for item in by_kind(listing, kind) if not item["reference"].startswith(registry)]
     for artifact in by_kind(listing, "wheel") + by_kind(listing, "sdist"):
         assert version in artifact["name"]
     for artifact in files:
@@ -198,40 +232,189 @@ def test_release_lists_every_artifact_and_its_checksum(released: tuple[Path, dic
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert sorted(line.split()[1] for line in (dist / "SHA256SUMS").read_text().splitlines()) == sorted(
         [f"chart/servestatic-{version}.tgz"] + [artifact["reference"] for artifact in files])
-    for artifact in by_kind(listing, "image") + by_kind(listing, "chart"):
+    pushed = [item for item in listing["artifacts"] if item not in files]
+    for artifact in pushed:
         assert registry in artifact["reference"]
         assert artifact["reference"].endswith("@" + artifact["digest"])
+    for artifact in pushed:  # each digest is what the registry serves for it
+        assert run_tool("crane", "digest", artifact["reference"].removeprefix("oci://"), "--insecure"
+                        ).stdout.strip() == artifact["digest"]
 
 
-def test_images_pull_by_digest_run_and_carry_the_version(released: tuple[Path, dict[str, Any]],
-                                                         registry: str) -> None:
+def test_images_form_one_index_per_variant_with_both_platforms(released: tuple[Path, dict[str, Any]],
+                                                               registry: str) -> None:
     _, listing = released
     version = servestatic.__version__
-    images = by_kind(listing, "image")
     short = versions.image_tag(version)
-    assert [image["tags"] for image in images] == [[version, short],
-                                                  [f"{version}-onbuild", f"{short}-onbuild"]]
-    for image in images:
-        assert image["platform"] == "linux/amd64"
-        config = crane_json("config", image["reference"])
-        assert (config["os"], config["architecture"]) == ("linux", "amd64")
-        labels = config["config"]["Labels"]
-        assert labels["org.opencontainers.image.version"] == version
-        assert labels["org.opencontainers.image.revision"] == listing["revision"]
-        for tag in image["tags"]:  # every tag names the listed digest
-            digest = subprocess.run([release_tool("crane"), "digest", f"{registry}/servestatic/base:{tag}",
-                                     "--insecure"], capture_output=True, text=True, timeout=60)
-            assert digest.stdout.strip() == image["digest"], digest.stderr
-    base = images[0]["reference"]
-    pulled = subprocess.run(["podman", "pull", "--tls-verify=false", base], capture_output=True, text=True,
-                            timeout=300)
-    assert pulled.returncode == 0, pulled.stderr
+    indexes = by_kind(listing, "index")
+    images = by_kind(listing, "image")
+    assert [index["tags"] for index in indexes] == [[version, short],
+                                                    [f"{version}-onbuild", f"{short}-onbuild"]]
+    assert [image["platform"] for image in images] == ["linux/amd64", "linux/arm64"] * 2
+    for number, index in enumerate(indexes):
+        manifest = crane_json("manifest", index["reference"])
+        assert manifest["mediaType"] == "application/vnd.oci.image.index.v1+json"
+        platforms = {f"{entry['platform']['os']}/{entry['platform']['architecture']}": entry["digest"]
+                     for entry in manifest["manifests"]}
+        mine = images[2 * number:2 * number + 2]
+        assert platforms == {image["platform"]: image["digest"] for image in mine}
+        for tag in index["tags"]:  # every tag names the index
+            assert run_tool("crane", "digest", f"{registry}/servestatic/base:{tag}", "--insecure"
+                            ).stdout.strip() == index["digest"]
+        for image in mine:
+            config = crane_json("config", image["reference"])
+            assert f"{config['os']}/{config['architecture']}" == image["platform"]
+            labels = config["config"]["Labels"]
+            assert labels["org.opencontainers.image.version"] == version
+            assert labels["org.opencontainers.image.revision"] == listing["revision"]
+            assert config["config"]["Healthcheck"]["Test"][0] == "CMD"  # docker format kept it
+
+
+def answered_200(url: str) -> httpx.Response | None:
     try:
-        said = subprocess.run(["podman", "run", "--rm", base, "version"], capture_output=True, text=True,
-                              timeout=120)
-        assert said.stdout.strip() == version, said.stdout + said.stderr
-    finally:  # the registry's port changes every run: keep no stale name in podman's store
-        subprocess.run(["podman", "rmi", base], capture_output=True, timeout=60)
+        response = httpx.get(url, headers={"Accept-Encoding": "br"}, timeout=2)
+    except httpx.TransportError:
+        return None
+    return response if response.status_code == 200 else None
+
+
+def assert_serves_the_site(image_id: str, platform: str, site: Path) -> None:
+    """Run the image for `platform` (emulated for arm64) on the example site, and ask it for /."""
+    port = free_port()
+    name = f"servestatic-release-{platform.replace('/', '-')}-{port}"
+    started = subprocess.run(["podman", "run", "--detach", "--name", name, "--platform", platform,
+                              "--publish", f"127.0.0.1:{port}:8000", "--volume", f"{site}:/srv/www",
+                              image_id],
+                             capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr
+
+    def logs() -> str:
+        shown = subprocess.run(["podman", "logs", name], capture_output=True, text=True, timeout=60)
+        return f"the {platform} container to answer / with 200:\n" + shown.stdout + shown.stderr
+
+    try:  # emulated, gunicorn starts and brotli compresses the site slowly: a long deadline
+        response = wait_for(lambda: answered_200(f"http://127.0.0.1:{port}/"), 120, logs)
+        assert response.headers["content-encoding"] == "br"  # the platform's brotli wheel works
+        assert response.text == (EXAMPLE_SITE / "index.html").read_text()
+        machine = subprocess.run(["podman", "exec", name, "python3", "-c",
+                                  "import platform; print(platform.machine())"],
+                                 capture_output=True, text=True, timeout=60)
+        assert machine.stdout.strip() == {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}[platform]
+    finally:
+        subprocess.run(["podman", "rm", "--force", "--time", "0", name], capture_output=True, timeout=60)
+
+
+def test_each_platform_pulls_from_the_index_and_the_arm64_one_serves_the_site(
+        released: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    _, listing = released
+    index = by_kind(listing, "index")[0]["reference"]
+    expected = {image["platform"]: image["digest"] for image in by_kind(listing, "image")[:2]}
+    site = copy_site(tmp_path / "site")
+    for path in [site, *site.rglob("*")]:  # compressed at start by the container's user
+        path.chmod(0o777 if path.is_dir() else 0o666)
+    for platform, digest in expected.items():
+        pulled = subprocess.run(["podman", "pull", "--tls-verify=false", "--platform", platform, index],
+                                capture_output=True, text=True, timeout=300)
+        assert pulled.returncode == 0, pulled.stderr
+        try:
+            image_id = pulled.stdout.strip().splitlines()[-1]
+            digests = subprocess.run(["podman", "image", "inspect", "--format", "{{json .RepoDigests}}",
+                                      image_id], capture_output=True, text=True, timeout=60).stdout
+            assert digest in digests, (platform, digests)
+            said = subprocess.run(["podman", "run", "--rm", "--platform", platform, image_id, "version"],
+                                  capture_output=True, text=True, timeout=120)
+            assert said.stdout.strip() == servestatic.__version__, said.stdout + said.stderr
+            if platform == "linux/arm64":
+                assert_serves_the_site(image_id, platform, site)
+        finally:  # the registry's port changes every run: keep no stale name in podman's store
+            subprocess.run(["podman", "rmi", "--force", index], capture_output=True, timeout=60)
+
+
+def test_each_index_and_image_is_signed_and_verifies(released: tuple[Path, dict[str, Any]],
+                                                     tmp_path: Path) -> None:
+    dist, listing = released
+    signatures = by_kind(listing, "signature")
+    assert len(signatures) == len(by_kind(listing, "index")) == 2
+    for index, signature in zip(by_kind(listing, "index"), signatures, strict=True):
+        assert signature["name"] == f"cosign signature of {index['reference']}"
+        hexdigest = index["digest"].removeprefix("sha256:")
+        assert f":sha256-{hexdigest}.sig@" in signature["reference"]
+        for reference in (index["reference"], *[image["reference"] for image in by_kind(listing, "image")]):
+            verified = run_tool("cosign", "verify", "--allow-http-registry", "--key", dist / "cosign.pub",
+                                "--insecure-ignore-tlog=true", reference)
+            assert verified.returncode == 0, verified.stderr
+            payload = json.loads(verified.stdout)[0]
+            assert payload["critical"]["image"]["docker-manifest-digest"] == reference.rpartition("@")[2]
+    # The check can fail: another key does not verify the index.
+    other = key_pair(tmp_path, "other")
+    refused = run_tool("cosign", "verify", "--allow-http-registry", "--key", other.with_suffix(".pub"),
+                       "--insecure-ignore-tlog=true", by_kind(listing, "index")[0]["reference"])
+    assert refused.returncode != 0
+    assert "no matching signatures" in refused.stderr
+
+
+def test_the_sboms_are_attached_to_each_image_as_referrers(released: tuple[Path, dict[str, Any]],
+                                                          tmp_path: Path) -> None:
+    dist, listing = released
+    attached = by_kind(listing, "sbom-referrer")
+    for image in by_kind(listing, "image"):
+        discovered = run_tool("oras", "discover", "--plain-http", "--format", "json", image["reference"])
+        assert discovered.returncode == 0, discovered.stderr
+        found = json.loads(discovered.stdout)
+        referrers = found.get("referrers") or found.get("manifests")
+        mine = [item for item in attached if item["name"].endswith(" attached to " + image["reference"])]
+        kinds = ["application/vnd.cyclonedx+json", "application/spdx+json"]
+        assert sorted((item["artifactType"], item["digest"]) for item in referrers) == sorted(
+            zip(kinds, [item["digest"] for item in mine], strict=True))
+        files = [item for item in by_kind(listing, "sbom")
+                 if item["name"].endswith(" of " + image["reference"])]
+        for referrer, document in zip(mine, files, strict=True):  # what the registry holds is the file
+            out = tmp_path / referrer["digest"].removeprefix("sha256:")
+            pulled = run_tool("oras", "pull", "--plain-http", "--output", out, referrer["reference"])
+            assert pulled.returncode == 0, pulled.stderr
+            name = Path(document["reference"]).name
+            assert (out / name).read_bytes() == (dist / document["reference"]).read_bytes()
+
+
+def oci_layout(archive: Any) -> dict[str, Any]:
+    """The JSON files of an OCI layout tarball by name (pack writes them as /index.json, ...)."""
+    found: dict[str, Any] = {}
+    for member in archive.getmembers():
+        if member.isfile() and member.size < 1_000_000:
+            text = archive.extractfile(member).read()
+            try:
+                found[member.name.lstrip("/")] = json.loads(text)
+            except ValueError:  # a layer, or oci-layout's neighbours that are not JSON
+                found[member.name.lstrip("/")] = None
+    return found
+
+
+def test_the_buildpack_is_an_index_for_both_platforms_and_cnb_files(released: tuple[Path, dict[str, Any]],
+                                                                    registry: str) -> None:
+    import tarfile
+
+    dist, listing = released
+    version = servestatic.__version__
+    index, *files = by_kind(listing, "buildpack")
+    assert index["reference"].startswith(f"{registry}/servestatic/buildpack@")
+    assert index["tags"] == [version]
+    manifest = crane_json("manifest", index["reference"])
+    assert sorted(f"{entry['platform']['os']}/{entry['platform']['architecture']}"
+                  for entry in manifest["manifests"]) == ["linux/amd64", "linux/arm64"]
+    assert sorted(item["platform"] for item in files) == ["linux/amd64", "linux/arm64"]
+    for entry in manifest["manifests"]:
+        config = crane_json("config", f"{registry}/servestatic/buildpack@{entry['digest']}")
+        assert config["architecture"] == entry["platform"]["architecture"]
+        layers = json.loads(config["config"]["Labels"]["io.buildpacks.buildpack.layers"])
+        assert list(layers["servestatic/static-origin"]) == [version]
+    for item in files:
+        with tarfile.open(dist / item["reference"]) as cnb:  # an OCI layout of the buildpack image
+            layout = oci_layout(cnb)
+            assert "oci-layout" in layout
+            (image,) = layout["index.json"]["manifests"]
+            manifest = layout["blobs/sha256/" + image["digest"].removeprefix("sha256:")]
+            config = layout["blobs/sha256/" + manifest["config"]["digest"].removeprefix("sha256:")]
+            assert f"linux/{config['architecture']}" == item["platform"]
 
 
 def test_each_image_has_an_sbom_naming_its_installed_packages(released: tuple[Path, dict[str, Any]]) -> None:
@@ -312,6 +495,9 @@ def test_release_without_a_registry_pushes_to_a_throwaway_one(tmp_path: Path) ->
     address = listing["registry"]
     assert re.fullmatch(r"127\.0\.0\.1:\d+/servestatic", address)
     assert "a throwaway registry on 127.0.0.1" in result.stderr
+    # With no key in the environment, a dry run signs with a key of its own and verifies it.
+    assert len(by_kind(listing, "signature")) == 2
+    assert (tmp_path / "cosign.pub").read_text().startswith("-----BEGIN PUBLIC KEY-----")
     with pytest.raises(httpx.ConnectError):  # gone with the release
         httpx.get(f"http://{address.split('/')[0]}/v2/", timeout=5)
 
@@ -325,6 +511,20 @@ def test_release_will_not_empty_a_directory_it_did_not_write(tmp_path: Path) -> 
     with pytest.raises(release.ReleaseError, match=r"holds files but no release\.json"):
         release.release(REPO, tmp_path, registry, "0" * 40, False, {})
     assert keep.read_text() == "mine"
+
+
+def test_release_to_a_named_registry_refuses_to_go_unsigned(tmp_path: Path) -> None:
+    from servestatic.platform import signing
+
+    with pytest.raises(signing.ReleaseError, match="nothing to sign with"):
+        signing.signer_from_environment({}, registry_is_throwaway=False, scratch=tmp_path, dist=tmp_path)
+    with pytest.raises(signing.ReleaseError, match="GITHUB_WORKFLOW_REF"):
+        signing.signer_from_environment({"SERVESTATIC_RELEASE_KEYLESS": "1"}, False, tmp_path, tmp_path)
+    workflow = "o/r/.github/workflows/release.yml@refs/tags/v1"  # as GitHub Actions sets it
+    keyless = signing.signer_from_environment(
+        {"SERVESTATIC_RELEASE_KEYLESS": "1", "GITHUB_WORKFLOW_REF": workflow}, False, tmp_path, tmp_path)
+    assert keyless.identity == f"https://github.com/{workflow}"
+    assert keyless.key is None
 
 
 def test_release_refuses_a_tag_that_is_not_the_version(tmp_path: Path) -> None:

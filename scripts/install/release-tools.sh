@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The release tools, for scripts/release and tests/test_release.py:
-#   actionlint (lints .github/workflows) and crane (go-containerregistry: pushes, digests,
-#   and `crane registry serve`, the throwaway local registry) built from their Go modules
-#   with the machine's Go, as lifecycle.sh builds pack; zizmor (workflow security lint),
+#   actionlint (lints .github/workflows), crane (go-containerregistry: pushes, digests,
+#   image indexes, and `crane registry serve`, the throwaway local registry), oras (SBOMs
+#   attached to images as OCI referrers) and cosign (signatures) built from their Go
+#   modules with the machine's Go, as lifecycle.sh builds pack; zizmor (workflow security lint),
 #   twine (checks the wheel and sdist) and build (makes them) from PyPI into .venv.
 # Idempotent: a stamp per tool and version makes a second run instant.
 #
 # Layout (.cache/ is gitignored):
-#   .cache/release/bin/actionlint, .cache/release/bin/crane
+#   .cache/release/bin/actionlint, crane, oras, cosign
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -16,12 +17,14 @@ CRANE_VERSION=${CRANE_VERSION:-0.20.2}
 ZIZMOR_VERSION=${ZIZMOR_VERSION:-1.32.0}
 TWINE_VERSION=${TWINE_VERSION:-7.0.0}
 BUILD_VERSION=${BUILD_VERSION:-1.6.1}
+ORAS_VERSION=${ORAS_VERSION:-1.3.6}
+COSIGN_VERSION=${COSIGN_VERSION:-2.6.1}
 bin=$PWD/.cache/release/bin
 
 go=$(command -v go || true)
 [ -n "$go" ] || go=/usr/local/go/bin/go
 if [ ! -x "$go" ]; then
-    echo "release-tools.sh: Go is not installed; cannot build actionlint and crane" >&2
+    echo "release-tools.sh: Go is not installed; cannot build actionlint, crane, oras and cosign" >&2
     exit 1
 fi
 
@@ -41,6 +44,10 @@ build() {  # build NAME MODULE VERSION PACKAGE: one binary from its module's sou
 
 build actionlint github.com/rhysd/actionlint "$ACTIONLINT_VERSION" ./cmd/actionlint
 build crane github.com/google/go-containerregistry "$CRANE_VERSION" ./cmd/crane
+build oras oras.land/oras "$ORAS_VERSION" ./cmd/oras
+# cosign's build is the long one (hundreds of modules: about N min on 2 cores, once; the
+# stamp and Go's build cache make it free after).
+build cosign github.com/sigstore/cosign/v2 "$COSIGN_VERSION" ./cmd/cosign
 
 # PyPI tools into the project's venv (scripts/setup makes it), only when missing.
 pip_missing=()

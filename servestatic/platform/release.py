@@ -5,15 +5,21 @@ It builds, from the tree at ``servestatic.__version__``:
 
 * the wheel and sdist (``python -m build``), checked with ``twine check`` and the
   wheel installed in a fresh venv, where ``servestatic version`` must answer;
-* ``servestatic/base`` and its onbuild variant for linux/amd64, built the way the
-  image tests build them (a debootstrapped base, a wheelhouse, ``--network none``);
-* an SBOM (CycloneDX and SPDX) of each image's Python packages, as files;
+* ``servestatic/base`` and its onbuild variant for linux/amd64 and linux/arm64 (arm64
+  under emulation), built the way the image tests build them (a debootstrapped base, a
+  wheelhouse, ``--network none``), each pair assembled into one OCI image index;
+* an SBOM (CycloneDX and SPDX) of each image's Python packages, as files and attached
+  to the image in the registry as OCI referrers (referrers.py);
+* cosign signatures over each index, verified from the registry (signing.py);
+* the buildpack as a multi-platform image (``pack buildpack package --publish``) and as
+  ``.cnb`` files;
 * the Helm chart as a ``.tgz``, pushed as an OCI artifact;
 * an in-toto provenance statement over all of them (unsigned);
 
-pushes the images and the chart to ``SERVESTATIC_RELEASE_REGISTRY`` (``host[/namespace]``)
-or, with none, to a throwaway ``crane registry serve`` on 127.0.0.1, reads every
-digest back from the registry, and writes ``dist/SHA256SUMS`` and ``dist/release.json``.
+pushes the images, the buildpack and the chart to ``SERVESTATIC_RELEASE_REGISTRY``
+(``host[/namespace]``) or, with none, to a throwaway ``crane registry serve`` on
+127.0.0.1, reads every digest back from the registry, and writes ``dist/SHA256SUMS``
+and ``dist/release.json``.
 Logic lives here rather than in the shell script so that it is typed, tested and
 readable in one place, like the rest of the project's platform code.
 """
@@ -30,18 +36,18 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from servestatic.platform import versions
+from servestatic.platform import referrers, signing, versions
+from servestatic.platform.cnbpackage import declared_targets
+from servestatic.platform.oci import PACK, REGISTRY_TOOLS, Registry, ReleaseError, crane, crane_json, run
 
-IMAGE_PLATFORM = "linux/amd64"
-REGISTRY_TOOLS = Path(".cache/release/bin")
-
-
-class ReleaseError(Exception):
-    """A release cannot go on; the message says why, in one line."""
+# The architectures of the images (Debian's names, which are also OCI's); the host's is
+# built natively, the others under emulation (scripts/install/qemu.sh).
+IMAGE_ARCHES = ("amd64", "arm64")
+INDEX_PLATFORM = ",".join(f"linux/{arch}" for arch in IMAGE_ARCHES)
 
 
 @dataclass
@@ -49,35 +55,11 @@ class Artifact:
     """One line of dist/release.json: what was published, where, and its digest."""
 
     name: str
-    kind: str  # wheel, sdist, image, sbom, chart, provenance
+    kind: str  # wheel, sdist, image, index, sbom, sbom-referrer, signature, buildpack, chart, provenance
     reference: str  # a path relative to dist/ for files, a registry reference for the rest
     digest: str  # sha256:<hex>, of the file or of the manifest in the registry
-    platform: str  # linux/amd64 for images, "any" for pure-Python files and the chart
+    platform: str  # linux/ARCH for an image, both (comma-separated) for an index, "any" for the rest
     tags: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Registry:
-    """Where to push: ``host[/namespace]``, and whether it speaks plain HTTP (a local one)."""
-
-    address: str
-    plain_http: bool
-
-    def image(self, name: str) -> str:
-        return f"{self.address}/{name}"
-
-
-def run(*command: str | Path, capture: bool = False, input_text: str | None = None) -> str:
-    """Run one step, echoing it, and stop the release with its output when it fails."""
-    printable = " ".join(str(part) for part in command)
-    print(f"release: {printable}", file=sys.stderr, flush=True)
-    result = subprocess.run([str(part) for part in command], text=True, input=input_text,
-                            stdout=subprocess.PIPE if capture else None,
-                            stderr=subprocess.PIPE if capture else None)
-    if result.returncode != 0:
-        output = ((result.stdout or "") + (result.stderr or ""))[-3000:]
-        raise ReleaseError(f"{printable} exited {result.returncode}\n{output}")
-    return result.stdout or ""
 
 
 def file_digest(path: Path) -> str:
@@ -121,26 +103,48 @@ def python_artifacts(repo: Path, dist: Path, version: str) -> list[Artifact]:
             for path, kind in ((wheels[0], "wheel"), (sdists[0], "sdist"))]
 
 
-def build_images(repo: Path, version: str, revision: str) -> dict[str, str]:
-    """Build the base image and its onbuild variant; returns {name: local tag}.
+def local_tag(version: str, suffix: str, arch: str) -> str:
+    """The local name of one built image: the host's keeps the plain tag the image tests use."""
+    return f"localhost/servestatic/base:{version}{suffix}{'' if arch == host_arch() else '-' + arch}"
 
-    The base root and the wheelhouse come from the same scripts the image tests use,
-    so a release builds what the tests ran (no registry or index inside the build).
+
+def host_arch() -> str:
+    return run("dpkg", "--print-architecture", capture=True).strip()
+
+
+def build_images(repo: Path, version: str, revision: str) -> dict[str, dict[str, str]]:
+    """Build the base image and its onbuild variant for each of IMAGE_ARCHES; returns
+    {suffix: {arch: local tag}} (suffix "" or "-onbuild").
+
+    The base root and the wheelhouse come from the same scripts the image tests use, for
+    each architecture, so a release builds what the tests ran (no registry or index inside
+    the build). The image's architecture is checked after the build: podman's layer cache
+    has been seen to hand back the host's image for another --platform.
     """
-    base_root = run(repo / "scripts/image-base.sh", capture=True).strip()
-    python = run("podman", "run", "--rm", base_root, "python3", "-c",
-                 "import sys; print('%d.%d' % sys.version_info[:2])", capture=True).strip()
-    wheelhouse = (repo / run(repo / "scripts/wheelhouse.sh", python, capture=True).strip()).resolve()
-    base = f"localhost/servestatic/base:{version}"
-    onbuild = f"localhost/servestatic/base:{version}-onbuild"
-    common = ("podman", "build", "--format", "docker", "--network", "none", "--platform", IMAGE_PLATFORM)
-    run(*common, "--file", repo / "Dockerfile", "--tag", base,
-        "--volume", f"{wheelhouse}:/wheelhouse:ro",
-        "--build-arg", "PIP_NO_INDEX=1", "--build-arg", "PIP_FIND_LINKS=/wheelhouse",
-        "--build-arg", f"BASE_IMAGE={base_root}", "--build-arg", f"VERSION={version}",
-        "--build-arg", f"REVISION={revision}", repo)
-    run(*common, "--file", repo / "Dockerfile.onbuild", "--tag", onbuild, "--build-arg", f"BASE={base}", repo)
-    return {"servestatic/base": base, "servestatic/base (onbuild)": onbuild}
+    built: dict[str, dict[str, str]] = {"": {}, "-onbuild": {}}
+    for arch in IMAGE_ARCHES:
+        platform = f"linux/{arch}"
+        base_root = run(repo / "scripts/image-base.sh", arch, capture=True).strip()
+        python = run("podman", "run", "--rm", "--platform", platform, base_root, "python3", "-c",
+                     "import sys; print('%d.%d' % sys.version_info[:2])", capture=True).strip()
+        wheelhouse = run(repo / "scripts/wheelhouse.sh", python, arch, capture=True).strip()
+        wheelhouse = str((repo / wheelhouse).resolve())
+        base, onbuild = local_tag(version, "", arch), local_tag(version, "-onbuild", arch)
+        common = ("podman", "build", "--format", "docker", "--network", "none", "--platform", platform)
+        run(*common, "--file", repo / "Dockerfile", "--tag", base,
+            "--volume", f"{wheelhouse}:/wheelhouse:ro",
+            "--build-arg", "PIP_NO_INDEX=1", "--build-arg", "PIP_FIND_LINKS=/wheelhouse",
+            "--build-arg", f"BASE_IMAGE={base_root}", "--build-arg", f"VERSION={version}",
+            "--build-arg", f"REVISION={revision}", repo)
+        run(*common, "--file", repo / "Dockerfile.onbuild", "--tag", onbuild, "--build-arg", f"BASE={base}",
+            repo)
+        for image in (base, onbuild):
+            made = run("podman", "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", image,
+                       capture=True).strip()
+            if made != platform:
+                raise ReleaseError(f"{image} was built for {made}, not {platform}")
+        built[""][arch], built["-onbuild"][arch] = base, onbuild
+    return built
 
 
 def push_image(local: str, registry: Registry, tags: Sequence[str], scratch: Path) -> tuple[str, str]:
@@ -163,6 +167,28 @@ def push_image(local: str, registry: Registry, tags: Sequence[str], scratch: Pat
     return f"{repository}@{digest}", digest
 
 
+def push_index(images: dict[str, str], registry: Registry, tags: Sequence[str]) -> tuple[str, str]:
+    """One OCI image index over the per-platform images ({arch: reference by digest}), pushed
+    under each tag; returns (reference by digest, digest). crane fills each entry's platform
+    from the image's config, and the index is read back to check that it lists exactly these."""
+    repository = registry.image("base")
+    manifests = [flag for reference in images.values() for flag in ("-m", reference)]
+    crane("index", "append", *manifests, "-t", f"{repository}:{tags[0]}", registry=registry)
+    digest = crane("digest", f"{repository}:{tags[0]}", registry=registry)
+    for tag in tags[1:]:
+        crane("tag", f"{repository}@{digest}", tag, registry=registry)
+    for tag in tags:
+        served = crane("digest", f"{repository}:{tag}", registry=registry)
+        if served != digest:
+            raise ReleaseError(f"{repository}:{tag} serves {served}, not the index {digest}")
+    index = crane_json("manifest", f"{repository}@{digest}", registry=registry)
+    listed = {entry["platform"]["architecture"]: f"{repository}@{entry['digest']}"
+              for entry in index["manifests"]}
+    if index.get("mediaType") != "application/vnd.oci.image.index.v1+json" or listed != images:
+        raise ReleaseError(f"{repository}@{digest} lists {listed}, not {images}")
+    return f"{repository}@{digest}", digest
+
+
 # Run inside an image: the SBOM of its servestatic venv, by the same code that writes the
 # buildpack layer's (servestatic/platform/sbom.py), from the metadata pip installed.
 _SBOM_IN_IMAGE = """
@@ -175,11 +201,13 @@ print(json.dumps({"cdx": sbom.cyclonedx(sys.argv[1], packages), "spdx": sbom.spd
 """
 
 
-def image_sboms(local: str, subject: str, stem: str, dist: Path) -> list[Artifact]:
+def image_sboms(local: str, subject: str, stem: str, dist: Path, platform: str) -> list[Artifact]:
     """CycloneDX and SPDX documents of the Python packages in one image, as files under
-    dist/sbom/ named for the image; `subject` (the pushed reference by digest) names the image."""
-    output = run("podman", "run", "--rm", "--network", "none", "--entrypoint", "/opt/servestatic/bin/python",
-                 local, "-c", _SBOM_IN_IMAGE, subject, capture=True)
+    dist/sbom/ named for the image; `subject` (the pushed reference by digest) names the image.
+    An arm64 image answers under emulation."""
+    output = run("podman", "run", "--rm", "--network", "none", "--platform", platform,
+                 "--entrypoint", "/opt/servestatic/bin/python", local, "-c", _SBOM_IN_IMAGE, subject,
+                 capture=True)
     documents = json.loads(output)
     out = dist / "sbom"
     out.mkdir(exist_ok=True)
@@ -188,13 +216,8 @@ def image_sboms(local: str, subject: str, stem: str, dist: Path) -> list[Artifac
         path = out / (stem + suffix)
         path.write_text(json.dumps(documents[kind], indent=2) + "\n")
         artifacts.append(Artifact(f"SBOM ({'CycloneDX' if kind == 'cdx' else 'SPDX'}) of {subject}",
-                                  "sbom", str(path.relative_to(dist)), file_digest(path), IMAGE_PLATFORM))
+                                  "sbom", str(path.relative_to(dist)), file_digest(path), platform))
     return artifacts
-
-
-def crane(*args: str, registry: Registry) -> str:
-    insecure = ["--insecure"] if registry.plain_http else []
-    return run(REGISTRY_TOOLS / "crane", *args, *insecure, capture=True).strip()
 
 
 def push_chart(repo: Path, dist: Path, registry: Registry, version: str) -> Artifact:
@@ -215,6 +238,38 @@ def push_chart(repo: Path, dist: Path, registry: Registry, version: str) -> Arti
             raise ReleaseError(f"the chart pulled from {reference}:{version} is not the one pushed")
     return Artifact("servestatic (Helm chart)", "chart", f"oci://{reference}:{version}@{digest}", digest,
                     "any", [version])
+
+
+def buildpack_artifacts(repo: Path, dist: Path, registry: Registry, version: str) -> list[Artifact]:
+    """The buildpack, packaged by pack: one image per target of buildpack.toml under one index,
+    pushed as ``REGISTRY/buildpack:X.Y.Z``, and one ``.cnb`` file per target (pack writes
+    ``servestatic-linux-ARCH.cnb`` when buildpack.toml declares targets).
+
+    The buildpack is scripts and wheels for every target (buildpack/package downloads them),
+    so no emulation is needed: each target's image differs only in its config.
+    """
+    buildpack = repo / "buildpack"
+    run(buildpack / "package")
+    targets = [flag for os_, arch in declared_targets(buildpack) for flag in ("--target", f"{os_}/{arch}")]
+    repository = registry.image("buildpack")
+    run(PACK, "buildpack", "package", f"{repository}:{version}", "--path", buildpack, "--publish", *targets)
+    digest = crane("digest", f"{repository}:{version}", registry=registry)
+    index = crane_json("manifest", f"{repository}@{digest}", registry=registry)
+    platforms = [f"{entry['platform']['os']}/{entry['platform']['architecture']}"
+                 for entry in index["manifests"]]
+    artifacts = [Artifact("servestatic buildpack (image index)", "buildpack", f"{repository}@{digest}",
+                          digest, ",".join(platforms), [version])]
+    out = dist / "buildpack"
+    out.mkdir()
+    run(PACK, "buildpack", "package", out / "servestatic.cnb", "--format", "file", "--path", buildpack)
+    for path in sorted(out.glob("*.cnb")):
+        platform = path.stem.removeprefix("servestatic-").replace("-", "/")
+        artifacts.append(Artifact(f"servestatic buildpack ({platform}, .cnb)", "buildpack",
+                                  str(path.relative_to(dist)), file_digest(path), platform))
+    if sorted(item.platform for item in artifacts[1:]) != sorted(platforms):
+        raise ReleaseError(f"the .cnb files {[path.name for path in out.iterdir()]} do not match "
+                           f"the index's {platforms}")
+    return artifacts
 
 
 @contextlib.contextmanager
@@ -302,8 +357,44 @@ def write_listing(dist: Path, version: str, revision: str, dirty: bool, registry
     (dist / "release.json").write_text(json.dumps(listing, indent=2) + "\n")
 
 
+def release_images(repo: Path, dist: Path, registry: Registry, version: str, revision: str,
+                   signer_for: Callable[[], signing.Signer]) -> list[Artifact]:
+    """Build, push, index, describe (SBOMs as files and referrers) and sign both images."""
+    local_images = build_images(repo, version, revision)
+    signer = signer_for()
+    short = versions.image_tag(version)
+    artifacts: list[Artifact] = []
+    with tempfile.TemporaryDirectory(prefix="servestatic-release-") as scratch:
+        for suffix, per_arch in local_images.items():
+            name = "servestatic/base" + (" (onbuild)" if suffix else "")
+            pushed: dict[str, str] = {}
+            for arch, local in per_arch.items():
+                platform, tag = f"linux/{arch}", f"{version}{suffix}-{arch}"
+                reference, digest = push_image(local, registry, [tag], Path(scratch))
+                pushed[arch] = reference
+                artifacts.append(Artifact(f"{name}, {platform}", "image", reference, digest, platform, [tag]))
+                sboms = image_sboms(local, reference, f"base{suffix}-{arch}", dist, platform)
+                artifacts += sboms
+                for sbom in sboms:
+                    attached, attached_digest = referrers.attach(reference, dist / sbom.reference, registry)
+                    artifacts.append(Artifact(f"{sbom.name.split(' of ')[0]} attached to {reference}",
+                                              "sbom-referrer", attached, attached_digest, platform))
+            tags = [version + suffix, short + suffix]
+            index, index_digest = push_index(pushed, registry, tags)
+            artifacts.append(Artifact(f"{name} (image index)", "index", index, index_digest, INDEX_PLATFORM,
+                                      tags))
+            signing.sign(index, signer, registry)
+            for reference in (index, *pushed.values()):  # --recursive signed each image too
+                signing.verify(reference, signer, registry)
+            signature = signing.signature_reference(index, registry)
+            artifacts.append(Artifact(f"cosign signature of {index}", "signature",
+                                      f"{signature}@{crane('digest', signature, registry=registry)}",
+                                      crane("digest", signature, registry=registry), INDEX_PLATFORM))
+    return artifacts
+
+
 def release(repo: Path, dist: Path, registry: Registry, revision: str, dirty: bool,
-            environ: dict[str, str]) -> Path:
+            environ: dict[str, str], throwaway: bool = False) -> Path:
     """Build, push and check every artifact; returns the path of release.json."""
     version = versions.declared_version()
     if dist.exists() and any(dist.iterdir()) and not (dist / "release.json").exists():
@@ -312,16 +403,13 @@ def release(repo: Path, dist: Path, registry: Registry, revision: str, dirty: bo
     shutil.rmtree(dist, ignore_errors=True)
     dist.mkdir(parents=True)
     artifacts = python_artifacts(repo, dist, version)
-    local_images = build_images(repo, version, revision)
     log_in(registry, environ)
-    short = versions.image_tag(version)
-    with tempfile.TemporaryDirectory(prefix="servestatic-release-") as scratch:
-        for name, local in local_images.items():
-            suffix = "-onbuild" if "onbuild" in name else ""
-            tags = [version + suffix, short + suffix]
-            reference, digest = push_image(local, registry, tags, Path(scratch))
-            artifacts.append(Artifact(name, "image", reference, digest, IMAGE_PLATFORM, tags))
-            artifacts += image_sboms(local, reference, "base" + suffix, dist)
+    with tempfile.TemporaryDirectory(prefix="servestatic-release-keys-") as keys:
+        def signer_for() -> signing.Signer:
+            return signing.signer_from_environment(environ, throwaway, Path(keys), dist)
+
+        artifacts += release_images(repo, dist, registry, version, revision, signer_for)
+    artifacts += buildpack_artifacts(repo, dist, registry, version)
     artifacts.append(push_chart(repo, dist, registry, version))
     statement = dist / "provenance" / "release.intoto.json"
     statement.parent.mkdir()
@@ -351,7 +439,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             with tempfile.TemporaryDirectory(prefix="servestatic-registry-") as scratch, \
                     throwaway_registry(Path(scratch)) as local:
-                listing = release(repo, options.dist.resolve(), local, revision, dirty, environ)
+                listing = release(repo, options.dist.resolve(), local, revision, dirty, environ,
+                                  throwaway=True)
     except ReleaseError as error:
         print(f"scripts/release: {error}", file=sys.stderr)
         return 1
