@@ -7,7 +7,7 @@ It builds, from the tree at ``servestatic.__version__``:
   wheel installed in a fresh venv, where ``servestatic version`` must answer;
 * ``servestatic/base`` and its onbuild variant for linux/amd64 and linux/arm64 (arm64
   under emulation), built the way the image tests build them (a debootstrapped base, a
-  wheelhouse, ``--network none``), each pair assembled into one OCI image index;
+  wheelhouse, ``--network none``), each pair assembled into one OCI image index (images.py);
 * an SBOM (CycloneDX and SPDX) of each image's Python packages, as files and attached
   to the image in the registry as OCI referrers (referrers.py);
 * cosign signatures over each index, verified from the registry (signing.py);
@@ -36,18 +36,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from servestatic.platform import referrers, signing, versions
+from servestatic.platform import images, referrers, signing, versions
 from servestatic.platform.cnbpackage import declared_targets
 from servestatic.platform.oci import PACK, REGISTRY_TOOLS, Registry, ReleaseError, crane, crane_json, run
-
-# The architectures of the images (Debian's names, which are also OCI's); the host's is
-# built natively, the others under emulation (scripts/install/qemu.sh).
-IMAGE_ARCHES = ("amd64", "arm64")
-INDEX_PLATFORM = ",".join(f"linux/{arch}" for arch in IMAGE_ARCHES)
 
 
 @dataclass
@@ -103,112 +98,11 @@ def python_artifacts(repo: Path, dist: Path, version: str) -> list[Artifact]:
             for path, kind in ((wheels[0], "wheel"), (sdists[0], "sdist"))]
 
 
-def local_tag(version: str, suffix: str, arch: str) -> str:
-    """The local name of one built image: the host's keeps the plain tag the image tests use."""
-    return f"localhost/servestatic/base:{version}{suffix}{'' if arch == host_arch() else '-' + arch}"
-
-
-def host_arch() -> str:
-    return run("dpkg", "--print-architecture", capture=True).strip()
-
-
-def build_images(repo: Path, version: str, revision: str) -> dict[str, dict[str, str]]:
-    """Build the base image and its onbuild variant for each of IMAGE_ARCHES; returns
-    {suffix: {arch: local tag}} (suffix "" or "-onbuild").
-
-    The base root and the wheelhouse come from the same scripts the image tests use, for
-    each architecture, so a release builds what the tests ran (no registry or index inside
-    the build). The image's architecture is checked after the build: podman's layer cache
-    has been seen to hand back the host's image for another --platform.
-    """
-    built: dict[str, dict[str, str]] = {"": {}, "-onbuild": {}}
-    for arch in IMAGE_ARCHES:
-        platform = f"linux/{arch}"
-        base_root = run(repo / "scripts/image-base.sh", arch, capture=True).strip()
-        python = run("podman", "run", "--rm", "--platform", platform, base_root, "python3", "-c",
-                     "import sys; print('%d.%d' % sys.version_info[:2])", capture=True).strip()
-        wheelhouse = run(repo / "scripts/wheelhouse.sh", python, arch, capture=True).strip()
-        wheelhouse = str((repo / wheelhouse).resolve())
-        base, onbuild = local_tag(version, "", arch), local_tag(version, "-onbuild", arch)
-        common = ("podman", "build", "--format", "docker", "--network", "none", "--platform", platform)
-        run(*common, "--file", repo / "Dockerfile", "--tag", base,
-            "--volume", f"{wheelhouse}:/wheelhouse:ro",
-            "--build-arg", "PIP_NO_INDEX=1", "--build-arg", "PIP_FIND_LINKS=/wheelhouse",
-            "--build-arg", f"BASE_IMAGE={base_root}", "--build-arg", f"VERSION={version}",
-            "--build-arg", f"REVISION={revision}", repo)
-        run(*common, "--file", repo / "Dockerfile.onbuild", "--tag", onbuild, "--build-arg", f"BASE={base}",
-            repo)
-        for image in (base, onbuild):
-            made = run("podman", "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", image,
-                       capture=True).strip()
-            if made != platform:
-                raise ReleaseError(f"{image} was built for {made}, not {platform}")
-        built[""][arch], built["-onbuild"][arch] = base, onbuild
-    return built
-
-
-def push_image(local: str, registry: Registry, tags: Sequence[str], scratch: Path) -> tuple[str, str]:
-    """Push one image under each tag; returns (reference by digest, digest), the digest read
-    back from the registry so that release.json names what the registry serves."""
-    repository = registry.image("base")
-    tls = f"--tls-verify={'false' if registry.plain_http else 'true'}"
-    digests = set()
-    for tag in tags:
-        digest_file = scratch / f"digest-{tag}"
-        run("podman", "push", tls, "--digestfile", digest_file, local, f"docker://{repository}:{tag}")
-        pushed = digest_file.read_text().strip()
-        served = crane("digest", f"{repository}:{tag}", registry=registry)
-        if served != pushed:
-            raise ReleaseError(f"{repository}:{tag}: pushed {pushed}, the registry serves {served}")
-        digests.add(served)
-    if len(digests) != 1:
-        raise ReleaseError(f"{repository}: the tags {list(tags)} point at different digests {digests}")
-    digest = digests.pop()
-    return f"{repository}@{digest}", digest
-
-
-def push_index(images: dict[str, str], registry: Registry, tags: Sequence[str]) -> tuple[str, str]:
-    """One OCI image index over the per-platform images ({arch: reference by digest}), pushed
-    under each tag; returns (reference by digest, digest). crane fills each entry's platform
-    from the image's config, and the index is read back to check that it lists exactly these."""
-    repository = registry.image("base")
-    manifests = [flag for reference in images.values() for flag in ("-m", reference)]
-    crane("index", "append", *manifests, "-t", f"{repository}:{tags[0]}", registry=registry)
-    digest = crane("digest", f"{repository}:{tags[0]}", registry=registry)
-    for tag in tags[1:]:
-        crane("tag", f"{repository}@{digest}", tag, registry=registry)
-    for tag in tags:
-        served = crane("digest", f"{repository}:{tag}", registry=registry)
-        if served != digest:
-            raise ReleaseError(f"{repository}:{tag} serves {served}, not the index {digest}")
-    index = crane_json("manifest", f"{repository}@{digest}", registry=registry)
-    listed = {entry["platform"]["architecture"]: f"{repository}@{entry['digest']}"
-              for entry in index["manifests"]}
-    if index.get("mediaType") != "application/vnd.oci.image.index.v1+json" or listed != images:
-        raise ReleaseError(f"{repository}@{digest} lists {listed}, not {images}")
-    return f"{repository}@{digest}", digest
-
-
-# Run inside an image: the SBOM of its servestatic venv, by the same code that writes the
-# buildpack layer's (servestatic/platform/sbom.py), from the metadata pip installed.
-_SBOM_IN_IMAGE = """
-import glob, json, sys
-from pathlib import Path
-from servestatic.platform import sbom
-site = Path(glob.glob("/opt/servestatic/lib/python3*/site-packages")[0])
-packages = sbom.installed_packages(site, [])
-print(json.dumps({"cdx": sbom.cyclonedx(sys.argv[1], packages), "spdx": sbom.spdx(sys.argv[1], packages)}))
-"""
-
-
 def image_sboms(local: str, subject: str, stem: str, dist: Path, platform: str) -> list[Artifact]:
     """CycloneDX and SPDX documents of the Python packages in one image, as files under
     dist/sbom/ named for the image; `subject` (the pushed reference by digest) names the image.
-    An arm64 image answers under emulation."""
-    output = run("podman", "run", "--rm", "--network", "none", "--platform", platform,
-                 "--entrypoint", "/opt/servestatic/bin/python", local, "-c", _SBOM_IN_IMAGE, subject,
-                 capture=True)
-    documents = json.loads(output)
+    An arm64 image answers under emulation (images.sbom_documents)."""
+    documents = images.sbom_documents(local, subject, platform)
     out = dist / "sbom"
     out.mkdir(exist_ok=True)
     artifacts = []
@@ -358,10 +252,9 @@ def write_listing(dist: Path, version: str, revision: str, dirty: bool, registry
 
 
 def release_images(repo: Path, dist: Path, registry: Registry, version: str, revision: str,
-                   signer_for: Callable[[], signing.Signer]) -> list[Artifact]:
+                   signer: signing.Signer) -> list[Artifact]:
     """Build, push, index, describe (SBOMs as files and referrers) and sign both images."""
-    local_images = build_images(repo, version, revision)
-    signer = signer_for()
+    local_images = images.build_images(repo, version, revision)
     short = versions.image_tag(version)
     artifacts: list[Artifact] = []
     with tempfile.TemporaryDirectory(prefix="servestatic-release-") as scratch:
@@ -370,7 +263,7 @@ def release_images(repo: Path, dist: Path, registry: Registry, version: str, rev
             pushed: dict[str, str] = {}
             for arch, local in per_arch.items():
                 platform, tag = f"linux/{arch}", f"{version}{suffix}-{arch}"
-                reference, digest = push_image(local, registry, [tag], Path(scratch))
+                reference, digest = images.push_image(local, registry, [tag], Path(scratch))
                 pushed[arch] = reference
                 artifacts.append(Artifact(f"{name}, {platform}", "image", reference, digest, platform, [tag]))
                 sboms = image_sboms(local, reference, f"base{suffix}-{arch}", dist, platform)
@@ -380,16 +273,17 @@ def release_images(repo: Path, dist: Path, registry: Registry, version: str, rev
                     artifacts.append(Artifact(f"{sbom.name.split(' of ')[0]} attached to {reference}",
                                               "sbom-referrer", attached, attached_digest, platform))
             tags = [version + suffix, short + suffix]
-            index, index_digest = push_index(pushed, registry, tags)
-            artifacts.append(Artifact(f"{name} (image index)", "index", index, index_digest, INDEX_PLATFORM,
-                                      tags))
+            index, index_digest = images.push_index(pushed, registry, tags)
+            artifacts.append(Artifact(f"{name} (image index)", "index", index, index_digest,
+                                      images.INDEX_PLATFORM, tags))
             signing.sign(index, signer, registry)
             for reference in (index, *pushed.values()):  # --recursive signed each image too
                 signing.verify(reference, signer, registry)
             signature = signing.signature_reference(index, registry)
+            signature_digest = crane("digest", signature, registry=registry)
             artifacts.append(Artifact(f"cosign signature of {index}", "signature",
-                                      f"{signature}@{crane('digest', signature, registry=registry)}",
-                                      crane("digest", signature, registry=registry), INDEX_PLATFORM))
+                                      f"{signature}@{signature_digest}", signature_digest,
+                                      images.INDEX_PLATFORM))
     return artifacts
 
 
@@ -402,13 +296,12 @@ def release(repo: Path, dist: Path, registry: Registry, revision: str, dirty: bo
         raise ReleaseError(f"{dist} holds files but no release.json: not emptying it")
     shutil.rmtree(dist, ignore_errors=True)
     dist.mkdir(parents=True)
-    artifacts = python_artifacts(repo, dist, version)
-    log_in(registry, environ)
     with tempfile.TemporaryDirectory(prefix="servestatic-release-keys-") as keys:
-        def signer_for() -> signing.Signer:
-            return signing.signer_from_environment(environ, throwaway, Path(keys), dist)
-
-        artifacts += release_images(repo, dist, registry, version, revision, signer_for)
+        # Before anything is built: a release that could not be signed stops here.
+        signer = signing.signer_from_environment(environ, throwaway, Path(keys), dist)
+        artifacts = python_artifacts(repo, dist, version)
+        log_in(registry, environ)
+        artifacts += release_images(repo, dist, registry, version, revision, signer)
     artifacts += buildpack_artifacts(repo, dist, registry, version)
     artifacts.append(push_chart(repo, dist, registry, version))
     statement = dist / "provenance" / "release.intoto.json"
