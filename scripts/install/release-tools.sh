@@ -45,7 +45,7 @@ build() {  # build NAME MODULE VERSION PACKAGE: one binary from its module's sou
 build actionlint github.com/rhysd/actionlint "$ACTIONLINT_VERSION" ./cmd/actionlint
 build crane github.com/google/go-containerregistry "$CRANE_VERSION" ./cmd/crane
 build oras oras.land/oras "$ORAS_VERSION" ./cmd/oras
-# cosign's build is the long one (hundreds of modules: about 6 min on 2 cores, once; the
+# cosign's build is the long one (hundreds of modules: 7 min from cold on 2 busy cores, once; the
 # stamp and Go's build cache make it free after).
 build cosign github.com/sigstore/cosign/v2 "$COSIGN_VERSION" ./cmd/cosign
 
