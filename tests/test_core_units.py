@@ -225,3 +225,37 @@ def test_header_lines_join_repeats_and_refuse_a_second_host() -> None:
 ])
 def test_request_path(target: bytes, expected: str | None) -> None:
     assert request_path(target) == expected
+
+
+def test_open_unchanged_refuses_a_directory_swapped_for_a_link_out_of_the_root(tmp_path: Path) -> None:
+    """core/safeopen.py, both ways (openat2 beneath the root where the kernel has it, the
+    O_NOFOLLOW + /proc readback otherwise): a file reached through a directory that became a
+    symlink out of the root is refused; one through a symlink that stays inside is served."""
+    import errno
+
+    from servestatic.core import safeopen
+
+    root = tmp_path / "root"
+    (root / "css").mkdir(parents=True)
+    (root / "css" / "site.css").write_text("body{}")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "site.css").write_text("evil{}")
+    real_root = os.path.join(os.path.realpath(root), "")
+    (root / "inside").symlink_to("css")
+    kernel_has_it = safeopen._beneath.usable
+    try:
+        for usable in ([True, False] if kernel_has_it else [False]):
+            safeopen._beneath.usable = usable
+            fd = safeopen.open_unchanged(str(root / "inside" / "site.css"), 6, real_root)
+            os.close(fd)
+            (root / "css").rename(root / "css-old")
+            (root / "css").symlink_to(outside)
+            with pytest.raises(OSError) as refused:
+                safeopen.open_unchanged(str(root / "css" / "site.css"), 6, real_root)
+            assert refused.value.errno == errno.EACCES
+            (root / "css").unlink()
+            (root / "css-old").rename(root / "css")
+    finally:
+        safeopen._beneath.usable = kernel_has_it
+    assert kernel_has_it, "openat2 should be usable on this Linux (5.6 or later)"

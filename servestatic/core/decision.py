@@ -35,7 +35,7 @@ from servestatic.core.http import (
     wants_sha512,
     with_stale_if_error,
 )
-from servestatic.core.safeopen import open_unchanged
+from servestatic.core.safeopen import open_roots, open_unchanged
 from servestatic.core.table import Representation, StaticFile, Table, wsgi_key
 
 log = logging.getLogger("servestatic")
@@ -84,6 +84,7 @@ class StaticApp:
         self.fast_path = settings.fast_path
         self.early_hints = settings.early_hints  # answered by each front (core/answer.early_hint_headers)
         self.real_root = table.real_roots  # str.startswith takes the tuple: inside any mount
+        open_roots(self.real_root)  # core/safeopen.py: opened here, inherited by the workers
         self.security = table.security
         if table.live_prefixes:
             # Mounts that change at run time: their paths are found on disk, per request.
