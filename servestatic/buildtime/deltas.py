@@ -70,11 +70,12 @@ def window_log(dictionary_size: int) -> int:
 
 
 def dcz_encoder() -> Callable[[bytes, bytes, bytes], bytes] | None:
-    """encode(data, dictionary, dictionary_sha256) -> the `dcz` body, or None without zstd."""
+    """encode(data, dictionary, dictionary_sha256) -> the `dcz` body, or None without zstd:
+    the zstandard package, else the standard library's compression.zstd (3.14+)."""
     try:
         import zstandard
     except ImportError:
-        return None
+        return _stdlib_encoder()
 
     def encode(data: bytes, dictionary: bytes, dictionary_sha256: bytes) -> bytes:
         raw = zstandard.ZstdCompressionDict(dictionary, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
@@ -83,6 +84,21 @@ def dcz_encoder() -> Callable[[bytes, bytes, bytes], bytes] | None:
             window_log=window_log(len(dictionary)))
         compressor = zstandard.ZstdCompressor(dict_data=raw, compression_params=parameters)
         return DCZ_MAGIC + dictionary_sha256 + compressor.compress(data)
+
+    return encode
+
+
+def _stdlib_encoder() -> Callable[[bytes, bytes, bytes], bytes] | None:
+    try:
+        from compression import zstd  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+
+    def encode(data: bytes, dictionary: bytes, dictionary_sha256: bytes) -> bytes:
+        options = {zstd.CompressionParameter.compression_level: DELTA_LEVEL,
+                   zstd.CompressionParameter.window_log: window_log(len(dictionary))}
+        raw = zstd.ZstdDict(dictionary, is_raw=True)
+        return DCZ_MAGIC + dictionary_sha256 + zstd.compress(data, options=options, zstd_dict=raw)
 
     return encode
 
