@@ -59,6 +59,8 @@ def write_release(root: Path, release: int, prefix: str = "/") -> Release:
     name = "assets/" + bundle_name(data)
     (root / "assets").mkdir(parents=True, exist_ok=True)
     (root / name).write_bytes(data)
+    # An unhashed file with variants: no family, no deltas, Vary: Accept-Encoding alone.
+    (root / "site.css").write_text("".join(f".rule-{i} {{ margin: {i}px; }}\n" for i in range(100)))
     (root / "index.html").write_text(
         f"<!doctype html><title>release {release}</title><p id=release>none</p>"
         f"<script src=\"{prefix}{name}\"></script>\n")
