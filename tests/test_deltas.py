@@ -308,3 +308,28 @@ def test_use_as_dictionary_is_a_structured_field() -> None:
     assert use_as_dictionary("/", "x-*.json", "application/json") == 'match="/x-*.json"'
     assert use_as_dictionary("/", "(x)-*.js", "text/javascript; charset=utf-8") == \
         'match="/\\\\(x\\\\)-*.js", match-dest=("script")'
+
+
+def test_without_zstd_compress_warns_and_makes_no_deltas(tmp_path: Path) -> None:
+    """An environment without zstandard (the image as shipped, Python 3.12): the build goes
+    on, with one warning."""
+    import subprocess
+    import sys
+
+    from tests.support.cli import environment
+    from tests.support.deltas import write_release
+
+    cache = tmp_path / "cache"
+    build(tmp_path / "r1", 1, cache)
+    second = write_release(tmp_path / "r2", 2)
+    blocked = ("import sys; sys.modules['zstandard'] = None; sys.modules['compression.zstd'] = None; "
+               "from servestatic.cli import main; sys.argv[0] = 'servestatic'; main()")
+    result = subprocess.run([sys.executable, "-c", blocked, "compress", "--cache-dir", str(cache),
+                             str(second.root)], capture_output=True, text=True, env=environment(),
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "no dcz deltas: they need the zstandard package" in result.stderr
+    entry = manifest(second.root)[second.name]
+    assert not entry.get("deltas") and not entry.get("delta_tried")
+    again = summary(second.root, "--cache-dir", str(cache))  # with zstandard: made now
+    assert again["deltas"]["made"] == 1

@@ -46,7 +46,7 @@ from pathlib import Path
 from servestatic.buildtime.encoders import parameters_key
 from servestatic.site.atomic import remove_quietly, write_atomic
 from servestatic.site.hashednames import family_of
-from servestatic.site.manifest import Delta, FileEntry, fingerprint_stream
+from servestatic.site.manifest import Delta, FileEntry, fingerprint, fingerprint_stream
 from servestatic.site.names import DELTA_DIRECTORY, delta_name
 from servestatic.site.scan import walk
 
@@ -163,6 +163,7 @@ class DeltaOutcome:
     tried: list[str] = field(default_factory=list)
     stats: DeltaStats = field(default_factory=DeltaStats)
     error: str | None = None
+    unavailable: bool = False  # no zstd encoder here: nothing was tried
 
 
 def make(job: DeltaJob) -> DeltaOutcome:
@@ -174,14 +175,15 @@ def make(job: DeltaJob) -> DeltaOutcome:
     data: bytes | None = None
     for version in job.dictionaries:
         key = b64(version.sha256)
-        outcome.tried.append(key)
         path = os.path.join(job.root, delta_name(job.sha256, version.sha256, CODING))
         recorded = job.previous.deltas.get(key) if job.previous else None
         if recorded is not None and _intact(path, recorded):
             outcome.deltas[key] = recorded
+            outcome.tried.append(key)
             stats.kept += 1
             continue
         if job.previous is not None and key in job.previous.delta_tried and recorded is None:
+            outcome.tried.append(key)
             stats.dropped += 1  # tried for these same bytes and dropped: not again
             continue
         cached = _cache_path(job.cache_dir, job.sha256, version.sha256)
@@ -193,13 +195,15 @@ def make(job: DeltaJob) -> DeltaOutcome:
                 if encode is None:
                     encode = dcz_encoder()
                     if encode is None:
-                        return outcome
+                        outcome.unavailable = True
+                        continue
                 if data is None:
                     data = Path(job.absolute).read_bytes()
                 output = encode(data, Path(version.path).read_bytes(), version.sha256)
                 stats.made += 1
                 if cached:
                     _write_cache(cached, output)
+            outcome.tried.append(key)
             if len(output) > job.max_size:
                 stats.dropped += 1
                 continue
@@ -208,20 +212,13 @@ def make(job: DeltaJob) -> DeltaOutcome:
         except OSError as error:
             outcome.error = f"{job.relative}: cannot make a {CODING} delta: {error.strerror or error}"
             continue
-        hashes = fingerprint_bytes(output)
+        hashes = fingerprint(output)
         outcome.deltas[key] = Delta(coding=CODING, dictionary_size=version.size, size=len(output),
-                                    hash=hashes[0], digests=hashes[1])
+                                    hash=hashes.hash, digests=hashes.digests)
     stats.deltas = len(outcome.deltas)
     stats.delta_bytes = sum(delta.size for delta in outcome.deltas.values())
     stats.br_bytes = job.br_size * len(outcome.deltas)
     return outcome
-
-
-def fingerprint_bytes(data: bytes) -> tuple[str, dict[str, str]]:
-    from servestatic.site.manifest import fingerprint
-
-    hashes = fingerprint(data)
-    return hashes.hash, hashes.digests
 
 
 def _intact(path: str, recorded: Delta) -> bool:
@@ -459,14 +456,11 @@ def add_deltas(root: Path, files: dict[str, FileEntry], previous: dict[str, File
     for outcome in run(sorted(jobs, key=lambda job: job.br_size, reverse=True), options.workers):
         entry = files[outcome.relative]
         entry.deltas, entry.delta_tried = outcome.deltas, outcome.tried
-        if outcome.stats.made == outcome.stats.kept == outcome.stats.from_cache == 0 and not outcome.deltas \
-                and outcome.stats.dropped == 0:
-            unavailable = True
-            entry.delta_tried = []
+        unavailable = unavailable or outcome.unavailable
         stats.add(outcome.stats)
         if outcome.error:
             errors.append(outcome.error)
-    if unavailable and dcz_encoder() is None:
+    if unavailable:
         log.warning("no %s deltas: they need the zstandard package (pip install "
                     "'servestatic-origin[zstd]')", CODING)
     if versions_dir is not None:
