@@ -82,7 +82,7 @@ def measure(name: str, old: Path, new: Path, work: Path, repeat: int) -> dict:
                and old_names[relative] != new_names[relative]]
     # The two kinds of run alternate, and the fastest of each is kept: on a shared machine
     # other load moves single runs by more than the deltas cost.
-    times = {"without": float("inf"), "with": float("inf")}
+    times = {"without": float("inf"), "with": float("inf"), "delta_step": float("inf")}
     for round_ in range(repeat):
         for label, env in (("without", {"SERVESTATIC_DELTA_VERSIONS": "0"}), ("with", {})):
             trial = work / f"{label}-{round_}"
@@ -93,6 +93,7 @@ def measure(name: str, old: Path, new: Path, work: Path, repeat: int) -> dict:
             times[label] = min(times[label], seconds)
             if label == "with":
                 delta_summary = summary["deltas"]
+                times["delta_step"] = min(times["delta_step"], summary["deltas"]["seconds"])
                 root = trial / "new"
             shutil.rmtree(trial / "old")
     files = json.loads((root / MANIFEST).read_text())["files"]
@@ -112,7 +113,8 @@ def measure(name: str, old: Path, new: Path, work: Path, repeat: int) -> dict:
     return {"pair": name, "files": len(new_names), "changed": len(changed), "deltas": deltas,
             "bytes": totals, "dcz_vs_br": totals["dcz"] / totals["br"] if totals["br"] else None,
             "seconds_without": times["without"], "seconds_with": times["with"],
-            "time_ratio": times["with"] / times["without"], "summary": delta_summary}
+            "time_ratio": times["with"] / times["without"], "delta_step_seconds": times["delta_step"],
+            "summary": delta_summary}
 
 
 def pairs() -> list[tuple[str, Path, Path]]:
@@ -141,8 +143,8 @@ def main() -> None:
     args = parser.parse_args()
     results = []
     print("| pair | changed files | deltas | gzip | br | dcz (else br) | dcz / br "
-          "| compress s without | with | ratio |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| compress s without | with | ratio | delta step s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, old, new in pairs():
         with tempfile.TemporaryDirectory(prefix="delta-bench-") as work:
             result = measure(name, old, new, Path(work), args.repeat)
@@ -150,7 +152,8 @@ def main() -> None:
         b = result["bytes"]
         print(f"| {name} | {result['changed']} | {result['deltas']} | {b['gzip']:,} | {b['br']:,} | "
               f"{b['dcz']:,} | {result['dcz_vs_br']:.3f} | {result['seconds_without']:.2f} | "
-              f"{result['seconds_with']:.2f} | {result['time_ratio']:.2f} |")
+              f"{result['seconds_with']:.2f} | {result['time_ratio']:.2f} | "
+              f"{result['delta_step_seconds']:.2f} |")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"deltas-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=1))

@@ -128,6 +128,7 @@ class DeltaStats:
     dropped: int = 0  # tried and not worth a variant (margin)
     delta_bytes: int = 0
     br_bytes: int = 0  # what br clients get for the same files, once per delta
+    seconds: float = 0.0  # wall time of the whole delta step (`add_deltas`)
 
     def add(self, other: DeltaStats) -> None:
         for name, value in vars(other).items():
@@ -423,6 +424,7 @@ def add_deltas(root: Path, files: dict[str, FileEntry], previous: dict[str, File
     """Make the deltas of every family member of `files` (the new manifest's entries, which
     gain `deltas` and `delta_tried`), keep the current versions in the cache, and remove the
     delta files no entry lists. `previous`: the previous manifest's entries."""
+    started = time.perf_counter()
     stats = DeltaStats()
     versions_dir, delta_cache = cache_dirs(options.cache_dir)
     families = members(root, files)
@@ -466,4 +468,5 @@ def add_deltas(root: Path, files: dict[str, FileEntry], previous: dict[str, File
     if versions_dir is not None:
         remember(versions_dir, families, options.versions)
     remove_unlisted(root, files)
+    stats.seconds = time.perf_counter() - started
     return stats
