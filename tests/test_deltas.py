@@ -1,7 +1,8 @@
-"""Dictionary deltas (RFC 9842 `dcz`), built by `servestatic compress` and served in both
-answer paths by a real server: the delta for a client that holds the earlier version, br
-for every other, and a Vary that keeps shared caches from mixing them up (docs/http.md,
-"Dictionary deltas")."""
+"""Dictionary deltas (RFC 9842 `dcz`), built by `servestatic compress` and served by a real
+server in both answer paths (the event loop's, and the ASGI front with the fast path off)
+and by `servestatic.wsgi:application` under gunicorn (the WSGI front): the delta for a
+client that holds the earlier version, br for every other, and a Vary that keeps shared
+caches from mixing them up (docs/http.md, "Dictionary deltas")."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import base64
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import pytest
 from servestatic.buildtime.deltas import MIN_WINDOW
 from servestatic.core.dictionaries import match_pattern, use_as_dictionary
 from tests.conftest import ANSWER_PATHS
+from tests.support import REPO
 from tests.support.cli import compress
 from tests.support.deltas import (
     DCZ_MAGIC,
@@ -48,9 +51,24 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> tuple[Release, Release
     return first, second
 
 
-@pytest.fixture(scope="module", params=sorted(ANSWER_PATHS))
+class GunicornWSGI(ServerProcess):
+    """`servestatic.wsgi:application` under the plain gunicorn command: the WSGI front."""
+
+    def __init__(self, root: Path, env: dict[str, str]):
+        super().__init__(None, env={"SERVESTATIC_ROOT": str(root), **env})
+        self.args = [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{self.port}",
+                     "--workers", "1", "servestatic.wsgi:application"]
+        self.cwd = REPO
+
+
+@pytest.fixture(scope="module", params=[*sorted(ANSWER_PATHS), "wsgi"])
 def server(releases: tuple[Release, Release], request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    with serving(releases[1].root, {"SERVESTATIC_PREFIX": PREFIX, **ANSWER_PATHS[request.param]}) as running:
+    env = {"SERVESTATIC_PREFIX": PREFIX}
+    if request.param == "wsgi":
+        with GunicornWSGI(releases[1].root, env) as running:
+            yield running
+        return
+    with serving(releases[1].root, {**env, **ANSWER_PATHS[request.param]}) as running:
         yield running
 
 
@@ -314,7 +332,6 @@ def test_without_zstd_compress_warns_and_makes_no_deltas(tmp_path: Path) -> None
     """An environment without zstandard (the image as shipped, Python 3.12): the build goes
     on, with one warning."""
     import subprocess
-    import sys
 
     from tests.support.cli import environment
     from tests.support.deltas import write_release
