@@ -15,6 +15,9 @@ A large file is first compressed whole at brotli's quality 2 (about 3 ms per
 MiB): when that saves under 1%, brotli 11 and gzip would not reach the 5%
 rule either, and a few seconds per file of random or already-compressed bytes
 are saved. The verdict is recorded in the manifest, so a re-run does not probe.
+
+Once every file is done, the content-hashed ones get their dictionary deltas against
+earlier versions (RFC 9842 `dcz`, buildtime/deltas.py), a second step over the pool.
 """
 
 from __future__ import annotations

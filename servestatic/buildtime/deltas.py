@@ -9,14 +9,8 @@ dictionary, framed as RFC 9842's `dcz`: the 8-byte magic, the dictionary's
 sent with `Use-As-Dictionary`, core/dictionaries.py) names its SHA-256 in
 `Available-Dictionary` and is answered with the delta.
 
-Where earlier versions come from (`Sources`):
-
-- the cache directory: each run keeps every current family member's bytes under
-  `CACHE_DIR/versions/<family key>/<sha-256>`, and keeps per family the current ones
-  plus the `delta_versions` most recently seen others (`remember`);
-- `--dictionaries-from DIR`: a previous release's root, for a build without a cache;
-- the root itself: older hashed files still there (a Django `STATIC_ROOT` collected
-  without `--clear`), older by at least a second than the file.
+Earlier versions come from the cache directory, `--dictionaries-from DIR` (a previous
+release's root) and older hashed files still in the root (buildtime/versions.py).
 
 A delta is kept only when it is `delta_min_saving` percent smaller than the file's br
 variant (or the file, without one): a variant that saves little costs a cache entry
@@ -34,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import logging
 import os
 import time
@@ -44,11 +37,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from servestatic.buildtime.encoders import parameters_key
+from servestatic.buildtime.versions import (
+    Version,
+    cached_versions,
+    choose,
+    members,
+    remember,
+    sha256_of,
+    versions_from_dir,
+)
 from servestatic.site.atomic import remove_quietly, write_atomic
-from servestatic.site.hashednames import family_of
 from servestatic.site.manifest import Delta, FileEntry, fingerprint, fingerprint_stream
 from servestatic.site.names import DELTA_DIRECTORY, delta_name
-from servestatic.site.scan import walk
 
 log = logging.getLogger("servestatic")
 
@@ -59,8 +59,6 @@ DELTA_LEVEL = 19
 # Decoders must support a window of max(8 MB, 1.25 x dictionary size) (RFC 9842, dcz).
 MIN_WINDOW = 8 * 1024 * 1024
 PARAMETERS = {"dcz": {"zstd_level": DELTA_LEVEL, "window": "rfc9842", "dictionary": "raw"}}
-# A root older than a file by at least this much holds an earlier version of it, not a sibling.
-OLDER_BY = 1.0
 
 
 def window_log(dictionary_size: int) -> int:
@@ -106,16 +104,6 @@ def _stdlib_encoder() -> Callable[[bytes, bytes, bytes], bytes] | None:
 def b64(digest: bytes) -> str:
     """A SHA-256 as `Available-Dictionary` carries it (RFC 8941 byte sequence: standard base64)."""
     return base64.b64encode(digest).decode("ascii")
-
-
-@dataclass(frozen=True)
-class Version:
-    """One version of a family's file: where its bytes are, its SHA-256, and how recent it is."""
-
-    sha256: bytes
-    path: str
-    size: int
-    mtime: float
 
 
 @dataclass
@@ -253,124 +241,6 @@ def _write_cache(path: str, data: bytes) -> None:
         write_atomic(Path(path), data)
     except OSError:
         pass
-
-
-# --- in the parent: which files, which dictionaries
-
-
-@dataclass
-class Member:
-    """A current family member of the root."""
-
-    relative: str
-    absolute: str
-    sha256: bytes
-    size: int
-    mtime: float
-
-
-def sha256_of(entry: FileEntry) -> bytes | None:
-    value = entry.digests.get("sha-256")
-    return base64.b64decode(value) if value else None
-
-
-def members(root: Path, files: dict[str, FileEntry]) -> dict[str, list[Member]]:
-    """The root's current family members (entries the compressor gave a family), by family."""
-    families: dict[str, list[Member]] = {}
-    for relative, entry in files.items():
-        if not entry.family:
-            continue
-        sha = sha256_of(entry)
-        absolute = os.path.join(root, relative)
-        try:
-            mtime = os.stat(absolute).st_mtime
-        except OSError:
-            continue
-        if sha is not None:
-            families.setdefault(entry.family, []).append(Member(relative, absolute, sha, entry.size, mtime))
-    return families
-
-
-def family_key(family: str) -> str:
-    return hashlib.sha256(family.encode("utf-8")).hexdigest()[:20]
-
-
-def cached_versions(versions_dir: Path, family: str) -> list[Version]:
-    directory = versions_dir / family_key(family)
-    found = []
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return []
-    for item in entries:
-        if len(item.name) != 64:
-            continue
-        try:
-            status = item.stat()
-            found.append(Version(bytes.fromhex(item.name), item.path, status.st_size, status.st_mtime))
-        except (OSError, ValueError):
-            continue
-    return found
-
-
-def versions_from_dir(directory: Path, families: set[str],
-                      hashed: frozenset[str]) -> dict[str, list[Version]]:
-    """Earlier versions in a previous release's root, by family: its files whose family is one
-    of the current ones."""
-    found: dict[str, list[Version]] = {}
-    for item in walk(directory):
-        family = family_of(item.relative, item.relative in hashed)
-        if family not in families:
-            continue
-        try:
-            with open(item.absolute, "rb") as stream:
-                digest = hashlib.file_digest(stream, "sha256").digest()
-        except OSError:
-            continue
-        found.setdefault(family, []).append(Version(digest, os.fspath(item.absolute), item.size, item.mtime))
-    return found
-
-
-def choose(member: Member, family: list[Member], earlier: list[Version], count: int) -> tuple[Version, ...]:
-    """The `count` most recent earlier versions of a file: those from the cache and a previous
-    release that are not the current bytes of a family member, and root siblings older than it."""
-    current = {other.sha256: other for other in family}
-    candidates: dict[bytes, Version] = {}
-    for version in earlier:
-        sibling = current.get(version.sha256)
-        if version.sha256 == member.sha256:
-            continue
-        if sibling is not None and sibling.mtime > member.mtime - OLDER_BY:
-            continue  # a current sibling, not an earlier version
-        candidates.setdefault(version.sha256, version)
-    for other in family:
-        if other.sha256 != member.sha256 and other.mtime <= member.mtime - OLDER_BY:
-            version = Version(other.sha256, other.absolute, other.size, other.mtime)
-            candidates.setdefault(other.sha256, version)
-    newest = sorted(candidates.values(), key=lambda version: version.mtime, reverse=True)
-    return tuple(newest[:count])
-
-
-def remember(versions_dir: Path, families: dict[str, list[Member]], count: int) -> None:
-    """Keep each current member's bytes in the cache as a future dictionary, marked as seen now,
-    and per family the current ones plus the `count` most recently seen others. Best effort."""
-    now = time.time()
-    for family, family_members in families.items():
-        directory = versions_dir / family_key(family)
-        current = {member.sha256.hex() for member in family_members}
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            for member in family_members:
-                target = directory / member.sha256.hex()
-                if not target.exists():
-                    write_atomic(target, Path(member.absolute).read_bytes())
-                os.utime(target, (now, now))
-            others = sorted((item for item in os.scandir(directory) if item.name not in current),
-                            key=lambda item: item.stat().st_mtime, reverse=True)
-            for item in others[count:]:
-                remove_quietly(item.path)
-        except OSError:
-            continue
 
 
 def remove_unlisted(root: Path, files: dict[str, FileEntry]) -> None:
