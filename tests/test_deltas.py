@@ -122,6 +122,9 @@ def test_a_client_with_the_earlier_version_gets_the_delta(releases: tuple[Releas
      "a cross-origin no-cors fetch"),
     ({"Accept-Encoding": BOTH, "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Site": "same-site"},
      "a same-site but cross-origin no-cors fetch"),
+    ({"Accept-Encoding": BOTH, "Sec-Fetch-Mode": "no-cors"}, "a no-cors fetch not said to be same-origin"),
+    ({"Accept-Encoding": BOTH, "Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": "cross-site"},
+     "a cross-origin cors fetch without an Origin"),
 ])
 def test_other_clients_get_br_and_the_same_vary(releases: tuple[Release, Release], http: httpx.Client,
                                                 headers: dict[str, str], why: str) -> None:
@@ -134,13 +137,32 @@ def test_other_clients_get_br_and_the_same_vary(releases: tuple[Release, Release
     assert vary(response) == {"accept-encoding", "available-dictionary"}, why
 
 
-def test_a_same_origin_no_cors_fetch_gets_the_delta(releases: tuple[Release, Release],
-                                                    http: httpx.Client) -> None:
+@pytest.mark.parametrize("fetch", [
+    {"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Dest": "script"},
+    {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": "cross-site", "Origin": "https://other.example"},
+    {"Sec-Fetch-Site": "cross-site"},  # no mode: not a browser page (RFC 9842: allowed)
+], ids=["same-origin no-cors", "navigate", "cors with an Origin SERVESTATIC_CORS allows", "no mode"])
+def test_a_fetch_that_can_read_the_response_gets_the_delta(releases: tuple[Release, Release],
+                                                           http: httpx.Client, fetch: dict[str, str]) -> None:
     first, second = releases
     response = get(http, PREFIX + second.name, **{
-        "Accept-Encoding": BOTH, "Available-Dictionary": first.dictionary,
-        "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Dest": "script"})
+        "Accept-Encoding": BOTH, "Available-Dictionary": first.dictionary, **fetch})
     assert response.headers["content-encoding"] == "dcz"
+
+
+def test_a_cors_fetch_from_an_origin_not_allowed_gets_no_delta(releases: tuple[Release, Release]) -> None:
+    first, second = releases
+    asking = {"Accept-Encoding": BOTH, "Available-Dictionary": first.dictionary,
+              "Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": "cross-site"}
+    with serving(second.root, {"SERVESTATIC_CORS": "https://allowed.example"}) as server:
+        allowed = get(httpx.Client(base_url=server.url), "/" + second.name,
+                      **asking, Origin="https://allowed.example")
+        other = get(httpx.Client(base_url=server.url), "/" + second.name,
+                    **asking, Origin="https://other.example")
+    assert allowed.headers["content-encoding"] == "dcz"
+    assert other.headers["content-encoding"] == "br"
+    assert vary(other) == {"accept-encoding", "available-dictionary", "origin"}
 
 
 def test_head_range_and_if_none_match_apply_to_the_delta(releases: tuple[Release, Release],

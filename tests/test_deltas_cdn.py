@@ -51,16 +51,21 @@ def test_the_delta_and_br_through_the_cache_each_fetched_once(stack: tuple[Proxy
     first, second = releases
     path = "/" + second.name
     br = (second.root / (second.name + ".br")).read_bytes()
-    for _round in range(3):
-        asking = {"Accept-Encoding": BOTH, "Available-Dictionary": first.dictionary}
+    readers = [{}, {"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Site": "same-origin"},
+               {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "cross-site"}]
+    for round_ in range(3):
+        asking = {"Accept-Encoding": BOTH, "Available-Dictionary": first.dictionary, **readers[round_]}
         response, body = get(proxy, path, **asking)
-        assert response.headers["content-encoding"] == "dcz"
+        assert response.headers["content-encoding"] == "dcz", asking
         assert decode_dcz(body, first.data) == second.data
         assert response.headers["vary"] == "Accept-Encoding, Available-Dictionary"
         for headers in ({"Accept-Encoding": BOTH},
                         {"Accept-Encoding": "br, gzip", "Available-Dictionary": first.dictionary},
                         {"Accept-Encoding": BOTH, "Available-Dictionary": first.dictionary,
-                         "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Site": "cross-site"}):
+                         "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Site": "cross-site"},
+                        {"Accept-Encoding": BOTH, "Available-Dictionary": first.dictionary,
+                         "Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": "cross-site",
+                         "Origin": "https://other.example"}):
             response, body = get(proxy, path, **headers)
             assert response.headers["content-encoding"] == "br", headers
             assert body == br, headers

@@ -82,15 +82,17 @@ sub vcl_recv {
     # --- Dictionary deltas (RFC 9842; docs/cdn.md, "Dictionary deltas"): a client that
     # accepts dcz by name and holds a dictionary gets it in X-Servestatic-Dictionary, on
     # which the cache varies only where the origin's Vary names Available-Dictionary
-    # (vcl_backend_response): only paths that have deltas keep a copy per dictionary. A
-    # cross-origin no-cors fetch never gets a delta (RFC 9842), so it has no dictionary.
+    # (vcl_backend_response): only paths that have deltas keep a copy per dictionary. Only a
+    # fetch that may read the response whole gets a delta (RFC 9842): same-origin, no
+    # Sec-Fetch-Mode, or a navigation; a cross-origin no-cors or cors fetch has no
+    # dictionary here (a cors one would depend on the origin's CORS answer, not in the key).
     if (req.restarts == 0) {
         unset req.http.X-Servestatic-Dictionary;
         if (req.http.Available-Dictionary
                 && req.http.Accept-Encoding ~ "(?i)(^|,)\s*dcz\s*(,|;|$)"
                 && req.http.Accept-Encoding !~ "(?i)(^|,)\s*dcz\s*;\s*q\s*=\s*0(\.0*)?\s*(,|$)"
-                && !(req.http.Sec-Fetch-Mode == "no-cors" && req.http.Sec-Fetch-Site
-                     && req.http.Sec-Fetch-Site != "same-origin")) {
+                && (req.http.Sec-Fetch-Site == "same-origin" || !req.http.Sec-Fetch-Mode
+                    || req.http.Sec-Fetch-Mode == "navigate" || req.http.Sec-Fetch-Mode == "same-origin")) {
             set req.http.X-Servestatic-Dictionary = req.http.Available-Dictionary;
         }
     }

@@ -191,7 +191,7 @@ class StaticApp:
         if static_file.deltas is not None:
             # Dictionary deltas (RFC 9842; core/dictionaries.py): only files that have them
             # pay more than this test.
-            representation = delta_for(static_file.deltas, environ, codings) or representation
+            representation = delta_for(static_file.deltas, environ, codings, self.cors) or representation
         if representation is None:
             return self.simple("406 Not Acceptable", [("Vary", "Accept-Encoding")],
                                b"406 Not Acceptable\n", method)

@@ -5,7 +5,8 @@ with `Use-As-Dictionary: match="/assets/main-*.js", match-dest=("script")`, so t
 browser keeps it as a dictionary for the next version of the file. A request naming
 one of the file's earlier versions in `Available-Dictionary` (its SHA-256, an RFC 8941
 byte sequence `:base64:`) and listing `dcz` in Accept-Encoding gets the build-time delta
-(buildtime/deltas.py) instead of br: `delta_for` decides. Every representation of a
+(buildtime/deltas.py) instead of br, when it may read the response whole (`readable`):
+`delta_for` decides. Every representation of a
 file that has deltas varies on both headers (core/table.py), so that a shared cache
 never gives a delta to a client without its dictionary.
 """
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 from urllib.parse import quote
+
+from servestatic.core.cors import CorsPolicy
 
 CODING = "dcz"
 VARY = "Accept-Encoding, Available-Dictionary"
@@ -47,16 +50,29 @@ def use_as_dictionary(prefix: str, family: str, content_type: str) -> str:
     return value
 
 
-def delta_for(deltas: dict[str, Any], environ: dict[str, Any], codings: frozenset[str]) -> Any:
+def delta_for(deltas: dict[str, Any], environ: dict[str, Any], codings: frozenset[str],
+              cors: CorsPolicy) -> Any:
     """The delta representation the request may get, or None: it names a dictionary the file
-    has a delta for, accepts `dcz` by name, and is not a cross-origin no-cors fetch (RFC
-    9842's security considerations: a no-cors response is opaque to the page that asked
-    for it, and a dictionary that page could influence would let it read the response
-    through its size)."""
+    has a delta for, accepts `dcz` by name, and may read the response (`readable`)."""
     available = environ.get("HTTP_AVAILABLE_DICTIONARY")
-    if available is None or CODING not in codings:
-        return None
-    if environ.get("HTTP_SEC_FETCH_MODE") == "no-cors" and environ.get(
-            "HTTP_SEC_FETCH_SITE", "same-origin") != "same-origin":
+    if available is None or CODING not in codings or not readable(environ, cors):
         return None
     return deltas.get(available.strip())
+
+
+def readable(environ: dict[str, Any], cors: CorsPolicy) -> bool:
+    """RFC 9842's response-readability rule, as a server applies it from Fetch Metadata: a
+    dictionary may compress a response only when the page that asked can read it whole,
+    since what the compressed size gives away would otherwise leak an opaque response.
+    Same-origin (`Sec-Fetch-Site: same-origin`), no `Sec-Fetch-Mode` (not a browser page),
+    `navigate` and `same-origin` modes may; a `cors` fetch may when it carries an Origin
+    the answer allows (SERVESTATIC_CORS); any other mode (`no-cors`, `websocket`) may not."""
+    if environ.get("HTTP_SEC_FETCH_SITE") == "same-origin":
+        return True
+    mode = environ.get("HTTP_SEC_FETCH_MODE")
+    if mode is None or mode == "navigate" or mode == "same-origin":
+        return True
+    if mode == "cors":
+        origin = environ.get("HTTP_ORIGIN")
+        return origin is not None and (cors.any_origin or origin in cors.allowed)
+    return False
