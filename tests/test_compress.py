@@ -483,7 +483,7 @@ def test_manifest_content(site: Path, tmp_path: Path) -> None:
 
     assert data["format"] == 1
     assert data["generator"].startswith("servestatic ")
-    assert set(data["compression"]) == {"br", "gzip"}
+    assert set(data["compression"]) == {"br", "gzip", "dcz"}  # dcz: the deltas' (tests/test_deltas.py)
     files = data["files"]
     on_disk = {
         path.relative_to(site).as_posix()

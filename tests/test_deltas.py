@@ -372,3 +372,14 @@ def test_without_zstd_compress_warns_and_makes_no_deltas(tmp_path: Path) -> None
     assert not entry.get("deltas") and not entry.get("delta_tried")
     again = summary(second.root, "--cache-dir", str(cache))  # with zstandard: made now
     assert again["deltas"]["made"] == 1
+
+
+def test_another_margin_makes_the_deltas_again(tmp_path: Path) -> None:
+    """The manifest records the delta parameters and the margin: a run with others does not
+    keep what the last one decided."""
+    cache = tmp_path / "cache"
+    build(tmp_path / "r1", 1, cache)
+    second = build(tmp_path / "r2", 2, cache)
+    again = summary(second.root, "--cache-dir", str(cache), env={"SERVESTATIC_DELTA_MIN_SAVING": "50"})
+    assert (again["deltas"]["kept"], again["deltas"]["from_cache"], again["deltas"]["deltas"]) == (0, 1, 1)
+    assert json.loads((second.root / MANIFEST).read_text())["compression"]["dcz"]["min_saving"] == 50

@@ -35,6 +35,8 @@ from typing import Any
 import brotli
 
 from servestatic import __version__
+from servestatic.buildtime.deltas import CODING as DELTA_CODING
+from servestatic.buildtime.deltas import PARAMETERS as DELTA_PARAMETERS
 from servestatic.buildtime.deltas import DeltaOptions, DeltaStats, add_deltas, remove_unlisted
 from servestatic.buildtime.encoders import encoder_parameters, make_encoders, parameters_key
 from servestatic.buildtime.preload import preload_hints
@@ -399,7 +401,11 @@ def compress_tree(
     files = _collect(_run(jobs, options.worker_count), summary, options, len(jobs), on_progress,
                      root, frozenset(item.relative for item in found))
     if options.delta_versions:
-        summary.deltas = add_deltas(root, files, previous.files if previous else {}, DeltaOptions(
+        # Deltas made with other parameters (or another margin) are made again, not kept.
+        parameters = {**parameters, DELTA_CODING: {**DELTA_PARAMETERS[DELTA_CODING],
+                                                   "min_saving": options.delta_min_saving}}
+        trusted = previous is not None and previous.compression.get(DELTA_CODING) == parameters[DELTA_CODING]
+        summary.deltas = add_deltas(root, files, previous.files if trusted else {}, DeltaOptions(
             versions=options.delta_versions, min_saving=options.delta_min_saving,
             cache_dir=options.cache_dir, dictionaries_from=options.dictionaries_from,
             hashed_names=options.hashed_names, workers=options.worker_count), summary.errors)
