@@ -15,6 +15,10 @@ scanning. The class name is WhiteNoise's, so moving over is one changed line.
 Compression settings come from the SERVESTATIC_* environment, as for the
 command; only the root is STATIC_ROOT whatever SERVESTATIC_ROOT says.
 
+Dictionary deltas (buildtime/deltas.py) are made here too: earlier versions come from
+SERVESTATIC_CACHE_DIR, SERVESTATIC_DICTIONARIES_FROM, or the older hashed files a
+`collectstatic` without `--clear` leaves in STATIC_ROOT.
+
 The names Django hashed are passed on as immutable: Django knows them, while
 the name test of `SERVESTATIC_IMMUTABLE_PATTERN=auto` must guess, and misses
 the one hash in 280 that is digits only (`app.012345678901.js`).
@@ -29,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.staticfiles.storage import ManifestStaticFilesStorage
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 
 from servestatic.buildtime.compress import CompressError, CompressOptions, Summary, compress_tree
 from servestatic.config.settings import SettingError, Settings, load_settings
@@ -56,7 +60,7 @@ class CompressedManifestStaticFilesStorage(ManifestStaticFilesStorage):
             summary = self.compress(settings)
         except CompressError as error:
             raise CommandError(f"{STEP}: {error}") from None
-        print(f"servestatic: {summary.line()}", file=sys.stdout)
+        _report(f"servestatic: {summary.line()}")
         if summary.errors:
             raise CommandError(f"{STEP}: " + "; ".join(summary.errors))
 
@@ -82,6 +86,24 @@ class CompressedManifestStaticFilesStorage(ManifestStaticFilesStorage):
         options = replace(CompressOptions.from_settings(settings), hashed_names=hashed)
         return compress_tree(Path(self.location), options)
 
+
+def _report(line: str) -> None:
+    """The summary line, as collectstatic prints its own: to the stdout it was given
+    (`call_command(..., stdout=buf)`), and not at all with `-v0`.
+
+    Django passes neither to a storage's post_process, so they are taken from the
+    management command that is iterating it (collectstatic's `collect`, a caller frame):
+    without one (the storage used by other code), the line goes to sys.stdout.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        command = frame.f_locals.get("self")
+        if isinstance(command, BaseCommand):
+            if getattr(command, "verbosity", 1) >= 1:
+                command.stdout.write(line)
+            return
+        frame = frame.f_back
+    print(line, file=sys.stdout)
 
 
 # (root, the manifest's mtime) -> {name: integrity}: read once per collectstatic, not per tag.

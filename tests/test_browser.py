@@ -50,3 +50,38 @@ def test_resource_timing_sees_a_cross_origin_file_only_when_allowed(tmp_path: Pa
     (site / "asset.bin").write_bytes(os.urandom(ASSET_SIZE))  # random: no compressed variant
     with ServerProcess(site, env={"SERVESTATIC_TIMING_ALLOW_ORIGIN": timing}) as server:
         assert seen_size(chromium, f"http://127.0.0.1:{server.port}/page.html") == expected
+
+
+# --- Dictionary deltas (RFC 9842 dcz; docs/http.md, "Dictionary deltas")
+
+
+def test_a_returning_browser_gets_the_changed_bundle_as_a_delta_and_runs_it(tmp_path: Path) -> None:
+    """Release 1 loaded; the site rebuilt as release 2 with its bundle changed, served on the
+    same origin; Chromium, with the same profile, loads it again: the origin's log shows the
+    new bundle sent as the delta's bytes, and the page ran release 2's code. (Chromium keeps
+    a `Use-As-Dictionary` response over http://127.0.0.1 and sends `Available-Dictionary`
+    with `dcb, dcz` for the next URL its pattern matches.)"""
+    chromium = needs_tool("chromium")
+    pytest.importorskip("zstandard")
+    from tests.support.caches import Origin
+    from tests.support.deltas import build
+    from tests.support.server import free_port
+    from tests.support.site import manifest_entry
+
+    cache, profile, port = tmp_path / "cache", tmp_path / "profile", free_port()
+    seen = []
+    for release in (1, 2):
+        site = build(tmp_path / f"release{release}", release, cache)
+        with Origin(site.root, port=port) as origin:  # one origin: the dictionary is kept per origin
+            result = subprocess.run([chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
+                                     f"--user-data-dir={profile}", "--virtual-time-budget=3000",
+                                     "--dump-dom", f"{origin.url}/index.html"],
+                                    capture_output=True, text=True, timeout=120)
+            assert result.returncode == 0, result.stderr[-2000:]
+            seen.append((result.stdout, origin.requests("/" + site.name), site))
+    page, bundle_requests, second = seen[1]
+    assert '<p id="release">release 2</p>' in page, page[-1000:]
+    (delta,) = manifest_entry(second.root, second.name)["deltas"].values()
+    assert [(entry["status"], entry["bytes"]) for entry in bundle_requests] == [(200, delta["size"])]
+    assert delta["size"] < (second.root / (second.name + ".br")).stat().st_size / 10
+    assert '<p id="release">release 1</p>' in seen[0][0]

@@ -483,7 +483,7 @@ def test_manifest_content(site: Path, tmp_path: Path) -> None:
 
     assert data["format"] == 1
     assert data["generator"].startswith("servestatic ")
-    assert set(data["compression"]) == {"br", "gzip"}
+    assert set(data["compression"]) == {"br", "gzip", "dcz"}  # dcz: the deltas' (tests/test_deltas.py)
     files = data["files"]
     on_disk = {
         path.relative_to(site).as_posix()
@@ -506,8 +506,10 @@ def test_manifest_content(site: Path, tmp_path: Path) -> None:
 
     for name, entry in files.items():
         html = entry["content_type"].startswith("text/html")
-        assert set(entry) - {"preload"} == {"size", "hash", "content_type", "immutable", "mtime", "variants",
-                                            "tried", "digests", "integrity"}
+        assert set(entry) - {"preload", "family"} == {"size", "hash", "content_type", "immutable", "mtime",
+                                                      "variants", "tried", "digests", "integrity"}
+        # A family (tests/test_deltas.py) only for a compressible content-hashed file.
+        assert "family" not in entry or (entry["immutable"] and entry["variants"]), name
         assert html or "preload" not in entry, name  # hints only for HTML (tests/test_http_preload.py)
         content = (site / name).read_bytes()
         assert entry["size"] == len(content), name
@@ -598,7 +600,7 @@ def test_json_summary_shape(tmp_path: Path) -> None:
     make_tree(tmp_path)
     write(tmp_path / "js" / "random.js", noise(3000))  # compressible by name, not by content
     summary = compress_json(tmp_path)
-    assert set(summary) == {"files", "bytes", "seconds", "removed_variants", "errors", "encodings"}
+    assert set(summary) == {"files", "bytes", "seconds", "removed_variants", "errors", "encodings", "deltas"}
     assert summary["files"] == 9
     assert summary["bytes"] == sum(p.stat().st_size for p in tmp_path.rglob("*")
                                    if p.is_file() and p.suffix not in {".br", ".gz"}

@@ -79,6 +79,25 @@ sub vcl_recv {
         set req.http.X-Servestatic-Encoding = "identity";
     }
 
+    # --- Dictionary deltas (RFC 9842; docs/cdn.md, "Dictionary deltas"): a client that
+    # accepts dcz by name and holds a dictionary gets it in X-Servestatic-Dictionary, on
+    # which the cache varies only where the origin's Vary names Available-Dictionary
+    # (vcl_backend_response): only paths that have deltas keep a copy per dictionary. Only a
+    # fetch that may read the response whole gets a delta (RFC 9842): same-origin, no
+    # Sec-Fetch-Mode, or a navigation; a cross-origin no-cors or cors fetch has no
+    # dictionary here (a cors one would depend on the origin's CORS answer, not in the key).
+    if (req.restarts == 0) {
+        unset req.http.X-Servestatic-Dictionary;
+        if (req.http.Available-Dictionary
+                && req.http.Accept-Encoding ~ "(?i)(^|,)\s*dcz\s*(,|;|$)"
+                && req.http.Accept-Encoding !~ "(?i)(^|,)\s*dcz\s*;\s*q\s*=\s*0(\.0*)?\s*(,|$)"
+                && (req.http.Sec-Fetch-Site == "same-origin" || !req.http.Sec-Fetch-Mode
+                    || req.http.Sec-Fetch-Mode == "navigate" || req.http.Sec-Fetch-Mode == "same-origin")) {
+            set req.http.X-Servestatic-Dictionary = req.http.Available-Dictionary;
+        }
+    }
+    # --- end of dictionary deltas
+
     # Set only by this file, on a restart from vcl_hit: never by a client.
     if (req.restarts == 0) {
         unset req.http.X-Servestatic-Fresh;
@@ -103,6 +122,16 @@ sub vcl_recv {
 sub vcl_backend_fetch {
     # Varnish has set Accept-Encoding to gzip here; ask for the client's class instead.
     set bereq.http.Accept-Encoding = bereq.http.X-Servestatic-Encoding;
+    # Dictionary deltas: the origin is asked for one only with the dictionary the copy is
+    # kept for; vcl_recv has applied the Sec-Fetch rule already.
+    if (bereq.http.X-Servestatic-Dictionary) {
+        set bereq.http.Accept-Encoding = "dcz, " + bereq.http.X-Servestatic-Encoding;
+        set bereq.http.Available-Dictionary = bereq.http.X-Servestatic-Dictionary;
+    } else {
+        unset bereq.http.Available-Dictionary;
+    }
+    unset bereq.http.Sec-Fetch-Mode;
+    unset bereq.http.Sec-Fetch-Site;
 }
 
 sub vcl_backend_response {
@@ -117,6 +146,9 @@ sub vcl_backend_response {
     if (beresp.http.Vary) {
         set beresp.http.Vary = regsuball(beresp.http.Vary, "(?i)\bAccept-Encoding\b",
                                          "X-Servestatic-Encoding");
+        # Dictionary deltas: one copy per dictionary, on the paths that vary on it only.
+        set beresp.http.Vary = regsuball(beresp.http.Vary, "(?i)\bAvailable-Dictionary\b",
+                                         "X-Servestatic-Dictionary");
     }
 
     # CDN-Cache-Control (RFC 9213; SERVESTATIC_CDN_MAX_AGE) is this cache's Cache-Control
@@ -222,5 +254,9 @@ sub vcl_deliver {
     if (resp.http.Vary ~ "X-Servestatic-Encoding") {
         set resp.http.Vary = regsuball(resp.http.Vary, "(?i)\s*,\s*Accept-Encoding\b|\bAccept-Encoding\s*,\s*", "");
         set resp.http.Vary = regsub(resp.http.Vary, "X-Servestatic-Encoding", "Accept-Encoding");
+    }
+    # Dictionary deltas: the client's own header name again.
+    if (resp.http.Vary ~ "X-Servestatic-Dictionary") {
+        set resp.http.Vary = regsub(resp.http.Vary, "X-Servestatic-Dictionary", "Available-Dictionary");
     }
 }

@@ -15,6 +15,9 @@ A large file is first compressed whole at brotli's quality 2 (about 3 ms per
 MiB): when that saves under 1%, brotli 11 and gzip would not reach the 5%
 rule either, and a few seconds per file of random or already-compressed bytes
 are saved. The verdict is recorded in the manifest, so a re-run does not probe.
+
+Once every file is done, the content-hashed ones get their dictionary deltas against
+earlier versions (RFC 9842 `dcz`, buildtime/deltas.py), a second step over the pool.
 """
 
 from __future__ import annotations
@@ -32,11 +35,14 @@ from typing import Any
 import brotli
 
 from servestatic import __version__
+from servestatic.buildtime.deltas import CODING as DELTA_CODING
+from servestatic.buildtime.deltas import PARAMETERS as DELTA_PARAMETERS
+from servestatic.buildtime.deltas import DeltaOptions, DeltaStats, add_deltas, remove_unlisted
 from servestatic.buildtime.encoders import encoder_parameters, make_encoders, parameters_key
 from servestatic.buildtime.preload import preload_hints
 from servestatic.config.settings import Settings, load_settings
 from servestatic.site.atomic import remove_quietly, temporary_beside, write_atomic
-from servestatic.site.hashednames import immutable_test
+from servestatic.site.hashednames import family_of, immutable_test
 from servestatic.site.manifest import (
     FileEntry,
     Manifest,
@@ -87,13 +93,20 @@ class CompressOptions:
     # a tool that made them (Django's collectstatic, see servestatic.django) knows
     # better than the name test, which misses a hash of digits only.
     hashed_names: frozenset[str] = frozenset()
+    # Dictionary deltas (buildtime/deltas.py): earlier versions per family (0: none), the
+    # percentage a delta must save against br, and a previous release's root to take them from.
+    delta_versions: int = 3
+    delta_min_saving: int = 10
+    dictionaries_from: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CompressOptions:
         return cls(zstd=settings.zstd, min_size=settings.min_size,
                    skip_extensions=settings.skip_extensions, gzip_effort=settings.gzip_effort,
                    workers=settings.compress_worker_count, cache_dir=settings.cache_dir,
-                   immutable_pattern=settings.immutable_pattern)
+                   immutable_pattern=settings.immutable_pattern,
+                   delta_versions=settings.delta_versions, delta_min_saving=settings.delta_min_saving,
+                   dictionaries_from=settings.dictionaries_from)
 
     @classmethod
     def defaults(cls) -> CompressOptions:
@@ -162,6 +175,7 @@ class Summary:
     removed: int = 0
     seconds: float = 0.0
     encodings: dict[str, EncodingStats] = field(default_factory=dict)
+    deltas: DeltaStats = field(default_factory=DeltaStats)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -171,6 +185,7 @@ class Summary:
             "removed_variants": self.removed,
             "errors": self.errors,
             "encodings": {name: vars(stats) for name, stats in self.encodings.items()},
+            "deltas": vars(self.deltas),
         }
 
     def line(self) -> str:
@@ -182,6 +197,8 @@ class Summary:
                 f"{stats.client_bytes:,}); {stats.compressed} compressed, {stats.from_cache} cached, "
                 f"{stats.reused} kept, {stats.incompressible} incompressible"
             )
+        if self.deltas.files:
+            parts.append(self.deltas.line())
         parts.append(f"{self.seconds:.2f} s")
         if self.errors:
             parts.append(f"{len(self.errors)} errors")
@@ -383,6 +400,17 @@ def compress_tree(
     jobs = _jobs(root, found, previous, options, parameters)
     files = _collect(_run(jobs, options.worker_count), summary, options, len(jobs), on_progress,
                      root, frozenset(item.relative for item in found))
+    if options.delta_versions:
+        # Deltas made with other parameters (or another margin) are made again, not kept.
+        parameters = {**parameters, DELTA_CODING: {**DELTA_PARAMETERS[DELTA_CODING],
+                                                   "min_saving": options.delta_min_saving}}
+        trusted = previous is not None and previous.compression.get(DELTA_CODING) == parameters[DELTA_CODING]
+        summary.deltas = add_deltas(root, files, previous.files if trusted else {}, DeltaOptions(
+            versions=options.delta_versions, min_saving=options.delta_min_saving,
+            cache_dir=options.cache_dir, dictionaries_from=options.dictionaries_from,
+            hashed_names=options.hashed_names, workers=options.worker_count), summary.errors)
+    else:
+        remove_unlisted(root, files)
     try:
         save_manifest(root, Manifest(files=files, compression=parameters,
                                      generator=f"servestatic {__version__}"))
@@ -520,6 +548,11 @@ def _collect(outcomes: Iterable[Outcome], summary: Summary, options: CompressOpt
             summary.errors.append(outcome.error)
         if outcome.entry is not None:
             outcome.entry.immutable = is_immutable(outcome.relative)
+            if options.delta_versions and outcome.entry.immutable and outcome.entry.tried \
+                    and not outcome.entry.incompressible:
+                # A compressible content-hashed file of a family: its earlier versions are
+                # dictionaries for it, and it one for the next (buildtime/deltas.py).
+                outcome.entry.family = family_of(outcome.relative, outcome.relative in hashed_names) or ""
             if outcome.entry.content_type.startswith("text/html"):
                 outcome.entry.preload = _preload(root, outcome.relative, present)
             files[outcome.relative] = outcome.entry

@@ -400,6 +400,18 @@ class Settings:
     cache_dir: Path | None = setting(
         "SERVESTATIC_CACHE_DIR", "", _parse_optional_path,
         "Content-addressed cache of compressed outputs, reused across builds.", commands=_COMPRESS)
+    # --- dictionary deltas (RFC 9842 dcz; buildtime/deltas.py, issue 21)
+    delta_versions: int = setting(
+        "SERVESTATIC_DELTA_VERSIONS", "3", _parse_int(0, 32),
+        "Earlier versions of each content-hashed file kept (in the cache dir) and made dcz "
+        "deltas against, for browsers holding one; 0: no deltas.", commands=_COMPRESS)
+    delta_min_saving: int = setting(
+        "SERVESTATIC_DELTA_MIN_SAVING", "10", _parse_int(0, 99),
+        "Percent a dcz delta must be smaller than the br variant to be kept.", commands=_COMPRESS)
+    dictionaries_from: Path | None = setting(
+        "SERVESTATIC_DICTIONARIES_FROM", "", _parse_optional_path,
+        "A previous release's root, whose hashed files are earlier versions to make deltas "
+        "against (for builds without a cache dir).", commands=_COMPRESS)
 
     # Not a setting: the settings given by a flag or a SERVESTATIC_* variable, which win
     # over gunicorn's config file and GUNICORN_CMD_ARGS. A default, PORT and

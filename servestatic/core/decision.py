@@ -25,6 +25,7 @@ from urllib.parse import quote
 from servestatic.config.settings import Settings
 from servestatic.core.answer import Answer, Headers
 from servestatic.core.cors import CorsPolicy
+from servestatic.core.dictionaries import delta_for
 from servestatic.core.http import (
     Unsatisfiable,
     acceptable_codings,
@@ -186,7 +187,12 @@ class StaticApp:
         method = environ["REQUEST_METHOD"]
         if method != "GET" and method != "HEAD":
             return self.other_method(method, environ)
-        representation = static_file.select(acceptable_codings(environ.get("HTTP_ACCEPT_ENCODING")))
+        codings = acceptable_codings(environ.get("HTTP_ACCEPT_ENCODING"))
+        representation = static_file.select(codings)
+        if static_file.deltas is not None:
+            # Dictionary deltas (RFC 9842; core/dictionaries.py): only files that have them
+            # pay more than this test.
+            representation = delta_for(static_file.deltas, environ, codings, self.cors) or representation
         if representation is None:
             return self.simple("406 Not Acceptable", [("Vary", "Accept-Encoding")],
                                b"406 Not Acceptable\n", method)

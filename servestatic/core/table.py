@@ -18,6 +18,7 @@ one costs about 10 µs. Header tuples are shared between files for the same reas
 
 from __future__ import annotations
 
+import base64
 import gc
 import logging
 import os
@@ -30,6 +31,8 @@ from urllib.parse import quote
 
 from servestatic.config.settings import Mount, Settings
 from servestatic.core.cors import CorsPolicy
+from servestatic.core.dictionaries import VARY as DELTA_VARY
+from servestatic.core.dictionaries import use_as_dictionary
 from servestatic.core.headerrules import HeaderRule, headers_for, load_rules
 from servestatic.core.http import accepts, http_date, with_stale_if_error
 from servestatic.core.livemount import live_entry
@@ -43,7 +46,7 @@ from servestatic.site.manifest import (
     read_for_serving_with_build,
     served_entry,
 )
-from servestatic.site.names import ENCODING_SUFFIXES, INDEX, MANIFEST_NAME, NOT_FOUND_PAGE
+from servestatic.site.names import ENCODING_SUFFIXES, INDEX, MANIFEST_NAME, NOT_FOUND_PAGE, delta_name
 from servestatic.site.scan import never_served
 
 log = logging.getLogger("servestatic")
@@ -102,14 +105,18 @@ class StaticFile:
     carry it, so that neither answer builds a header per request.
     """
 
-    __slots__ = ("by_size", "https", "last_modified", "mtime")
+    __slots__ = ("by_size", "deltas", "https", "last_modified", "mtime")
 
     def __init__(self, by_size: tuple[Representation, ...], mtime: int | None,
-                 last_modified: str | None):
+                 last_modified: str | None, deltas: dict[str, Representation] | None = None):
         self.by_size = by_size
         self.mtime = mtime
         self.last_modified = last_modified
         self.https = self
+        # Dictionary deltas (core/dictionaries.py) by the `Available-Dictionary` value that
+        # selects each (":base64:"); None for the files without any, so that their requests
+        # pay one attribute test for the feature.
+        self.deltas = deltas
 
     def select(self, codings: frozenset[str]) -> Representation | None:
         """The smallest representation the client accepts, or None (406)."""
@@ -362,7 +369,7 @@ class _HeaderPolicy:
         self.tag_style = STYLES.get(settings.cache_tag_header)
         # Most files share their common headers with thousands of others: each
         # combination is built once, and a built file costs two lists less.
-        self._common_cache: dict[tuple[str, bool, bool, str | None], tuple[
+        self._common_cache: dict[tuple[str, bool, bool, str | None, bool], tuple[
             list[tuple[str, str]], list[tuple[str, str]]]] = {}
 
     def cache_control(self, entry: FileEntry) -> str:
@@ -385,8 +392,8 @@ class _HeaderPolicy:
                   for target, parameters in hints]
         return ("Link", ", ".join(values))
 
-    def vary(self, has_variants: bool) -> str | None:
-        values = ["Accept-Encoding"] if has_variants else []
+    def vary(self, has_variants: bool, has_deltas: bool = False) -> str | None:
+        values = [DELTA_VARY] if has_deltas else ["Accept-Encoding"] if has_variants else []
         if self.cors.varies_by_origin:
             values.append("Origin")
         return ", ".join(values) or None
@@ -395,7 +402,7 @@ class _HeaderPolicy:
         list[tuple[str, str]], list[tuple[str, str]]
     ]:
         """Headers every representation of a file shares: (for a 200, for a 304)."""
-        key = (entry.content_type, entry.immutable, bool(entry.variants), last_modified)
+        key = (entry.content_type, entry.immutable, bool(entry.variants), last_modified, bool(entry.deltas))
         if not self.rules:
             cache = self._common_cache
             cached = cache.get(key)
@@ -411,7 +418,7 @@ class _HeaderPolicy:
     ]:
         shared = self.shared
         cache = shared("Cache-Control", self.cache_control(entry))
-        vary_value = self.vary(bool(entry.variants))
+        vary_value = self.vary(bool(entry.variants), bool(entry.deltas))
         validators = [cache]
         if vary_value:
             validators.append(shared("Vary", vary_value))
@@ -492,21 +499,33 @@ def _forbids_shared_caching(cache_control: tuple[str, str] | None) -> bool:
                                              for directive in ("private", "no-store"))
 
 
-def _representations(mount: MountTable, relative: str, entry: FileEntry, policy: _HeaderPolicy,
-                     last_modified: str | None, extra: tuple[tuple[str, str], ...] = ()
-                     ) -> tuple[Representation, ...]:
-    """The file's representations, smallest first; `extra` headers go on a 200 and a 304 alike."""
+def _file_headers(mount: MountTable, relative: str, entry: FileEntry, policy: _HeaderPolicy,
+                  last_modified: str | None, extra: tuple[tuple[str, str], ...]
+                  ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The headers all of a file's representations share: (for a 200, for a 304)."""
     common, validators = policy.common(relative, entry, last_modified)
     if extra:
         common, validators = [*common, *extra], [*validators, *extra]
-    shared = policy.shared
-    base = mount.root + relative
     link = policy.link(mount.prefix, relative, entry)
     if link is not None:
         common = [*common, link]
     tags = policy.tags(mount, relative, entry)
     if tags is not None:  # on a 304 too: a cache refreshing its copy keeps its tags current
         common, validators = [*common, tags], [*validators, tags]
+    if entry.family and entry.immutable:
+        # Dictionary deltas (issue 21; core/dictionaries.py): a family member is kept by
+        # browsers as a dictionary for its next version.
+        common = [*common, policy.shared("Use-As-Dictionary", use_as_dictionary(
+            mount.prefix, entry.family, entry.content_type))]
+    return common, validators
+
+
+def _representations(mount: MountTable, relative: str, entry: FileEntry, policy: _HeaderPolicy,
+                     last_modified: str | None, extra: tuple[tuple[str, str], ...] = ()
+                     ) -> tuple[Representation, ...]:
+    """The file's representations, smallest first; `extra` headers go on a 200 and a 304 alike."""
+    common, validators = _file_headers(mount, relative, entry, policy, last_modified, extra)
+    base = mount.root + relative
     items = [("identity", base, entry.size, entry.hash, entry.digests)]
     items += [
         (coding, base + ENCODING_SUFFIXES[coding], variant.size, variant.hash, variant.digests)
@@ -514,20 +533,43 @@ def _representations(mount: MountTable, relative: str, entry: FileEntry, policy:
         if coding in ENCODING_SUFFIXES and variant.size < entry.size
     ]
     items.sort(key=lambda item: item[2])
-    representations = []
-    for coding, path, size, digest, digests in items:
-        etag = f'"{digest}"'
-        etag_pair = ("ETag", etag)
-        headers = [*common, ("Content-Length", str(size)), etag_pair]
-        not_modified = [*validators, etag_pair]
-        if coding != "identity":
-            encoding_pair = shared("Content-Encoding", coding)
-            headers.append(encoding_pair)
-        sha512_headers = _with_digest(headers, digests, "sha-512")
-        headers = _with_digest(headers, digests, "sha-256") or headers
-        representations.append(Representation(coding, path, size, etag, headers, not_modified,
-                                              sha512_headers))
-    return tuple(representations)
+    return tuple(_representation(policy, common, validators, *item) for item in items)
+
+
+def _delta_representations(mount: MountTable, relative: str, entry: FileEntry, policy: _HeaderPolicy,
+                           last_modified: str | None, extra: tuple[tuple[str, str], ...] = ()
+                           ) -> dict[str, Representation] | None:
+    """The file's dictionary deltas by the `Available-Dictionary` value that selects each, with
+    the headers of the file's other representations; None when it has none."""
+    sha256 = entry.digests.get("sha-256")
+    if not entry.deltas or not sha256:
+        return None
+    common, validators = _file_headers(mount, relative, entry, policy, last_modified, extra)
+    file_sha = base64.b64decode(sha256)
+    return {
+        f":{dictionary}:": _representation(
+            policy, common, validators, delta.coding,
+            mount.root + delta_name(file_sha, base64.b64decode(dictionary), delta.coding),
+            delta.size, delta.hash, delta.digests)
+        for dictionary, delta in entry.deltas.items()
+    }
+
+
+def _representation(policy: _HeaderPolicy, common: list[tuple[str, str]],
+                    validators: list[tuple[str, str]], coding: str, path: str, size: int,
+                    digest: str, digests: dict[str, str]) -> Representation:
+    """One representation with the headers of a 200 and a 304."""
+    shared = policy.shared
+    etag = f'"{digest}"'
+    etag_pair = ("ETag", etag)
+    headers = [*common, ("Content-Length", str(size)), etag_pair]
+    not_modified = [*validators, etag_pair]
+    if coding != "identity":
+        encoding_pair = shared("Content-Encoding", coding)
+        headers.append(encoding_pair)
+    sha512_headers = _with_digest(headers, digests, "sha-512")
+    headers = _with_digest(headers, digests, "sha-256") or headers
+    return Representation(coding, path, size, etag, headers, not_modified, sha512_headers)
 
 
 def _with_digest(headers: list[tuple[str, str]], digests: dict[str, str],
@@ -543,12 +585,16 @@ def _with_digest(headers: list[tuple[str, str]], digests: dict[str, str],
 def _static_file(mount: MountTable, relative: str, entry: FileEntry, policy: _HeaderPolicy) -> StaticFile:
     last_modified = http_date(entry.mtime) if entry.mtime is not None else None
     representations = _representations(mount, relative, entry, policy, last_modified)
-    static_file = StaticFile(representations, entry.mtime, last_modified)
+    deltas = _delta_representations(mount, relative, entry, policy, last_modified)
+    static_file = StaticFile(representations, entry.mtime, last_modified, deltas)
     hsts = policy.security.hsts_pair
     if hsts is not None and not any(name.lower() == "strict-transport-security"
                                     for name, _ in representations[0].headers):  # a rule's wins
-        secure = _representations(mount, relative, entry, policy, last_modified, (policy.shared(*hsts),))
-        static_file.https = StaticFile(secure, entry.mtime, last_modified)
+        extra = (policy.shared(*hsts),)
+        secure = _representations(mount, relative, entry, policy, last_modified, extra)
+        static_file.https = StaticFile(secure, entry.mtime, last_modified,
+                                       _delta_representations(mount, relative, entry, policy,
+                                                              last_modified, extra))
     return static_file
 
 

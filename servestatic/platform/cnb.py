@@ -51,6 +51,7 @@ NOT_FROM_BUILD = {
     "WEB_CONCURRENCY": "the platform sets it",
     "SERVESTATIC_BIND": "the platform owns the port (PORT)",
     "SERVESTATIC_CACHE_DIR": "the compression cache is the buildpack's own layer",
+    "SERVESTATIC_DICTIONARIES_FROM": "earlier versions come from the buildpack's cache layer",
 }
 
 # What buildpack/package ships wheels for (servestatic.platform.cnbpackage): every CPython from

@@ -72,3 +72,29 @@ def immutable_test(pattern: str) -> Callable[[str], bool]:
         return lambda path: False
     compiled = re.compile(pattern)
     return lambda path: compiled.search(path) is not None
+
+
+def family_of(path: str, hashed: bool = False) -> str | None:
+    """The path with its content hash replaced by `*`: the name every version of this
+    asset shares across builds (`assets/main-3fA9c1bd.js` -> `assets/main-*.js`, Django's
+    `css/site.0123456789ab.css` -> `css/site.*.css`), or None when the name carries no
+    hash. `hashed` says a tool knows the name carries one (Django's storage): then a hex
+    segment of digits only counts too.
+
+    Compression Dictionary Transport (buildtime/deltas.py) keeps earlier versions of a
+    family as dictionaries for the next, and announces the family as the match pattern
+    of `Use-As-Dictionary`.
+    """
+    directory, slash, name = path.rpartition("/")
+    for match in _HEX_SEGMENT.finditer(name):
+        if hashed or _is_hex_hash(match.group()):
+            return directory + slash + name[:match.start()] + "*" + name[match.end():]
+    stem_end = name.find(".")
+    stem = name if stem_end < 0 else name[:stem_end]
+    for index in range(len(stem) - 1, 0, -1):
+        if stem[index] != "-":
+            continue
+        token = stem[index + 1:]
+        if len(token) >= 8 and _BASE64URL.fullmatch(token) and _is_base64url_hash(token):
+            return directory + slash + name[:index + 1] + "*" + name[len(stem):]
+    return None

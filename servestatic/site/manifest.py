@@ -20,6 +20,15 @@ The manifest's `build` is the build id (`build_id`): a digest of every file's
 served bytes, the same for the same build whenever it is made, and the release a
 response's cache tag names (site/cachetags.py). A manifest without one (older)
 is served without a release tag until the next `compress`.
+
+A content-hashed file of a family (site/hashednames.family_of) carries `family`, the
+name its versions share with `*` for the hash, which the server sends as the
+`Use-As-Dictionary` match pattern; and `deltas`: its Compression Dictionary Transport
+(RFC 9842) variants, keyed by the SHA-256 of the earlier version each was made against,
+in standard base64 as a client's `Available-Dictionary` names it, each with its coding
+(`dcz`), the dictionary's size, and its own size, hash and digests (buildtime/deltas.py).
+A delta's bytes are at `delta_name` (site/names.py), named by the two SHA-256 values.
+Both are optional like the rest.
 """
 
 from __future__ import annotations
@@ -65,6 +74,18 @@ class Variant:
 
 
 @dataclass
+class Delta:
+    """A dictionary-compressed variant of a file (RFC 9842): its bytes are the file
+    compressed against an earlier version of it, the dictionary."""
+
+    coding: str  # "dcz"
+    dictionary_size: int
+    size: int
+    hash: str
+    digests: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class FileEntry:
     size: int
     hash: str
@@ -85,6 +106,13 @@ class FileEntry:
     # For an HTML file, what its head loads first, as (target, link parameters) pairs
     # (see buildtime/preload.py); sent as Link preload headers.
     preload: list[tuple[str, str]] = field(default_factory=list)
+    # For a content-hashed file, its family's pattern ("assets/main-*.js"), or "".
+    family: str = ""
+    # Dictionary deltas: SHA-256 of the dictionary (standard base64) -> Delta.
+    deltas: dict[str, Delta] = field(default_factory=dict)
+    # Dictionaries (as in `deltas`) a delta was tried against for these bytes, kept or not: a
+    # later run does not try them again. The compressor's alone, like `tried`.
+    delta_tried: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -195,6 +223,9 @@ def entry_from_json(entry: dict[str, Any]) -> FileEntry:
             variants={
                 encoding: _variant(variant) for encoding, variant in entry.get("variants", {}).items()
             },
+            family=_family(entry.get("family")),
+            deltas=_deltas(entry.get("deltas")),
+            delta_tried=[str(key) for key in entry.get("delta_tried", [])],
         )
     except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as error:  # int(1e400)
         raise ValueError(f"malformed manifest entry ({error!r})") from None
@@ -211,6 +242,38 @@ def _variant(value: Any) -> Variant:
         size, digest, *digests = value
         return Variant(size=int(size), hash=str(digest), digests=_digests(digests[0] if digests else None))
     return Variant(size=int(value["size"]), hash=str(value["hash"]), digests=_digests(value.get("digests")))
+
+
+def _family(value: Any) -> str:
+    """A family pattern: printable ASCII or more, no control character (it goes into a header,
+    escaped, by core/dictionaries.py)."""
+    if not value:
+        return ""
+    family = str(value)
+    if not family.isprintable() or "*" not in family:
+        raise ValueError("a family is not a printable pattern with '*'")
+    return family
+
+
+# The content codings of dictionary deltas a manifest may name (RFC 9842 section 5).
+DELTA_CODINGS = ("dcz",)
+
+
+def _deltas(value: Any) -> dict[str, Delta]:
+    """Deltas from JSON: {dictionary SHA-256 base64: {coding, dictionary_size, size, hash[, digests]}}."""
+    if not value:
+        return {}
+    deltas: dict[str, Delta] = {}
+    for dictionary, delta in value.items():
+        if not (isinstance(dictionary, str) and len(dictionary) == 44 and _BASE64.fullmatch(dictionary)):
+            raise ValueError("a delta's dictionary is not a base64 SHA-256")
+        coding = str(delta["coding"])
+        if coding not in DELTA_CODINGS:
+            raise ValueError(f"unknown delta coding {coding!r}")
+        deltas[dictionary] = Delta(coding=coding, dictionary_size=int(delta["dictionary_size"]),
+                                   size=int(delta["size"]), hash=str(delta["hash"]),
+                                   digests=_digests(delta.get("digests")))
+    return deltas
 
 
 def _preload(value: Any) -> list[tuple[str, str]]:
@@ -246,11 +309,12 @@ def _digests(value: Any) -> dict[str, str]:
 
 
 # A manifest entry as the server keeps it from start-up until the file is first
-# asked for: (size, hash, content_type, immutable, mtime, variants, digests, preload), variants
+# asked for: (size, hash, content_type, immutable, mtime, variants, digests, preload[, family,
+# deltas]) (the last two only for a file that has them), variants
 # None or ((coding, (size, hash[, digests])), ...), digests None or one string
 # "sha-256=BASE64 sha-512=BASE64" (a string: a third of the memory of a dict or pairs).
 # Not yet checked: `served_entry` checks it.
-CompactEntry = tuple[Any, Any, Any, Any, Any, Any, Any, Any]
+CompactEntry = tuple[Any, ...]
 
 
 def read_for_serving(root: Path) -> dict[str, CompactEntry | dict[str, Any]]:
@@ -296,9 +360,13 @@ def _compactor() -> Callable[[dict[str, Any]], Any]:
         if "content_type" in value:
             try:
                 content_type, mtime, variants = value["content_type"], value.get("mtime"), value["variants"]
-                return (value["size"], value["hash"], share(content_type, content_type), value["immutable"],
-                        share(mtime, mtime), tuple(variants.items()) if variants else None,
-                        value.get("digests"), value.get("preload"))
+                compact = (value["size"], value["hash"], share(content_type, content_type),
+                           value["immutable"], share(mtime, mtime),
+                           tuple(variants.items()) if variants else None,
+                           value.get("digests"), value.get("preload"))
+                if "family" in value or "deltas" in value:
+                    compact += (value.get("family"), value.get("deltas"))
+                return compact
             except (KeyError, TypeError, AttributeError):  # unhashable, or variants not a dict
                 return value
         if type(value.get("size")) is int and "hash" in value:
@@ -324,11 +392,13 @@ def served_entry(value: CompactEntry | dict[str, Any] | FileEntry) -> FileEntry:
     if type(value) is not tuple:
         return entry_from_json(value)
     try:
-        size, digest, content_type, immutable, mtime, variants, digests, preload = value
+        size, digest, content_type, immutable, mtime, variants, digests, preload, *delivery = value
+        family, deltas = delivery if delivery else (None, None)
         return FileEntry(size=int(size), hash=str(digest), content_type=str(content_type),
                          immutable=bool(immutable), mtime=_mtime(mtime), digests=_digests(digests),
                          preload=_preload(preload),
-                         variants={str(coding): _variant(variant) for coding, variant in variants or ()})
+                         variants={str(coding): _variant(variant) for coding, variant in variants or ()},
+                         family=_family(family), deltas=_deltas(deltas))
     except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as error:  # int(1e400)
         raise ValueError(f"malformed manifest entry ({error!r})") from None
 
@@ -392,6 +462,12 @@ def _entry_json(entry: FileEntry) -> dict[str, Any]:
         data["integrity"] = entry.integrity
     if entry.preload:
         data["preload"] = [list(hint) for hint in entry.preload]
+    if entry.family:
+        data["family"] = entry.family
+    if entry.deltas:
+        data["deltas"] = {dictionary: _delta_json(delta) for dictionary, delta in entry.deltas.items()}
+    if entry.delta_tried:
+        data["delta_tried"] = list(entry.delta_tried)
     if entry.incompressible:  # rare: written only where true, to keep manifests small
         data["incompressible"] = True
     return data
@@ -401,6 +477,14 @@ def _variant_json(variant: Variant) -> dict[str, Any]:
     data: dict[str, Any] = {"size": variant.size, "hash": variant.hash}
     if variant.digests:
         data["digests"] = dict(variant.digests)
+    return data
+
+
+def _delta_json(delta: Delta) -> dict[str, Any]:
+    data: dict[str, Any] = {"coding": delta.coding, "dictionary_size": delta.dictionary_size,
+                            "size": delta.size, "hash": delta.hash}
+    if delta.digests:
+        data["digests"] = dict(delta.digests)
     return data
 
 

@@ -19,3 +19,14 @@ INDEX = "index.html"
 
 # At a root's top, the page a miss gets.
 NOT_FOUND_PAGE = "404.html"
+
+# Dictionary deltas (RFC 9842; buildtime/deltas.py) live in this directory at a root's top
+# (a dotfile: never served as a file of its own, reached only through the manifest), each
+# named by the SHA-256 of the file and of its dictionary, so that a delta is found
+# from the manifest alone and equal deltas are one file.
+DELTA_DIRECTORY = ".servestatic-deltas"
+
+
+def delta_name(file_sha256: bytes, dictionary_sha256: bytes, coding: str) -> str:
+    """The delta's path relative to the root, from the two SHA-256 digests (raw bytes)."""
+    return f"{DELTA_DIRECTORY}/{file_sha256.hex()[:32]}.{dictionary_sha256.hex()[:32]}.{coding}"

@@ -17,6 +17,7 @@ in a worker answering a request:
 from __future__ import annotations
 
 import atexit
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -59,7 +60,26 @@ def well_formed(entry: Any) -> bool:
                     for coding, variant in entry["variants"].items())
             and isinstance(entry.get("tried", []), list)
             and all(type(name) is str for name in entry.get("tried", []))
-            and type(entry.get("incompressible", False)) is bool)
+            and type(entry.get("incompressible", False)) is bool
+            and delivery_well_formed(entry))
+
+
+def delivery_well_formed(entry: dict[str, Any]) -> bool:
+    """The dictionary-delta fields (buildtime/deltas.py) absent, or as compress writes them:
+    a printable family with a `*`, deltas keyed by a base64 SHA-256 with coding dcz and
+    whole-number sizes."""
+    family = entry.get("family", "x*")
+    deltas = entry.get("deltas", {})
+    tried = entry.get("delta_tried", [])
+    if not isinstance(tried, list) or not all(type(key) is str for key in tried):
+        return False
+    if not (type(family) is str and family.isprintable() and "*" in family) or not isinstance(deltas, dict):
+        return False
+    return all(type(key) is str and len(key) == 44 and re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", key)
+               and isinstance(delta, dict) and set(delta) == {"coding", "dictionary_size", "size", "hash"}
+               and delta["coding"] == "dcz" and type(delta["dictionary_size"]) is int
+               and type(delta["size"]) is int and type(delta["hash"]) is str
+               for key, delta in deltas.items())
 
 
 def read(hook: Any = None) -> dict[str, Any] | None:
@@ -103,6 +123,8 @@ def check_manifest(data: bytes) -> None:
         if well_formed(value):
             assert from_json is not None and for_serving is not None, (path, value)
             for_serving.tried, for_serving.incompressible = from_json.tried, from_json.incompressible
+            # The compressor's fields, and the build's SRI value, are not read for serving.
+            for_serving.delta_tried, for_serving.integrity = from_json.delta_tried, from_json.integrity
             assert from_json == for_serving, (path, value)
 
 

@@ -1,0 +1,110 @@
+"""Two releases of a small site for the dictionary-delta tests (RFC 9842 `dcz`).
+
+Release 1 has a bundle `assets/main-<hash>.js`; release 2 changes a line of it, so its
+name changes too, as a bundler's would. Both are compressed with one cache directory,
+the way successive builds share the image's cache mount.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.cli import compress
+
+DCZ_MAGIC = bytes.fromhex("5e2a4d1820000000")
+WORDS = ("function", "return", "const", "let", "window", "document", "export", "import", "render")
+
+
+def bundle(release: int, lines: int = 3000) -> bytes:
+    """A bundle of some 100 KB of made-up code (the same but one line across releases), which
+    ends by writing its release into the page."""
+    rng = random.Random(21)
+    body = [f"const {rng.choice(WORDS)}_{i} = {rng.randint(0, 10**6)}; // {rng.choice(WORDS)}"
+            for i in range(lines)]
+    body[lines // 2] = f"const changed = {release};"
+    body.append(f"document.getElementById('release').textContent = 'release {release}';")
+    return ("\n".join(body) + "\n").encode()
+
+
+def bundle_name(data: bytes) -> str:
+    """A Vite-style name: the stem, '-', eight base64url characters of the content hash."""
+    # Mixed case and a digit, as the name test wants of a base64url hash.
+    return f"main-Q9x{hashlib.sha256(data).hexdigest()[:6]}.js"
+
+
+def available_dictionary(data: bytes) -> str:
+    """The Available-Dictionary value a browser holding data sends."""
+    return ":" + base64.b64encode(hashlib.sha256(data).digest()).decode() + ":"
+
+
+@dataclass
+class Release:
+    root: Path
+    data: bytes
+    name: str  # relative path of the bundle
+
+    @property
+    def dictionary(self) -> str:
+        return available_dictionary(self.data)
+
+
+def write_release(root: Path, release: int, prefix: str = "/") -> Release:
+    """A site: an HTML page running one bundle, under the URL prefix it is served at."""
+    data = bundle(release)
+    name = "assets/" + bundle_name(data)
+    (root / "assets").mkdir(parents=True, exist_ok=True)
+    (root / name).write_bytes(data)
+    # An unhashed file with variants: no family, no deltas, Vary: Accept-Encoding alone.
+    (root / "site.css").write_text("".join(f".rule-{i} {{ margin: {i}px; }}\n" for i in range(100)))
+    (root / "index.html").write_text(
+        f"<!doctype html><title>release {release}</title><p id=release>none</p>"
+        f"<script src=\"{prefix}{name}\"></script>\n")
+    return Release(root, data, name)
+
+
+def build(root: Path, release: int, cache: Path, *args: str, prefix: str = "/",
+          env: dict[str, str] | None = None) -> Release:
+    made = write_release(root, release, prefix)
+    compress(root, "--cache-dir", str(cache), *args, env=env)
+    return made
+
+
+def decode_dcz(body: bytes, dictionary: bytes) -> bytes:
+    """A dcz body decoded as a browser does: check the header, then zstd with the raw dictionary."""
+    import zstandard
+
+    assert body[:8] == DCZ_MAGIC, body[:8].hex()
+    assert body[8:40] == hashlib.sha256(dictionary).digest()
+    raw = zstandard.ZstdCompressionDict(dictionary, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+    return zstandard.ZstdDecompressor(dict_data=raw).decompress(body[40:])
+
+
+def pattern_matches(pattern: str, path: str) -> bool:
+    """Whether a Use-As-Dictionary match pattern (URL Pattern pathname syntax, the subset
+    servestatic writes: literals, backslash escapes and `*`) matches a URL path."""
+    regex = ""
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            index += 1
+            regex += re.escape(pattern[index])
+        elif char == "*":
+            regex += ".*"
+        else:
+            assert char not in ":?+(){}", f"unescaped URL Pattern syntax in {pattern!r}"
+            regex += re.escape(char)
+        index += 1
+    return re.fullmatch(regex, path) is not None
+
+
+def match_value(use_as_dictionary: str) -> str:
+    """The match pattern of a Use-As-Dictionary value (an sf-string, unescaped)."""
+    found = re.search(r'match="((?:[^"\\]|\\.)*)"', use_as_dictionary)
+    assert found, use_as_dictionary
+    return re.sub(r"\\(.)", r"\1", found.group(1))
