@@ -22,7 +22,7 @@ import tempfile
 import time
 import tomllib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from platform import machine
 
@@ -42,6 +42,22 @@ from servestatic.platform.cnb import (
 )
 from servestatic.platform.cnbpackage import platform_tags, requirements
 from tests.support import REPO, needs
+from tests.support.cnb import (
+    BP_ID,
+    BP_LAYERS,
+    BP_VERSION,
+    BUILDPACK,
+    CNB_USER,
+    CPYTHON,
+    LIFECYCLE,
+    PLATFORM_API,
+    PY_ID,
+    PY_VERSION,
+    Workspace,
+    compress_summaries,
+    compress_summary,
+    totals,
+)
 from tests.support.django import (
     assert_site_root_files_come_from_servestatic,
     assert_static_files_come_from_servestatic,
@@ -51,15 +67,6 @@ from tests.support.server import free_port
 from tests.support.site import copy_site
 
 pytestmark = pytest.mark.buildpack
-
-LIFECYCLE = REPO / ".cache" / "cnb" / "lifecycle"
-BUILDPACK = REPO / "buildpack"
-CPYTHON = REPO / "tests" / "buildpacks" / "cpython"
-BP_ID, BP_VERSION = "servestatic/static-origin", "0.1.0"
-PY_ID, PY_VERSION = "test/cpython", "0.0.1"
-BP_LAYERS = BP_ID.replace("/", "_")
-PLATFORM_API = "0.13"
-CNB_USER = "cnb"
 
 # A tiny WSGI app the static files fall through to (SERVESTATIC_APP=hello:application).
 HELLO_APP = '''\
@@ -74,106 +81,8 @@ def application(environ, start_response):
 PROCFILE_WEB = "gunicorn --bind 0.0.0.0:$PORT --workers 1 hello:application"
 
 
-@dataclass
-class Workspace:
-    """One platform's view of a build: the directories the lifecycle phases take."""
-
-    root: Path
-    user: pwd.struct_passwd | None
-    store: Path
-    group: list[tuple[str, str]] = field(default_factory=lambda: [(PY_ID, PY_VERSION), (BP_ID, BP_VERSION)])
-
-    @property
-    def app(self) -> Path:
-        return self.root / "app"
-
-    @property
-    def layers(self) -> Path:
-        return self.root / "layers"
-
-    @property
-    def platform(self) -> Path:
-        return self.root / "platform"
-
-    def setup(self) -> Workspace:
-        for directory in (self.app, self.layers, self.platform / "env"):
-            directory.mkdir(parents=True, exist_ok=True)
-        order = ["[[order]]"]
-        for bp_id, version in self.group:
-            order += ["[[order.group]]", f'id = "{bp_id}"', f'version = "{version}"']
-        (self.root / "order.toml").write_text("\n".join(order) + "\n")
-        return self
-
-    def set_env(self, name: str, value: str) -> None:
-        """A build-time variable as a platform passes it (pack --env, project.toml)."""
-        (self.platform / "env" / name).write_text(value)
-
-    def hand_over(self) -> None:
-        """Give the unprivileged user the directories the phases write to."""
-        if self.user is None:
-            return
-        for path in [self.root, *self.root.rglob("*")]:
-            os.lchown(path, self.user.pw_uid, self.user.pw_gid)
-
-    def as_user(self, command: list[str]) -> list[str]:
-        if self.user is None:
-            return command
-        return ["setpriv", f"--reuid={self.user.pw_uid}", f"--regid={self.user.pw_gid}",
-                "--clear-groups", *command]
-
-    def phase(self, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        self.hand_over()
-        command = self.as_user([os.fspath(LIFECYCLE / name), *args])
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "CNB_PLATFORM_API": PLATFORM_API, "LANG": "C.UTF-8"}
-        result = subprocess.run(command, cwd=self.root, env=env, text=True, timeout=300,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        if check:
-            assert result.returncode == 0, f"{name} failed ({result.returncode}):\n{result.stdout}"
-        return result
-
-    def detect(self, check: bool = True, debug: bool = False) -> subprocess.CompletedProcess[str]:
-        """`debug` also shows what each buildpack's bin/detect printed."""
-        return self.phase(
-            "detector", *(["-log-level", "debug"] if debug else []),
-            "-app", "app", "-buildpacks", os.fspath(self.store), "-order", "order.toml",
-            "-group", "layers/group.toml", "-plan", "layers/plan.toml", "-layers", "layers",
-            "-platform", "platform", check=check)
-
-    def build(self, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.phase(
-            "builder", "-app", "app", "-buildpacks", os.fspath(self.store), "-group", "layers/group.toml",
-            "-plan", "layers/plan.toml", "-layers", "layers", "-platform", "platform", check=check)
-
-    def plan(self) -> dict:
-        return tomllib.loads((self.layers / "plan.toml").read_text())
-
-    def group_ids(self) -> list[str]:
-        """The buildpacks that passed detection, in order."""
-        return [bp["id"] for bp in tomllib.loads((self.layers / "group.toml").read_text())["group"]]
-
-    def layer_toml(self, name: str) -> dict:
-        return tomllib.loads((self.layers / BP_LAYERS / f"{name}.toml").read_text())
-
-
-def compress_summaries(build_output: str) -> list[dict]:
-    """The summaries bin/build prints for the `servestatic compress` it ran, one per root."""
-    marker = "servestatic: compress summary "
-    return [json.loads(line[len(marker):]) for line in build_output.splitlines() if line.startswith(marker)]
-
-
-def compress_summary(build_output: str) -> dict:
-    """The summary of a build with one static root."""
-    summaries = compress_summaries(build_output)
-    assert len(summaries) == 1, build_output
-    return summaries[0]
-
-
 def manifest_hash(root: Path, name: str) -> str:
     return json.loads((root / ".servestatic-manifest.json").read_text())["files"][name]["hash"]
-
-
-def totals(summary: dict, key: str) -> int:
-    return sum(stats[key] for stats in summary["encodings"].values())
 
 
 @pytest.fixture(scope="module")

@@ -534,3 +534,74 @@ def test_release_refuses_a_tag_that_is_not_the_version(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"tag v9.9.9 is not v{servestatic.__version__}" in result.stderr
     assert not (tmp_path / "release.json").exists()
+
+
+def test_the_buildpack_images_arm64_entry_detects_and_builds_the_django_example_under_emulation(
+        released: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    """The released buildpack image, pulled for linux/arm64 from its index, run by the arm64
+    lifecycle in the arm64 root (scripts/image-base.sh arm64) under qemu, as the unprivileged
+    user, against examples/django: detect passes, build installs arm64 wheels into the launch
+    layer, runs collectstatic and compresses both mounts."""
+    import pwd
+    import tarfile
+    import tempfile
+
+    from tests.support.cnb import (
+        BP_ID,
+        BP_LAYERS,
+        CNB_USER,
+        CPYTHON,
+        LIFECYCLE_ARM64,
+        PY_ID,
+        PY_VERSION,
+        Emulated,
+        Workspace,
+        compress_summaries,
+        totals,
+    )
+
+    needs((LIFECYCLE_ARM64 / "builder").exists(),
+          "the arm64 lifecycle is not built (scripts/install/lifecycle.sh)")
+    user = pwd.getpwnam(CNB_USER)
+    image = subprocess.run([REPO / "scripts/image-base.sh", "arm64"], capture_output=True, text=True,
+                           timeout=900, cwd=REPO, check=True).stdout.strip()
+    wheelhouse = subprocess.run([REPO / "scripts/wheelhouse.sh", "3.11", "arm64"], capture_output=True,
+                                text=True, timeout=900, cwd=REPO, check=True).stdout.strip()
+    index = by_kind(released[1], "buildpack")[0]["reference"]
+    exported = tmp_path / "buildpack-arm64.tar"
+    result = run_tool("crane", "export", "--insecure", "--platform", "linux/arm64", index, exported)
+    assert result.returncode == 0, result.stderr
+    root = Path(tempfile.mkdtemp(prefix="servestatic-cnb-arm64-"))  # readable by the cnb user
+    try:
+        with tarfile.open(exported) as flat:
+            flat.extractall(root / "image", filter="tar")
+        store = root / "image" / "cnb" / "buildpacks"
+        assert (store / BP_LAYERS / servestatic.__version__ / "buildpack.toml").is_file()
+        shutil.copytree(CPYTHON, store / PY_ID.replace("/", "_") / PY_VERSION)
+        workspace = Workspace(root / "build", user, store,
+                              group=[(PY_ID, PY_VERSION), (BP_ID, servestatic.__version__)],
+                              emulated=Emulated("linux/arm64", image, LIFECYCLE_ARM64)).setup()
+        shutil.copytree(REPO / wheelhouse, workspace.root / "wheelhouse")
+        shutil.copytree(REPO / "examples" / "django", workspace.app, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("staticfiles", "__pycache__", "*.sqlite3"))
+        workspace.set_env("BP_CPYTHON_FIND_LINKS", os.fspath(workspace.root / "wheelhouse"))
+        workspace.set_env("BP_SERVESTATIC_MOUNTS", "/static/=staticfiles,/=public")
+        workspace.set_env("BP_SERVESTATIC_APP", "mysite.wsgi:application")
+        workspace.detect()
+        assert workspace.group_ids() == [PY_ID, BP_ID]
+        output = workspace.build().stdout
+        assert "servestatic: installing servestatic and gunicorn on CPython 3.11" in output
+        assert "(aarch64)" in output, output
+        assert "servestatic: running python manage.py collectstatic --noinput" in output
+        static, public = compress_summaries(output)
+        assert totals(static, "reused") > 0 and static["errors"] == [], static
+        assert totals(public, "compressed") > 0 and public["errors"] == [], public
+        assert (workspace.app / "staticfiles" / ".servestatic-manifest.json").is_file()
+        layer = workspace.layers / BP_LAYERS
+        assert workspace.layer_toml("servestatic")["types"]["launch"] is True
+        assert (layer / "launch.toml").is_file()
+        (brotli,) = (layer / "servestatic").rglob("_brotli.*.so")
+        header = brotli.read_bytes()[:20]
+        assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == 183  # EM_AARCH64
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
