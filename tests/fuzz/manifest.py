@@ -61,7 +61,21 @@ def well_formed(entry: Any) -> bool:
             and isinstance(entry.get("tried", []), list)
             and all(type(name) is str for name in entry.get("tried", []))
             and type(entry.get("incompressible", False)) is bool
+            and digests_well_formed(entry.get("digests", {}))
             and delivery_well_formed(entry))
+
+
+def digests_well_formed(digests: Any) -> bool:
+    """Digests absent, or as compress writes them: names that are tokens, values of the known
+    algorithms in base64 (the readers ignore other names and refuse a known one that is not
+    base64; the compact form joins them as "name=value name=value")."""
+    from servestatic.site.manifest import DIGEST_ALGORITHMS
+
+    return isinstance(digests, dict) and all(
+        type(name) is str and re.fullmatch(r"[a-z0-9-]+", name) is not None
+        and type(value) is str and " " not in value
+        and (name not in DIGEST_ALGORITHMS or re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", value) is not None)
+        for name, value in digests.items())
 
 
 def delivery_well_formed(entry: dict[str, Any]) -> bool:
