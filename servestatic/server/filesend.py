@@ -65,21 +65,13 @@ class FileSend:
         self.timer: asyncio.TimerHandle | None = None
         self.last_progress = 0.0
 
-    def start(self) -> None:
-        """Send what the socket takes now, the rest as it becomes writable; `done` at the end."""
-        outcome = self.send_now()
-        if outcome is None:
-            self.wait_writable()
-        else:
-            self.done(outcome)
-
     def send_now(self) -> str | None:
         """Send what the socket takes at once, with nothing registered in the loop.
 
         Returns the outcome when that ended the send (every byte of a body the socket
         buffer holds, as a 100 KiB file's on an idle connection; or a failure), without
         calling `done`: the caller then needs no writer, no stall clock and no pause in
-        reading for it. None when the socket is full: `wait_writable` sends the rest.
+        reading for it. None when the socket is full: `wait_writable` sends the rest, then calls `done`.
         """
         outcome = self._write()
         if outcome is not None:

@@ -555,8 +555,7 @@ class StaticProtocol(gunicorn_protocol.ASGIProtocol):
                 # All of it went at once (or the send failed): done like a small answer.
                 if outcome == "failed":
                     self.log.debug("static body not sent: the socket refused it")
-                body.close()
-                self._finished(request, answer, body.offset - first, started)
+                self._body_done(request, answer, body, first, started)
                 if outcome != "sent":
                     return False
             else:  # TLS, or earlier answers still buffered in the transport
