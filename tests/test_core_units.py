@@ -259,3 +259,45 @@ def test_open_unchanged_refuses_a_directory_swapped_for_a_link_out_of_the_root(t
     finally:
         safeopen._beneath.usable = kernel_has_it
     assert kernel_has_it, "openat2 should be usable on this Linux (5.6 or later)"
+
+
+# --- small files' kept bytes (core/smallfiles.py)
+
+
+def test_small_files_keep_at_most_their_memory_dropping_the_earliest(tmp_path: Path) -> None:
+    from servestatic.core.smallfiles import SmallFiles
+
+    kept = SmallFiles(memory=250)
+    paths = []
+    for index in range(4):
+        path = tmp_path / f"f{index}"
+        path.write_bytes(bytes([index]) * 100)
+        paths.append(str(path))
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            assert kept.read(str(path), fd, 100) == bytes([index]) * 100
+        finally:
+            os.close(fd)
+        assert kept.held <= 250
+    assert [kept.get(path) is not None for path in paths] == [False, False, True, True]
+    assert kept.held == 200
+
+
+def test_small_files_are_not_kept_once_the_file_changed(tmp_path: Path) -> None:
+    from servestatic.core.smallfiles import SmallFiles
+
+    kept = SmallFiles()
+    path = tmp_path / "page.html"
+    path.write_bytes(b"a" * 10)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert kept.read(str(path), fd, 10) == b"a" * 10
+        assert kept.read(str(path), fd, 11) is None  # not the size the table says: not kept
+    finally:
+        os.close(fd)
+    assert kept.get(str(path)) == b"a" * 10
+    os.utime(path, ns=(0, path.stat().st_mtime_ns + 1))
+    assert kept.get(str(path)) is None  # touched: read again
+    path.unlink()
+    (tmp_path / "page.html").symlink_to(tmp_path / "elsewhere")
+    assert kept.get(str(path)) is None

@@ -96,6 +96,28 @@ def test_served_file_replaced_by_outward_symlink_after_start_is_not_followed(
         assert httpx.get(server.url + "/index.html").status_code == 200
 
 
+def test_a_kept_small_file_rewritten_in_place_is_read_again(site: Path) -> None:
+    """A small file's bytes are kept after its first request (core/smallfiles.py); the
+    same file rewritten with other bytes of the same size is served as it is now, whole
+    and by range, as before the bytes were kept (its lstat's modification time moved)."""
+    compress(site)
+    path = site / "css/print.css"
+    first = path.read_bytes()
+    with ServerProcess(site) as server:
+        identity = {"Accept-Encoding": "identity"}
+        assert httpx.get(server.url + "/css/print.css", headers=identity).content == first
+        assert httpx.get(server.url + "/css/print.css", headers=identity).content == first  # kept
+        second = bytes(reversed(first))
+        assert second != first
+        stat = path.stat()
+        path.write_bytes(second)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # however coarse the clock
+        assert httpx.get(server.url + "/css/print.css", headers=identity).content == second
+        ranged = httpx.get(server.url + "/css/print.css", headers={**identity, "Range": "bytes=2-9"})
+        assert ranged.status_code == 206
+        assert ranged.content == second[2:10]
+
+
 def test_symlink_inside_the_root_still_works(site: Path) -> None:
     (site / "latest.css").symlink_to("css/print.css")
     compress(site)

@@ -37,6 +37,7 @@ from servestatic.core.http import (
     with_stale_if_error,
 )
 from servestatic.core.safeopen import open_roots, open_unchanged
+from servestatic.core.smallfiles import SMALL_FILE, SmallFiles
 from servestatic.core.table import Representation, StaticFile, Table, wsgi_key
 
 log = logging.getLogger("servestatic")
@@ -86,6 +87,7 @@ class StaticApp:
         self.early_hints = settings.early_hints  # answered by each front (core/answer.early_hint_headers)
         self.real_root = table.real_roots  # str.startswith takes the tuple: inside any mount
         open_roots(self.real_root)  # core/safeopen.py: opened here, inherited by the workers
+        self.small_files = SmallFiles()  # each worker fills its own on its first requests
         self.security = table.security
         if table.live_prefixes:
             # Mounts that change at run time: their paths are found on disk, per request.
@@ -236,17 +238,26 @@ class StaticApp:
                 headers += [("Content-Length", str(length)),
                             ("Content-Range", f"bytes {first}-{last}/{representation.size}")]
 
-        try:
-            fd = open_unchanged(representation.path, representation.size, self.real_root)
-        except OSError as error:
-            # Removed or replaced since start-up: a 404, never a 500 (HEAD as GET).
-            log.warning("%s: %s since start-up", representation.path, error.strerror)
-            return self.page_not_found(environ)
-        if method == "HEAD":
+        # A small file's bytes are kept (core/smallfiles.py: one lstat a hit instead of an open).
+        body = self.small_files.get(representation.path) if representation.size <= SMALL_FILE else None
+        if body is None:
+            try:
+                fd = open_unchanged(representation.path, representation.size, self.real_root)
+            except OSError as error:
+                # Removed or replaced since start-up: a 404, never a 500 (HEAD as GET).
+                log.warning("%s: %s since start-up", representation.path, error.strerror)
+                return self.page_not_found(environ)
+            if method != "HEAD" and representation.size <= SMALL_FILE:
+                body = self.small_files.read(representation.path, fd, representation.size)
+            if body is None and method != "HEAD":  # a large file, or one that just shrank
+                return Answer(status, headers, fd=fd, first=first, length=length,
+                              size=representation.size, representation=representation)
             os.close(fd)
+        if method == "HEAD":
             return Answer(status, headers, representation=representation)
-        return Answer(status, headers, fd=fd, first=first, length=length,
-                      size=representation.size, representation=representation)
+        if length != representation.size:
+            body = body[first:first + length]
+        return Answer(status, headers, body=body, representation=representation)
 
     @staticmethod
     def preconditions(static_file: StaticFile, representation: Representation,
@@ -342,11 +353,18 @@ class StaticApp:
         return self.simple("404 Not Found", list(self.not_found_cache), b"404 Not Found\n", method)
 
     def read_small(self, representation: Representation) -> bytes | None:
+        """A small file's whole bytes (the 404 page's), kept (core/smallfiles.py) when it
+        is small enough; None when it is gone or changed size since start-up."""
+        body = self.small_files.get(representation.path)
+        if body is not None:
+            return body
         try:
             fd = open_unchanged(representation.path, representation.size, self.real_root)
         except OSError:
             return None
         try:
+            if representation.size <= SMALL_FILE:
+                return self.small_files.read(representation.path, fd, representation.size)
             return os.pread(fd, representation.size, 0)
         finally:
             os.close(fd)
