@@ -54,6 +54,9 @@ class ServerSpec:
     # Scenarios it cannot answer as the scenario requires (Granian: no precompressed
     # files, no validators, so no br answer and no 304).
     cannot: tuple[str, ...] = ()
+    # nginx: its access log to a file, its stdout (on is nginx's default; issue 24 compares with it on);
+    # gunicorn: `--access-logfile -`, to stdout as ours (gunicorn's default is none).
+    access_log: bool = False
 
     @property
     def chains(self) -> bool:
@@ -196,6 +199,8 @@ def command(spec: ServerSpec, root: Path, port: int, workdir: str) -> tuple[list
             argv += ["--threads", str(spec.threads)]
         if spec.preload:
             argv.append("--preload")
+        if spec.access_log:
+            argv += ["--access-logfile", "-"]
     elif spec.kind == "uvicorn":
         argv = [str(python_bin / "uvicorn"), spec.app, "--app-dir", str(BENCH),
                 "--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS),
@@ -209,8 +214,9 @@ def command(spec: ServerSpec, root: Path, port: int, workdir: str) -> tuple[list
             argv += ["--static-path-route", spec.static_prefix, "--static-path-mount", str(root)]
         argv.append(spec.app)
     elif spec.kind == "nginx":
+        access_log = "/dev/stdout" if spec.access_log else "off"  # a file: the one take_stdout reads
         config = _fill("nginx.conf.template", workdir, module=NGINX_MODULE, workers=WORKERS,
-                       port=port, root=root)
+                       port=port, root=root, access_log=access_log)
         argv = ["nginx", "-e", str(Path(workdir) / "error.log"), "-p", workdir, "-c", str(config)]
     elif spec.kind == "caddy":
         config = _fill("Caddyfile.template", workdir, port=port, root=root)
