@@ -351,8 +351,8 @@ def test_use_as_dictionary_is_a_structured_field() -> None:
 
 
 def test_without_zstd_compress_warns_and_makes_no_deltas(tmp_path: Path) -> None:
-    """An environment without zstandard (the image as shipped, Python 3.12): the build goes
-    on, with one warning."""
+    """An environment without any zstd (no backports.zstd, no zstandard, Python before 3.14):
+    the build goes on, with one warning."""
     import subprocess
 
     from tests.support.cli import environment
@@ -362,16 +362,40 @@ def test_without_zstd_compress_warns_and_makes_no_deltas(tmp_path: Path) -> None
     build(tmp_path / "r1", 1, cache)
     second = write_release(tmp_path / "r2", 2)
     blocked = ("import sys; sys.modules['zstandard'] = None; sys.modules['compression.zstd'] = None; "
+               "sys.modules['backports.zstd'] = None; "
                "from servestatic.cli import main; sys.argv[0] = 'servestatic'; main()")
     result = subprocess.run([sys.executable, "-c", blocked, "compress", "--cache-dir", str(cache),
                              str(second.root)], capture_output=True, text=True, env=environment(),
                             timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "no dcz deltas: they need the zstandard package" in result.stderr
+    assert "no dcz deltas: they need zstd, Python 3.14+ or the backports.zstd package" in result.stderr
     entry = manifest(second.root)[second.name]
     assert not entry.get("deltas") and not entry.get("delta_tried")
-    again = summary(second.root, "--cache-dir", str(cache))  # with zstandard: made now
+    again = summary(second.root, "--cache-dir", str(cache))  # with zstd: made now
     assert again["deltas"]["made"] == 1
+
+
+def test_zstandard_alone_still_makes_deltas(tmp_path: Path) -> None:
+    """Where only zstandard is installed (as the README asked before the zstd extra became
+    backports.zstd), deltas are made with it, and decode as a browser decodes them."""
+    import subprocess
+
+    from tests.support.cli import environment
+    from tests.support.deltas import write_release
+
+    cache = tmp_path / "cache"
+    first = build(tmp_path / "r1", 1, cache)
+    second = write_release(tmp_path / "r2", 2)
+    blocked = ("import sys; sys.modules['compression.zstd'] = None; sys.modules['backports.zstd'] = None; "
+               "from servestatic.cli import main; sys.argv[0] = 'servestatic'; main()")
+    result = subprocess.run([sys.executable, "-c", blocked, "compress", "--cache-dir", str(cache),
+                             str(second.root)], capture_output=True, text=True, env=environment(),
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    (delta,) = manifest(second.root)[second.name]["deltas"].values()
+    body = next((second.root / ".servestatic-deltas").iterdir()).read_bytes()
+    assert len(body) == delta["size"]
+    assert decode_dcz(body, first.data) == second.data
 
 
 def test_another_margin_makes_the_deltas_again(tmp_path: Path) -> None:
