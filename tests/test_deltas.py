@@ -398,6 +398,24 @@ def test_zstandard_alone_still_makes_deltas(tmp_path: Path) -> None:
     assert decode_dcz(body, first.data) == second.data
 
 
+def test_the_latest_earlier_version_wins_in_a_cache_restored_with_old_mtimes(tmp_path: Path) -> None:
+    """A CNB lifecycle restores its cache layer with every mtime set to 1980 (and a CI cache
+    may reset them too): which earlier versions are the most recent comes from the cache's
+    own record, so with one kept, each release's delta is against the release before."""
+    cache = tmp_path / "cache"
+    previous = None
+    for number in range(1, 5):
+        for path in cache.rglob("*"):
+            os.utime(path, (315532801, 315532801))  # 1980-01-01T00:00:01Z, the lifecycle's
+        release = build(tmp_path / f"r{number}", number, cache, "--delta-versions", "1")
+        deltas = manifest(release.root)[release.name].get("deltas", {})
+        if previous is None:
+            assert deltas == {}
+        else:
+            assert list(deltas) == [previous.dictionary[1:-1]], number
+        previous = release
+
+
 def test_another_margin_makes_the_deltas_again(tmp_path: Path) -> None:
     """The manifest records the delta parameters and the margin: a run with others does not
     keep what the last one decided."""
