@@ -23,6 +23,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from platform import machine
 
@@ -58,6 +59,7 @@ from tests.support.cnb import (
     compress_summary,
     totals,
 )
+from tests.support.deltas import decode_dcz, write_release
 from tests.support.django import (
     assert_site_root_files_come_from_servestatic,
     assert_static_files_come_from_servestatic,
@@ -467,13 +469,15 @@ def test_launch_stops_cleanly_on_sigterm(launched: Launched) -> None:
     assert f"({launched.process.pid})" in output.split("Listening at:")[1].splitlines()[0]
 
 
-def test_rebuild_with_restored_cache_compresses_nothing(built: Built) -> None:
-    """A second build of unchanged sources in the same place, given only what the restorer
-    restores (the cache=true layers and their layer.toml): the venv is reused and every
-    variant comes from the compression cache. (Reuses the built workspace, so it runs last.)"""
-    workspace = built.workspace
-    first = compress_summary(built.output)
-    for path in workspace.layers.iterdir():  # keep only what a restorer brings back
+# The lifecycle writes every layer, the cache's too, with this mtime (archive.NormalizedModTime).
+NORMALIZED_MTIME = datetime(1980, 1, 1, 0, 0, 1, tzinfo=UTC).timestamp()
+
+
+def restore_only_the_cache(workspace: Workspace) -> None:
+    """Leave in the layers directory only what a restorer brings back for the next build:
+    the cache=true layers and their layer.toml, every file's mtime reset to the lifecycle's
+    normalized one, as its cache tarballs hold them."""
+    for path in workspace.layers.iterdir():
         if path.name != BP_LAYERS:
             remove(path)
     ours = workspace.layers / BP_LAYERS
@@ -482,6 +486,18 @@ def test_rebuild_with_restored_cache_compresses_nothing(built: Built) -> None:
     for path in ours.iterdir():
         if path.name.removesuffix(".toml") not in cached:
             remove(path)
+    for path in [*ours.rglob("*")]:
+        if not path.is_symlink():
+            os.utime(path, (NORMALIZED_MTIME, NORMALIZED_MTIME))
+
+
+def test_rebuild_with_restored_cache_compresses_nothing(built: Built) -> None:
+    """A second build of unchanged sources in the same place, given only what the restorer
+    restores (the cache=true layers and their layer.toml): the venv is reused and every
+    variant comes from the compression cache. (Reuses the built workspace, so it runs last.)"""
+    workspace = built.workspace
+    first = compress_summary(built.output)
+    restore_only_the_cache(workspace)
     assert sorted(p.name for p in (workspace.layers / BP_LAYERS).iterdir()) == [
         "compress-cache", "compress-cache.toml", "servestatic", "servestatic.toml"]
     shutil.rmtree(workspace.app / "public")
@@ -508,6 +524,45 @@ def test_rebuild_with_restored_cache_compresses_nothing(built: Built) -> None:
     cached = {path.name for path in cache.rglob("*") if path.is_file()}
     assert old_hash not in cached
     assert manifest_hash(workspace.app / "public", "index.html") in cached
+
+
+def test_rebuilds_serve_a_changed_bundle_as_a_delta(lifecycle_user: pwd.struct_passwd | None,
+                                                   store: Path) -> None:
+    """Three releases of an app, each built with only the cache layers of the build before
+    restored (mtimes normalized, as the lifecycle restores them): the compress-cache layer
+    keeps each release's bundle, so each later build makes the changed bundle's dcz delta
+    against the release before (with one earlier version kept, the one before must win over
+    older ones by when it was seen, not by mtime), and the launched image serves it."""
+    root = Path(tempfile.mkdtemp(prefix="servestatic-cnb-deltas-"))
+    try:
+        workspace = Workspace(root, lifecycle_user, store).setup()
+        workspace.set_env("BP_SERVESTATIC_DELTA_VERSIONS", "1")
+        releases = []
+        for number in (1, 2, 3):
+            if number > 1:
+                restore_only_the_cache(workspace)
+                shutil.rmtree(workspace.app / "public")
+            releases.append(write_release(workspace.app / "public", number))
+            workspace.detect()
+            deltas = compress_summary(workspace.build().stdout)["deltas"]
+            assert (deltas["deltas"], deltas["made"]) == ((0, 0) if number == 1 else (1, 1)), deltas
+        _, second, third = releases
+        bundle = json.loads((third.root / ".servestatic-manifest.json").read_text())["files"][third.name]
+        assert list(bundle["deltas"]) == [second.dictionary[1:-1]]  # its SHA-256, base64
+        web = start_web(workspace)
+        try:
+            asking = {"Accept-Encoding": "dcz, br, gzip", "Available-Dictionary": second.dictionary}
+            with httpx.stream("GET", web.base + "/" + third.name, headers=asking) as response:
+                body = b"".join(response.iter_raw())
+            assert (response.status_code, response.headers["content-encoding"]) == (200, "dcz")
+            assert decode_dcz(body, second.data) == third.data
+            br = httpx.get(web.base + "/" + third.name, headers={"Accept-Encoding": "dcz, br, gzip"})
+            assert br.headers["content-encoding"] == "br"
+            print(f"\ndelta {len(body):,} bytes, br {br.headers['content-length']}, file {len(third.data):,}")
+        finally:
+            stop(web)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # --- every supported CPython, on the machine's CPU; the SBOM of what was installed
