@@ -381,26 +381,34 @@ def release_context(parent: Path, release: int, salt: str) -> tuple[Path, Releas
     return group_writable(context), Release(dist, data, name)
 
 
+@pytest.mark.parametrize("variant", ["static-only", "onbuild"])
 def test_a_rebuild_with_the_cache_mount_serves_a_changed_bundle_as_a_delta(
-    toolchain: Toolchain, base_image: str, tmp_path: Path
+    toolchain: Toolchain, base_image: str, tmp_path: Path, variant: str
 ) -> None:
-    """The README's static-only Dockerfile as it is (its `RUN --mount=type=cache` cache):
-    release 1 of a site, then release 2 with one hashed bundle changed. Release 2's image
-    answers a client holding release 1's bundle with a dcz delta (RFC 9842) that decodes,
-    with release 1's bundle as the raw dictionary, to release 2's bundle; the image's zstd
-    is backports.zstd, the zstd extra. podman's cache mounts work offline (buildah keeps
-    them under /var/tmp/buildah-cache), so no bind-mounted cache is needed."""
-    base_id = inspect("image", base_image)["Id"]  # pinned: others may retag the shared name
+    """The README's static-only Dockerfile and the onbuild variant's one line, as they are
+    (each compresses in a `RUN --mount=type=cache`): release 1 of a site, then release 2
+    with one hashed bundle changed. Release 2's image answers a client holding release 1's
+    bundle with a dcz delta (RFC 9842) that decodes, with release 1's bundle as the raw
+    dictionary, to release 2's bundle; the image's zstd is backports.zstd, the zstd extra.
+    podman's cache mounts work offline (buildah keeps them under /var/tmp/buildah-cache),
+    so no bind-mounted cache is needed."""
     salt = uuid.uuid4().hex
+    # The base pinned by its id: other test runs may retag the shared names meanwhile.
+    base_id = inspect("image", base_image)["Id"]
+    dockerfile = EXAMPLE_DOCKERFILES / variant / "Dockerfile"
     tag = f"localhost/servestatic-test/deltas-{salt[:10]}"
+    onbuild = f"{tag}:onbuild"
     outputs = []
     releases = []
     try:
+        if variant == "onbuild":
+            toolchain.build(REPO / "Dockerfile.onbuild", REPO, onbuild, BASE=base_id)
+            base_id = inspect("image", onbuild)["Id"]
         for number in (1, 2):
             context, release = release_context(tmp_path, number, salt)
             releases.append(release)
             outputs.append(podman("build", "--format", "docker", "--network", "none", "--from", base_id,
-                                  "--file", str(STATIC_DOCKERFILE), "--tag", f"{tag}:{number}",
+                                  "--file", str(dockerfile), "--tag", f"{tag}:{number}",
                                   str(context)).stdout)
         first, second = releases
         line = re.search(r"dcz: (\d+) deltas for \d+ files against earlier versions, ([\d,]+) bytes "
@@ -427,8 +435,8 @@ def test_a_rebuild_with_the_cache_mount_serves_a_changed_bundle_as_a_delta(
             print(f"delta {len(body):,} bytes, br {br_size:,}, file {len(second.data):,}")
             assert len(body) < br_size / 10
     finally:
-        for number in (1, 2):
-            podman("rmi", "--force", f"{tag}:{number}", check=False)
+        for name in (f"{tag}:2", f"{tag}:1", onbuild):
+            podman("rmi", "--force", name, check=False)
 
 
 @pytest.mark.parametrize(
