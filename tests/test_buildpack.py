@@ -10,6 +10,7 @@ tests/buildpacks/cpython stands in for a Python buildpack.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -59,7 +60,7 @@ from tests.support.cnb import (
     compress_summary,
     totals,
 )
-from tests.support.deltas import decode_dcz, write_release
+from tests.support.deltas import available_dictionary, decode_dcz, write_release
 from tests.support.django import (
     assert_site_root_files_come_from_servestatic,
     assert_static_files_come_from_servestatic,
@@ -825,6 +826,30 @@ def platform(store: Path) -> Iterator[Platform]:  # store: buildpack/package has
         shutil.rmtree(root, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def app_container(platform: Platform) -> Iterator[tuple[str, str]]:
+    """APP_IMAGE run read-only on a free loopback port until it answers its health path:
+    (its base URL, the container's id); removed afterwards."""
+    port = free_port()
+    container = platform.run("podman", "run", "-d", "--read-only", "-p", f"127.0.0.1:{port}:8080",
+                             "-e", "PORT=8080", "-e", "WEB_CONCURRENCY=1", APP_IMAGE).strip()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, platform.run("podman", "logs", container)
+            time.sleep(0.2)
+        yield base, container
+    finally:
+        subprocess.run(["podman", "rm", "--force", container], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+
 def test_pack_build_runs_and_rebuilds_from_cache(platform: Platform) -> None:
     app = platform.root / "app"
     copy_site(app / "public")
@@ -840,29 +865,13 @@ def test_pack_build_runs_and_rebuilds_from_cache(platform: Platform) -> None:
     assert {c["name"]: c["version"] for c in components}["gunicorn"] == shipped_version("gunicorn")
     assert (sboms / "sbom.spdx.json").is_file()
 
-    port = free_port()
-    container = platform.run("podman", "run", "-d", "--read-only", "-p", f"127.0.0.1:{port}:8080",
-                             "-e", "PORT=8080", "-e", "WEB_CONCURRENCY=1", APP_IMAGE).strip()
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, platform.run("podman", "logs", container)
-            time.sleep(0.2)
+    with app_container(platform) as (base, container):
         asset = httpx.get(base + "/assets/app-3fA9c1bd.js", headers={"Accept-Encoding": "br"})
         assert asset.headers["content-encoding"] == "br"
         assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
         assert httpx.get(base + "/hello/").text == "hello from the app at /hello/"
         platform.run("podman", "stop", "--time", "30", container)
         assert platform.run("podman", "wait", container).strip() == "0"
-    finally:
-        subprocess.run(["podman", "rm", "--force", container], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
 
     # Same sources again: pack's restorer brings back the cache layers.
     second = platform.pack_build(app)
@@ -871,3 +880,24 @@ def test_pack_build_runs_and_rebuilds_from_cache(platform: Platform) -> None:
     assert totals(summary, "compressed") == 0
     assert totals(summary, "from_cache") == totals(compress_summary(first), "compressed")
     assert "Reusing layer 'servestatic/static-origin:servestatic'" in second
+
+    # One bundle changed and renamed, as a bundler does: the restored compress-cache layer
+    # holds its previous version, so this build makes its dcz delta, and the image serves
+    # it to a browser that holds the previous version.
+    old = app / "public" / "assets" / "app-3fA9c1bd.js"
+    earlier = old.read_bytes()
+    changed = earlier.replace(b"async function describe(url)", b"async function describe(url, init)")
+    assert changed != earlier
+    old.unlink()
+    renamed = "assets/app-9Zq4Wx2c.js"
+    (app / "public" / renamed).write_bytes(changed)
+    third = compress_summary(platform.pack_build(app))
+    assert (third["deltas"]["deltas"], third["deltas"]["made"]) == (1, 1), third["deltas"]
+    with app_container(platform) as (base, _):
+        asking = {"Accept-Encoding": "dcz, br, gzip", "Available-Dictionary": available_dictionary(earlier)}
+        with httpx.stream("GET", f"{base}/{renamed}", headers=asking) as response:
+            body = b"".join(response.iter_raw())
+        assert (response.status_code, response.headers["content-encoding"]) == (200, "dcz")
+        assert decode_dcz(body, earlier) == changed
+        br = httpx.get(f"{base}/{renamed}", headers={"Accept-Encoding": "dcz, br, gzip"})
+        print(f"\npack: delta {len(body)} bytes, br {br.headers['content-length']}, file {len(changed)}")
