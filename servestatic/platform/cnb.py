@@ -187,7 +187,7 @@ def install(layer: Path, wheel_dirs: list[Path], entrypoint: Path) -> None:
         run([sys.executable, "-m", "venv", "--system-site-packages", os.fspath(layer)])
         pip = [os.fspath(layer / "bin" / "python"), "-m", "pip"]
     find_links = [arg for directory in wheel_dirs for arg in ("--find-links", os.fspath(directory))]
-    # The zstd extra's marker leaves zstandard out where the standard library has it (3.14).
+    # The zstd extra (dcz deltas, .zst): backports.zstd, which its marker leaves out on 3.14+.
     run([*pip, "install", "--quiet", "--no-index", "--no-compile",
          "--disable-pip-version-check", "--no-cache-dir", "--ignore-installed",
          *find_links, "servestatic-origin[zstd]"])
