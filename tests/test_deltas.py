@@ -315,7 +315,9 @@ def test_the_cache_keeps_the_last_n_versions_per_family(tmp_path: Path) -> None:
     for release in range(1, 6):
         last = build(tmp_path / f"r{release}", release, cache, env={"SERVESTATIC_DELTA_VERSIONS": "2"})
     (family,) = (cache / "versions").iterdir()
-    assert len(list(family.iterdir())) == 3  # release 5's own, and releases 4 and 3
+    kept = {path.name for path in family.iterdir()} - {"seen.json"}
+    assert len(kept) == 3  # release 5's own, and releases 4 and 3
+    assert set(json.loads((family / "seen.json").read_text())) == kept  # when each was last seen
     assert len(manifest(last.root)[last.name]["deltas"]) == 2
 
 
