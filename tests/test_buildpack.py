@@ -10,6 +10,7 @@ tests/buildpacks/cpython stands in for a Python buildpack.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -23,6 +24,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from platform import machine
 
@@ -58,6 +60,7 @@ from tests.support.cnb import (
     compress_summary,
     totals,
 )
+from tests.support.deltas import available_dictionary, decode_dcz, write_release
 from tests.support.django import (
     assert_site_root_files_come_from_servestatic,
     assert_static_files_come_from_servestatic,
@@ -467,13 +470,15 @@ def test_launch_stops_cleanly_on_sigterm(launched: Launched) -> None:
     assert f"({launched.process.pid})" in output.split("Listening at:")[1].splitlines()[0]
 
 
-def test_rebuild_with_restored_cache_compresses_nothing(built: Built) -> None:
-    """A second build of unchanged sources in the same place, given only what the restorer
-    restores (the cache=true layers and their layer.toml): the venv is reused and every
-    variant comes from the compression cache. (Reuses the built workspace, so it runs last.)"""
-    workspace = built.workspace
-    first = compress_summary(built.output)
-    for path in workspace.layers.iterdir():  # keep only what a restorer brings back
+# The lifecycle writes every layer, the cache's too, with this mtime (archive.NormalizedModTime).
+NORMALIZED_MTIME = datetime(1980, 1, 1, 0, 0, 1, tzinfo=UTC).timestamp()
+
+
+def restore_only_the_cache(workspace: Workspace) -> None:
+    """Leave in the layers directory only what a restorer brings back for the next build:
+    the cache=true layers and their layer.toml, every file's mtime reset to the lifecycle's
+    normalized one, as its cache tarballs hold them."""
+    for path in workspace.layers.iterdir():
         if path.name != BP_LAYERS:
             remove(path)
     ours = workspace.layers / BP_LAYERS
@@ -482,6 +487,18 @@ def test_rebuild_with_restored_cache_compresses_nothing(built: Built) -> None:
     for path in ours.iterdir():
         if path.name.removesuffix(".toml") not in cached:
             remove(path)
+    for path in [*ours.rglob("*")]:
+        if not path.is_symlink():
+            os.utime(path, (NORMALIZED_MTIME, NORMALIZED_MTIME))
+
+
+def test_rebuild_with_restored_cache_compresses_nothing(built: Built) -> None:
+    """A second build of unchanged sources in the same place, given only what the restorer
+    restores (the cache=true layers and their layer.toml): the venv is reused and every
+    variant comes from the compression cache. (Reuses the built workspace, so it runs last.)"""
+    workspace = built.workspace
+    first = compress_summary(built.output)
+    restore_only_the_cache(workspace)
     assert sorted(p.name for p in (workspace.layers / BP_LAYERS).iterdir()) == [
         "compress-cache", "compress-cache.toml", "servestatic", "servestatic.toml"]
     shutil.rmtree(workspace.app / "public")
@@ -508,6 +525,45 @@ def test_rebuild_with_restored_cache_compresses_nothing(built: Built) -> None:
     cached = {path.name for path in cache.rglob("*") if path.is_file()}
     assert old_hash not in cached
     assert manifest_hash(workspace.app / "public", "index.html") in cached
+
+
+def test_rebuilds_serve_a_changed_bundle_as_a_delta(lifecycle_user: pwd.struct_passwd | None,
+                                                   store: Path) -> None:
+    """Three releases of an app, each built with only the cache layers of the build before
+    restored (mtimes normalized, as the lifecycle restores them): the compress-cache layer
+    keeps each release's bundle, so each later build makes the changed bundle's dcz delta
+    against the release before (with one earlier version kept, the one before must win over
+    older ones by when it was seen, not by mtime), and the launched image serves it."""
+    root = Path(tempfile.mkdtemp(prefix="servestatic-cnb-deltas-"))
+    try:
+        workspace = Workspace(root, lifecycle_user, store).setup()
+        workspace.set_env("BP_SERVESTATIC_DELTA_VERSIONS", "1")
+        releases = []
+        for number in (1, 2, 3):
+            if number > 1:
+                restore_only_the_cache(workspace)
+                shutil.rmtree(workspace.app / "public")
+            releases.append(write_release(workspace.app / "public", number))
+            workspace.detect()
+            deltas = compress_summary(workspace.build().stdout)["deltas"]
+            assert (deltas["deltas"], deltas["made"]) == ((0, 0) if number == 1 else (1, 1)), deltas
+        _, second, third = releases
+        bundle = json.loads((third.root / ".servestatic-manifest.json").read_text())["files"][third.name]
+        assert list(bundle["deltas"]) == [second.dictionary[1:-1]]  # its SHA-256, base64
+        web = start_web(workspace)
+        try:
+            asking = {"Accept-Encoding": "dcz, br, gzip", "Available-Dictionary": second.dictionary}
+            with httpx.stream("GET", web.base + "/" + third.name, headers=asking) as response:
+                body = b"".join(response.iter_raw())
+            assert (response.status_code, response.headers["content-encoding"]) == (200, "dcz")
+            assert decode_dcz(body, second.data) == third.data
+            br = httpx.get(web.base + "/" + third.name, headers={"Accept-Encoding": "dcz, br, gzip"})
+            assert br.headers["content-encoding"] == "br"
+            print(f"\ndelta {len(body):,} bytes, br {br.headers['content-length']}, file {len(third.data):,}")
+        finally:
+            stop(web)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # --- every supported CPython, on the machine's CPU; the SBOM of what was installed
@@ -597,9 +653,9 @@ def test_package_ships_every_declared_target_and_python(store: Path) -> None:
                 name = canonicalize_name(Requirement(line).name)
                 assert any(n == name and tags & set(wheel_tags) for n, _, _, wheel_tags in shipped), (
                     f"no {name} wheel for CPython {python} on {target}")
-    # zstandard's marker keeps it off 3.14, whose standard library has compression.zstd.
+    # backports.zstd's marker keeps it off 3.14, whose standard library has compression.zstd.
     assert requirements(REPO / "pyproject.toml", "3.14", "amd64") == [
-        line for line in requirements(REPO / "pyproject.toml", "3.13", "amd64") if "zstandard" not in line]
+        line for line in requirements(REPO / "pyproject.toml", "3.13", "amd64") if "backports" not in line]
 
 
 def test_build_chooses_the_wheels_of_its_target(tmp_path: Path) -> None:
@@ -770,6 +826,30 @@ def platform(store: Path) -> Iterator[Platform]:  # store: buildpack/package has
         shutil.rmtree(root, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def app_container(platform: Platform) -> Iterator[tuple[str, str]]:
+    """APP_IMAGE run read-only on a free loopback port until it answers its health path:
+    (its base URL, the container's id); removed afterwards."""
+    port = free_port()
+    container = platform.run("podman", "run", "-d", "--read-only", "-p", f"127.0.0.1:{port}:8080",
+                             "-e", "PORT=8080", "-e", "WEB_CONCURRENCY=1", APP_IMAGE).strip()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, platform.run("podman", "logs", container)
+            time.sleep(0.2)
+        yield base, container
+    finally:
+        subprocess.run(["podman", "rm", "--force", container], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+
 def test_pack_build_runs_and_rebuilds_from_cache(platform: Platform) -> None:
     app = platform.root / "app"
     copy_site(app / "public")
@@ -785,29 +865,13 @@ def test_pack_build_runs_and_rebuilds_from_cache(platform: Platform) -> None:
     assert {c["name"]: c["version"] for c in components}["gunicorn"] == shipped_version("gunicorn")
     assert (sboms / "sbom.spdx.json").is_file()
 
-    port = free_port()
-    container = platform.run("podman", "run", "-d", "--read-only", "-p", f"127.0.0.1:{port}:8080",
-                             "-e", "PORT=8080", "-e", "WEB_CONCURRENCY=1", APP_IMAGE).strip()
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, platform.run("podman", "logs", container)
-            time.sleep(0.2)
+    with app_container(platform) as (base, container):
         asset = httpx.get(base + "/assets/app-3fA9c1bd.js", headers={"Accept-Encoding": "br"})
         assert asset.headers["content-encoding"] == "br"
         assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
         assert httpx.get(base + "/hello/").text == "hello from the app at /hello/"
         platform.run("podman", "stop", "--time", "30", container)
         assert platform.run("podman", "wait", container).strip() == "0"
-    finally:
-        subprocess.run(["podman", "rm", "--force", container], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
 
     # Same sources again: pack's restorer brings back the cache layers.
     second = platform.pack_build(app)
@@ -816,3 +880,24 @@ def test_pack_build_runs_and_rebuilds_from_cache(platform: Platform) -> None:
     assert totals(summary, "compressed") == 0
     assert totals(summary, "from_cache") == totals(compress_summary(first), "compressed")
     assert "Reusing layer 'servestatic/static-origin:servestatic'" in second
+
+    # One bundle changed and renamed, as a bundler does: the restored compress-cache layer
+    # holds its previous version, so this build makes its dcz delta, and the image serves
+    # it to a browser that holds the previous version.
+    old = app / "public" / "assets" / "app-3fA9c1bd.js"
+    earlier = old.read_bytes()
+    changed = earlier.replace(b"async function describe(url)", b"async function describe(url, init)")
+    assert changed != earlier
+    old.unlink()
+    renamed = "assets/app-9Zq4Wx2c.js"
+    (app / "public" / renamed).write_bytes(changed)
+    third = compress_summary(platform.pack_build(app))
+    assert (third["deltas"]["deltas"], third["deltas"]["made"]) == (1, 1), third["deltas"]
+    with app_container(platform) as (base, _):
+        asking = {"Accept-Encoding": "dcz, br, gzip", "Available-Dictionary": available_dictionary(earlier)}
+        with httpx.stream("GET", f"{base}/{renamed}", headers=asking) as response:
+            body = b"".join(response.iter_raw())
+        assert (response.status_code, response.headers["content-encoding"]) == (200, "dcz")
+        assert decode_dcz(body, earlier) == changed
+        br = httpx.get(f"{base}/{renamed}", headers={"Accept-Encoding": "dcz, br, gzip"})
+        print(f"\npack: delta {len(body)} bytes, br {br.headers['content-length']}, file {len(changed)}")

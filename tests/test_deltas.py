@@ -315,7 +315,9 @@ def test_the_cache_keeps_the_last_n_versions_per_family(tmp_path: Path) -> None:
     for release in range(1, 6):
         last = build(tmp_path / f"r{release}", release, cache, env={"SERVESTATIC_DELTA_VERSIONS": "2"})
     (family,) = (cache / "versions").iterdir()
-    assert len(list(family.iterdir())) == 3  # release 5's own, and releases 4 and 3
+    kept = {path.name for path in family.iterdir()} - {"seen.json"}
+    assert len(kept) == 3  # release 5's own, and releases 4 and 3
+    assert set(json.loads((family / "seen.json").read_text())) == kept  # when each was last seen
     assert len(manifest(last.root)[last.name]["deltas"]) == 2
 
 
@@ -351,8 +353,8 @@ def test_use_as_dictionary_is_a_structured_field() -> None:
 
 
 def test_without_zstd_compress_warns_and_makes_no_deltas(tmp_path: Path) -> None:
-    """An environment without zstandard (the image as shipped, Python 3.12): the build goes
-    on, with one warning."""
+    """An environment without any zstd (no backports.zstd, no zstandard, Python before 3.14):
+    the build goes on, with one warning."""
     import subprocess
 
     from tests.support.cli import environment
@@ -362,16 +364,58 @@ def test_without_zstd_compress_warns_and_makes_no_deltas(tmp_path: Path) -> None
     build(tmp_path / "r1", 1, cache)
     second = write_release(tmp_path / "r2", 2)
     blocked = ("import sys; sys.modules['zstandard'] = None; sys.modules['compression.zstd'] = None; "
+               "sys.modules['backports.zstd'] = None; "
                "from servestatic.cli import main; sys.argv[0] = 'servestatic'; main()")
     result = subprocess.run([sys.executable, "-c", blocked, "compress", "--cache-dir", str(cache),
                              str(second.root)], capture_output=True, text=True, env=environment(),
                             timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "no dcz deltas: they need the zstandard package" in result.stderr
+    assert "no dcz deltas: they need zstd, Python 3.14+ or the backports.zstd package" in result.stderr
     entry = manifest(second.root)[second.name]
     assert not entry.get("deltas") and not entry.get("delta_tried")
-    again = summary(second.root, "--cache-dir", str(cache))  # with zstandard: made now
+    again = summary(second.root, "--cache-dir", str(cache))  # with zstd: made now
     assert again["deltas"]["made"] == 1
+
+
+def test_zstandard_alone_still_makes_deltas(tmp_path: Path) -> None:
+    """Where only zstandard is installed (as the README asked before the zstd extra became
+    backports.zstd), deltas are made with it, and decode as a browser decodes them."""
+    import subprocess
+
+    from tests.support.cli import environment
+    from tests.support.deltas import write_release
+
+    cache = tmp_path / "cache"
+    first = build(tmp_path / "r1", 1, cache)
+    second = write_release(tmp_path / "r2", 2)
+    blocked = ("import sys; sys.modules['compression.zstd'] = None; sys.modules['backports.zstd'] = None; "
+               "from servestatic.cli import main; sys.argv[0] = 'servestatic'; main()")
+    result = subprocess.run([sys.executable, "-c", blocked, "compress", "--cache-dir", str(cache),
+                             str(second.root)], capture_output=True, text=True, env=environment(),
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    (delta,) = manifest(second.root)[second.name]["deltas"].values()
+    body = next((second.root / ".servestatic-deltas").iterdir()).read_bytes()
+    assert len(body) == delta["size"]
+    assert decode_dcz(body, first.data) == second.data
+
+
+def test_the_latest_earlier_version_wins_in_a_cache_restored_with_old_mtimes(tmp_path: Path) -> None:
+    """A CNB lifecycle restores its cache layer with every mtime set to 1980 (and a CI cache
+    may reset them too): which earlier versions are the most recent comes from the cache's
+    own record, so with one kept, each release's delta is against the release before."""
+    cache = tmp_path / "cache"
+    previous = None
+    for number in range(1, 5):
+        for path in cache.rglob("*"):
+            os.utime(path, (315532801, 315532801))  # 1980-01-01T00:00:01Z, the lifecycle's
+        release = build(tmp_path / f"r{number}", number, cache, "--delta-versions", "1")
+        deltas = manifest(release.root)[release.name].get("deltas", {})
+        if previous is None:
+            assert deltas == {}
+        else:
+            assert list(deltas) == [previous.dictionary[1:-1]], number
+        previous = release
 
 
 def test_another_margin_makes_the_deltas_again(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ import httpx
 import pytest
 
 from tests.support import EXAMPLE_SITE, REPO, needs, needs_tool
+from tests.support.deltas import Release, bundle_name, decode_dcz, write_release
 from tests.support.django import (
     assert_site_root_files_come_from_servestatic,
     assert_static_files_come_from_servestatic,
@@ -362,6 +363,80 @@ def test_rebuild_after_a_small_change_recompresses_only_that(
     print(f"\nrebuild after one change: br {compressed} compressed, {cached} cached")
     assert (compressed, cached) == (1, files - 1)
     podman("rmi", STATIC_TAG + "-rebuilt", check=False)
+
+
+def release_context(parent: Path, release: int, salt: str) -> tuple[Path, Release]:
+    """A group-writable build context whose dist/ is one release of the delta test site, its
+    bundle made unique to this run (`salt`), so that the shared cache mount holds no delta
+    of it from an earlier run."""
+    context = parent / f"release{release}"
+    dist = context / "dist"
+    made = write_release(dist, release)
+    data = made.data + f"// build {salt}\n".encode()
+    (dist / made.name).unlink()
+    name = "assets/" + bundle_name(data)
+    (dist / name).write_bytes(data)
+    index = dist / "index.html"
+    index.write_text(index.read_text().replace(made.name, name))
+    return group_writable(context), Release(dist, data, name)
+
+
+@pytest.mark.parametrize("variant", ["static-only", "onbuild"])
+def test_a_rebuild_with_the_cache_mount_serves_a_changed_bundle_as_a_delta(
+    toolchain: Toolchain, base_image: str, tmp_path: Path, variant: str
+) -> None:
+    """The README's static-only Dockerfile and the onbuild variant's one line, as they are
+    (each compresses in a `RUN --mount=type=cache`): release 1 of a site, then release 2
+    with one hashed bundle changed. Release 2's image answers a client holding release 1's
+    bundle with a dcz delta (RFC 9842) that decodes, with release 1's bundle as the raw
+    dictionary, to release 2's bundle; the image's zstd is backports.zstd, the zstd extra.
+    podman's cache mounts work offline (buildah keeps them under /var/tmp/buildah-cache),
+    so no bind-mounted cache is needed."""
+    salt = uuid.uuid4().hex
+    # The base pinned by its id: other test runs may retag the shared names meanwhile.
+    base_id = inspect("image", base_image)["Id"]
+    dockerfile = EXAMPLE_DOCKERFILES / variant / "Dockerfile"
+    tag = f"localhost/servestatic-test/deltas-{salt[:10]}"
+    onbuild = f"{tag}:onbuild"
+    outputs = []
+    releases = []
+    try:
+        if variant == "onbuild":
+            toolchain.build(REPO / "Dockerfile.onbuild", REPO, onbuild, BASE=base_id)
+            base_id = inspect("image", onbuild)["Id"]
+        for number in (1, 2):
+            context, release = release_context(tmp_path, number, salt)
+            releases.append(release)
+            outputs.append(podman("build", "--format", "docker", "--network", "none", "--from", base_id,
+                                  "--file", str(dockerfile), "--tag", f"{tag}:{number}",
+                                  str(context)).stdout)
+        first, second = releases
+        line = re.search(r"dcz: (\d+) deltas for \d+ files against earlier versions, ([\d,]+) bytes "
+                         r"where br sends ([\d,]+)", outputs[1])
+        assert line is not None, outputs[1]
+        print(f"\nrelease 2's build: {line.group(0)}")
+        assert int(line.group(1)) >= 1
+        with container(f"{tag}:2", "--read-only") as running:
+            running.wait_ready("/")
+            url = running.url + "/" + second.name
+            asking = {"Accept-Encoding": "dcz, br, gzip", "Available-Dictionary": first.dictionary}
+            with httpx.stream("GET", url, headers=asking) as response:
+                body = b"".join(response.iter_raw())
+            assert response.status_code == 200
+            assert response.headers["content-encoding"] == "dcz"
+            assert response.headers["vary"] == "Accept-Encoding, Available-Dictionary"
+            assert int(response.headers["content-length"]) == len(body)
+            assert decode_dcz(body, first.data) == second.data
+            br = httpx.get(url, headers={"Accept-Encoding": "dcz, br, gzip"})
+            assert br.headers["content-encoding"] == "br"
+            assert br.content == second.data  # httpx decoded br
+            assert 'match="/assets/main-*.js"' in br.headers["use-as-dictionary"]
+            br_size = int(br.headers["content-length"])
+            print(f"delta {len(body):,} bytes, br {br_size:,}, file {len(second.data):,}")
+            assert len(body) < br_size / 10
+    finally:
+        for name in (f"{tag}:2", f"{tag}:1", onbuild):
+            podman("rmi", "--force", name, check=False)
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from servestatic.buildtime.encoders import parameters_key
+from servestatic.buildtime.encoders import parameters_key, zstd_module
 from servestatic.buildtime.versions import (
     Version,
     cached_versions,
@@ -69,13 +69,17 @@ def window_log(dictionary_size: int) -> int:
 
 def dcz_encoder() -> Callable[[bytes, bytes, bytes], bytes] | None:
     """encode(data, dictionary, dictionary_sha256) -> the `dcz` body, or None without zstd:
-    the zstandard package, else the standard library's compression.zstd (3.14+)."""
+    compression.zstd or its backport (encoders.zstd_module, the `zstd` extra), else the
+    zstandard package."""
+    encode = _standard_encoder()
+    if encode is not None:
+        return encode
     try:
         import zstandard
     except ImportError:
-        return _stdlib_encoder()
+        return None
 
-    def encode(data: bytes, dictionary: bytes, dictionary_sha256: bytes) -> bytes:
+    def encode_zstandard(data: bytes, dictionary: bytes, dictionary_sha256: bytes) -> bytes:
         raw = zstandard.ZstdCompressionDict(dictionary, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
         parameters = zstandard.ZstdCompressionParameters.from_level(
             DELTA_LEVEL, source_size=len(data), dict_size=len(dictionary),
@@ -83,13 +87,12 @@ def dcz_encoder() -> Callable[[bytes, bytes, bytes], bytes] | None:
         compressor = zstandard.ZstdCompressor(dict_data=raw, compression_params=parameters)
         return DCZ_MAGIC + dictionary_sha256 + compressor.compress(data)
 
-    return encode
+    return encode_zstandard
 
 
-def _stdlib_encoder() -> Callable[[bytes, bytes, bytes], bytes] | None:
-    try:
-        from compression import zstd  # type: ignore[import-not-found]
-    except ImportError:
+def _standard_encoder() -> Callable[[bytes, bytes, bytes], bytes] | None:
+    zstd = zstd_module()
+    if zstd is None:
         return None
 
     def encode(data: bytes, dictionary: bytes, dictionary_sha256: bytes) -> bytes:
@@ -333,8 +336,8 @@ def add_deltas(root: Path, files: dict[str, FileEntry], previous: dict[str, File
         if outcome.error:
             errors.append(outcome.error)
     if unavailable:
-        log.warning("no %s deltas: they need the zstandard package (pip install "
-                    "'servestatic-origin[zstd]')", CODING)
+        log.warning("no %s deltas: they need zstd, Python 3.14+ or the backports.zstd package "
+                    "(pip install 'servestatic-origin[zstd]')", CODING)
     if versions_dir is not None:
         remember(versions_dir, families, options.versions)
     remove_unlisted(root, files)

@@ -4,7 +4,9 @@ for a file, and how the cache directory keeps them (buildtime/deltas.py makes th
 A family is the name every version of a content-hashed file shares, its hash replaced by
 `*` (site/hashednames.family_of). Its earlier versions are found in three places: the
 cache directory, which keeps under `versions/<family key>/<sha-256>` every member seen by
-a run, the current ones plus the `count` most recently seen others (`remember`); a
+a run, the current ones plus the `count` most recently seen others (`remember`), with when
+each was last seen in `seen.json` beside them (not in the files' mtimes: a CNB lifecycle
+restores its cache layers with every mtime set to 1980, and a CI cache may too); a
 previous release's root (`versions_from_dir`); and the root itself, whose members older
 than a file by at least `OLDER_BY` are earlier versions of it (a Django STATIC_ROOT
 collected without `--clear`), while members of the same build are not.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -27,6 +30,8 @@ from servestatic.site.scan import walk
 # A root file older than another of its family by at least this much (seconds) holds an
 # earlier version of it; closer, the two are of one build (a bundler's sibling chunks).
 OLDER_BY = 1.0
+# Per family directory of the cache: {SHA-256 hex: when a run last saw that version}.
+SEEN = "seen.json"
 
 
 @dataclass(frozen=True)
@@ -77,19 +82,33 @@ def family_key(family: str) -> str:
     return hashlib.sha256(family.encode("utf-8")).hexdigest()[:20]
 
 
+def _seen(directory: Path) -> dict[str, float]:
+    """When each cached version was last seen (`SEEN`); empty where there is no record."""
+    try:
+        seen = json.loads((directory / SEEN).read_text())
+    except (OSError, ValueError):
+        return {}
+    return seen if isinstance(seen, dict) else {}
+
+
 def cached_versions(versions_dir: Path, family: str) -> list[Version]:
+    """The family's versions in the cache, each dated by when a run last saw it (its mtime
+    where `SEEN` has no record of it: a cache written before there was one)."""
     directory = versions_dir / family_key(family)
     found = []
     try:
         entries = list(os.scandir(directory))
     except OSError:
         return []
+    seen = _seen(directory)
     for item in entries:
         if len(item.name) != 64:
             continue
         try:
             status = item.stat()
-            found.append(Version(bytes.fromhex(item.name), item.path, status.st_size, status.st_mtime))
+            when = seen.get(item.name)
+            found.append(Version(bytes.fromhex(item.name), item.path, status.st_size,
+                                 when if isinstance(when, float | int) else status.st_mtime))
         except (OSError, ValueError):
             continue
     return found
@@ -134,8 +153,8 @@ def choose(member: Member, family: list[Member], earlier: list[Version], count: 
 
 
 def remember(versions_dir: Path, families: dict[str, list[Member]], count: int) -> None:
-    """Keep each current member's bytes in the cache as a future dictionary, marked as seen now,
-    and per family the current ones plus the `count` most recently seen others. Best effort."""
+    """Keep each current member's bytes in the cache as a future dictionary, recorded as seen
+    now, and per family the current ones plus the `count` most recently seen others. Best effort."""
     now = time.time()
     for family, family_members in families.items():
         directory = versions_dir / family_key(family)
@@ -146,12 +165,13 @@ def remember(versions_dir: Path, families: dict[str, list[Member]], count: int) 
                 target = directory / member.sha256.hex()
                 if not target.exists():
                     write_atomic(target, Path(member.absolute).read_bytes())
-                os.utime(target, (now, now))
-            others = sorted((item for item in os.scandir(directory) if item.name not in current),
-                            key=lambda item: item.stat().st_mtime, reverse=True)
-            for item in others[count:]:
-                remove_quietly(item.path)
+            seen = {version.sha256.hex(): version.mtime for version in cached_versions(versions_dir, family)}
+            seen.update(dict.fromkeys(current, now))
+            others = sorted((name for name in seen if name not in current), key=seen.__getitem__,
+                            reverse=True)
+            for name in others[count:]:
+                remove_quietly(os.fspath(directory / name))
+                del seen[name]
+            write_atomic(directory / SEEN, json.dumps(seen, sort_keys=True).encode())
         except OSError:
             continue
-
-

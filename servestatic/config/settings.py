@@ -382,7 +382,7 @@ class Settings:
         "or a regular expression searched in the URL path.", commands=_ALL)
     zstd: bool = setting(
         "SERVESTATIC_ZSTD", "false", _parse_bool,
-        "Also write .zst variants (zstandard).", commands=_COMPRESS)
+        "Also write .zst variants (zstd: Python 3.14+, or the zstd extra).", commands=_COMPRESS)
     min_size: int = setting(
         "SERVESTATIC_MIN_SIZE", "256", _parse_int(0),
         "Files smaller than this many bytes are not compressed.", commands=_COMPRESS)

@@ -19,6 +19,7 @@ Layers it writes (Buildpack API 0.10):
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib.metadata
 import json
@@ -186,7 +187,7 @@ def install(layer: Path, wheel_dirs: list[Path], entrypoint: Path) -> None:
         run([sys.executable, "-m", "venv", "--system-site-packages", os.fspath(layer)])
         pip = [os.fspath(layer / "bin" / "python"), "-m", "pip"]
     find_links = [arg for directory in wheel_dirs for arg in ("--find-links", os.fspath(directory))]
-    # The zstd extra's marker leaves zstandard out where the standard library has it (3.14).
+    # The zstd extra (dcz deltas, .zst): backports.zstd, which its marker leaves out on 3.14+.
     run([*pip, "install", "--quiet", "--no-index", "--no-compile",
          "--disable-pip-version-check", "--no-cache-dir", "--ignore-installed",
          *find_links, "servestatic-origin[zstd]"])
@@ -242,17 +243,39 @@ def collectstatic(venv: Path, app_dir: Path, env: Mapping[str, str]) -> None:
          "--noinput"], env=env)
 
 
+# The compress cache's layout (buildtime/compress.py and buildtime/deltas.py, cache_dirs),
+# named here because this step runs before brotli, which those import, is installed.
+VERSIONS_CACHE = "versions"  # earlier versions of hashed files: the dictionaries of deltas
+DELTA_CACHE_PREFIX = "dcz-"  # deltas, each named <file SHA-256>.<dictionary SHA-256>
+
+
 def prune_cache(cache: Path, roots: list[Path]) -> int:
     """Drop cached outputs no file in the roots has any more, so the cache layer holds one
     build's worth instead of growing with every deploy. `compress --cache-dir` names each
-    cached output by the content hash of its original, the hash the manifest records."""
-    wanted = set()
+    cached variant by the content hash of its original, the hash the manifest records, and
+    each cached delta by its file's SHA-256 (the manifest's sha-256 digest) and then its
+    dictionary's. The earlier versions under versions/ are kept: they are what the next
+    build makes its deltas against, and compress itself keeps only a few per family
+    (SERVESTATIC_DELTA_VERSIONS)."""
+    wanted: set[str] = set()
+    current_sha256: set[str] = set()
     for root in roots:
         manifest = json.loads((root / MANIFEST_NAME).read_text())
-        wanted |= {entry["hash"] for entry in manifest["files"].values()}
+        for entry in manifest["files"].values():
+            wanted.add(entry["hash"])
+            digest = entry.get("digests", {}).get("sha-256")
+            if digest:
+                current_sha256.add(base64.b64decode(digest).hex())
     removed = 0
     for path in cache.rglob("*"):
-        if path.is_file() and path.name not in wanted:
+        if not path.is_file():
+            continue
+        top = path.relative_to(cache).parts[0]
+        if top == VERSIONS_CACHE:
+            continue
+        used = (path.name.partition(".")[0] in current_sha256 if top.startswith(DELTA_CACHE_PREFIX)
+                else path.name in wanted)
+        if not used:
             path.unlink()
             removed += 1
     return removed
