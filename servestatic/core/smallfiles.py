@@ -25,7 +25,7 @@ import os
 # A file larger than this is opened per request, as before: it goes out by sendfile.
 SMALL_FILE = 64 * 1024
 # What one worker keeps at most, whatever the site's size.
-MEMORY = 32 * 1024 * 1024
+MEMORY = 16 * 1024 * 1024
 
 
 class SmallFiles:
