@@ -54,7 +54,7 @@ class Required(NamedTuple):
 REQUIRED: tuple[Required, ...] = (
     Required("worker_class", WORKER_CLASS, "servestatic answers requests in its own worker"),
     Required("sendfile", True, "servestatic sends files with sendfile"),
-    Required("asgi_loop", "asyncio", "servestatic sends files with loop.sendfile, which uvloop lacks"),
+    Required("asgi_loop", "asyncio", "servestatic's worker needs asyncio's own loop (docs/design.md)"),
     Required("wsgi_app", None, "servestatic serves the app named by SERVESTATIC_APP"),
 )
 
