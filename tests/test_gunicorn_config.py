@@ -20,6 +20,7 @@ from servestatic.server.gunicornconfig import REQUIRED, WORKER_CLASS, ConfigErro
 from tests.support import needs_tool, wait_for
 from tests.support.cli import compress, environment
 from tests.support.server import ServerProcess
+from tests.support.tls import self_signed_certificate
 
 WHOAMI = "tests.apps.whoami:application"
 
@@ -265,11 +266,7 @@ def test_tls_from_gunicorn_flags_reaches_the_loop_and_the_app(site: Path, tmp_pa
     """gunicorn's --certfile/--keyfile: static hits (answered in the event loop) and the
     app's answers over TLS, several on one kept-alive connection. The worker sets up
     each accepted connection itself (worker._accept_one), with gunicorn's TLS context."""
-    openssl = needs_tool("openssl")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    cert, key = self_signed_certificate(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # httpx, also the readiness probe, trusts it
     compress(site)
     server = ServerProcess(site, env={"GUNICORN_CMD_ARGS": f"--certfile {cert} --keyfile {key}",

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import needs_tool, wait_for
+from tests.support import wait_for
 from tests.support.cli import compress
 from tests.support.server import ServerProcess
+from tests.support.tls import self_signed_certificate
 from tests.test_resilience import server_side_open
 
 BIG = 6 * 1024 * 1024 + 123  # several SENDFILE_PIECEs and an odd tail
@@ -49,11 +49,7 @@ class TLSServer:
 
 @pytest.fixture
 def tls(site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TLSServer]:
-    openssl = needs_tool("openssl")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    cert, key = self_signed_certificate(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # httpx, also the readiness probe, trusts it
     (site / "big.zip").write_bytes(os.urandom(BIG))  # .zip: not compressed
     (site / "stall.zip").write_bytes(os.urandom(64 * 1024 * 1024))
