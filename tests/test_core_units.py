@@ -301,3 +301,4 @@ def test_small_files_are_not_kept_once_the_file_changed(tmp_path: Path) -> None:
     path.unlink()
     (tmp_path / "page.html").symlink_to(tmp_path / "elsewhere")
     assert kept.get(str(path)) is None
+

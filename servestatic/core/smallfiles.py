@@ -21,6 +21,7 @@ process keeps at most MEMORY bytes of them; past that the earliest kept go first
 from __future__ import annotations
 
 import os
+import threading
 
 # A file larger than this is opened per request, as before: it goes out by sendfile.
 SMALL_FILE = 64 * 1024
@@ -31,12 +32,15 @@ MEMORY = 16 * 1024 * 1024
 class SmallFiles:
     """Kept bytes by path, with the (inode, device, size, mtime) they were read at."""
 
-    __slots__ = ("entries", "held", "memory")
+    __slots__ = ("entries", "held", "lock", "memory")
 
     def __init__(self, memory: int = MEMORY):
         self.entries: dict[str, tuple[int, int, int, int, bytes]] = {}
         self.held = 0
         self.memory = memory
+        # Keeping is locked: under the WSGI front (servestatic.wsgi) threads decide at once.
+        # A hit only reads the dict, which the GIL keeps whole.
+        self.lock = threading.Lock()
 
     def get(self, path: str) -> bytes | None:
         """The kept bytes of `path` if the file on disk is still the one they came from."""
@@ -63,13 +67,14 @@ class SmallFiles:
             return None  # the descriptor's own read then fails the same way, as before
         if len(data) != size:
             return None
-        previous = self.entries.pop(path, None)
-        if previous is not None:
-            self.held -= len(previous[4])
-        while self.entries and self.held + size > self.memory:
-            oldest = next(iter(self.entries))
-            self.held -= len(self.entries.pop(oldest)[4])
-        if self.held + size <= self.memory:
-            self.entries[path] = (identity.st_ino, identity.st_dev, size, identity.st_mtime_ns, data)
-            self.held += size
+        with self.lock:
+            previous = self.entries.pop(path, None)
+            if previous is not None:
+                self.held -= len(previous[4])
+            while self.entries and self.held + size > self.memory:
+                oldest = next(iter(self.entries))
+                self.held -= len(self.entries.pop(oldest)[4])
+            if self.held + size <= self.memory:
+                self.entries[path] = (identity.st_ino, identity.st_dev, size, identity.st_mtime_ns, data)
+                self.held += size
         return data
