@@ -17,7 +17,9 @@ rule either, and a few seconds per file of random or already-compressed bytes
 are saved. The verdict is recorded in the manifest, so a re-run does not probe.
 
 Once every file is done, the content-hashed ones get their dictionary deltas against
-earlier versions (RFC 9842 `dcz`, buildtime/deltas.py), a second step over the pool.
+earlier versions (RFC 9842 `dcz`, buildtime/deltas.py), a second step over the pool; with
+`html_dictionary`, a dictionary is first trained from the HTML pages and each page gets its
+delta against it (buildtime/htmldictionary.py).
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ from servestatic.buildtime.deltas import CODING as DELTA_CODING
 from servestatic.buildtime.deltas import PARAMETERS as DELTA_PARAMETERS
 from servestatic.buildtime.deltas import DeltaOptions, DeltaStats, add_deltas, remove_unlisted
 from servestatic.buildtime.encoders import encoder_parameters, make_encoders, parameters_key
+from servestatic.buildtime.htmldictionary import (
+    HtmlDictionaryStats,
+    PageDeltaOptions,
+    add_page_deltas,
+    earlier_dictionaries,
+    remove_stale,
+    write_dictionary,
+)
 from servestatic.buildtime.preload import preload_hints
 from servestatic.config.settings import Settings, load_settings
 from servestatic.site.atomic import remove_quietly, temporary_beside, write_atomic
@@ -55,7 +65,7 @@ from servestatic.site.manifest import (
 from servestatic.site.manifest import load as load_manifest
 from servestatic.site.manifest import save as save_manifest
 from servestatic.site.mediatypes import content_type_for
-from servestatic.site.names import ENCODING_SUFFIXES, MANIFEST_NAME
+from servestatic.site.names import ENCODING_SUFFIXES, MANIFEST_NAME, is_html_dictionary_name
 from servestatic.site.scan import FoundFile, walk
 
 log = logging.getLogger("servestatic")
@@ -98,6 +108,9 @@ class CompressOptions:
     delta_versions: int = 3
     delta_min_saving: int = 10
     dictionaries_from: Path | None = None
+    # A site-wide dictionary trained from the HTML pages, and each page's delta against it
+    # (buildtime/htmldictionary.py).
+    html_dictionary: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CompressOptions:
@@ -106,7 +119,7 @@ class CompressOptions:
                    workers=settings.compress_worker_count, cache_dir=settings.cache_dir,
                    immutable_pattern=settings.immutable_pattern,
                    delta_versions=settings.delta_versions, delta_min_saving=settings.delta_min_saving,
-                   dictionaries_from=settings.dictionaries_from)
+                   dictionaries_from=settings.dictionaries_from, html_dictionary=settings.html_dictionary)
 
     @classmethod
     def defaults(cls) -> CompressOptions:
@@ -176,6 +189,7 @@ class Summary:
     seconds: float = 0.0
     encodings: dict[str, EncodingStats] = field(default_factory=dict)
     deltas: DeltaStats = field(default_factory=DeltaStats)
+    html_dictionary: HtmlDictionaryStats | None = None  # None: not asked for
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -186,6 +200,7 @@ class Summary:
             "errors": self.errors,
             "encodings": {name: vars(stats) for name, stats in self.encodings.items()},
             "deltas": vars(self.deltas),
+            **({"html_dictionary": vars(self.html_dictionary)} if self.html_dictionary else {}),
         }
 
     def line(self) -> str:
@@ -199,6 +214,8 @@ class Summary:
             )
         if self.deltas.files:
             parts.append(self.deltas.line())
+        if self.html_dictionary is not None:
+            parts.append(self.html_dictionary.line())
         parts.append(f"{self.seconds:.2f} s")
         if self.errors:
             parts.append(f"{len(self.errors)} errors")
@@ -396,15 +413,26 @@ def compress_tree(
     found = list(walk(root))
     removed = _remove_orphans(root, previous, {item.relative for item in found})
     found = [item for item in found if item.relative not in removed]
+    # Dictionaries of earlier runs are servestatic's: the current one is made anew below.
+    old_dictionaries = [item.relative for item in found if is_html_dictionary_name(item.relative)]
+    found = [item for item in found if not is_html_dictionary_name(item.relative)]
     summary = Summary(files=len(found), bytes=sum(item.size for item in found), removed=len(removed))
     jobs = _jobs(root, found, previous, options, parameters)
     files = _collect(_run(jobs, options.worker_count), summary, options, len(jobs), on_progress,
                      root, frozenset(item.relative for item in found))
-    if options.delta_versions:
+    trusted = False
+    if options.delta_versions or options.html_dictionary:
         # Deltas made with other parameters (or another margin) are made again, not kept.
         parameters = {**parameters, DELTA_CODING: {**DELTA_PARAMETERS[DELTA_CODING],
                                                    "min_saving": options.delta_min_saving}}
         trusted = previous is not None and previous.compression.get(DELTA_CODING) == parameters[DELTA_CODING]
+    html_dictionary = ""
+    if options.html_dictionary:
+        summary.html_dictionary = HtmlDictionaryStats()
+        html_dictionary = _add_html_dictionary(root, files, previous, trusted, parameters, options,
+                                               old_dictionaries, summary.html_dictionary, summary.errors)
+    remove_stale(root, [relative for relative in old_dictionaries if relative != html_dictionary])
+    if options.delta_versions:
         summary.deltas = add_deltas(root, files, previous.files if trusted else {}, DeltaOptions(
             versions=options.delta_versions, min_saving=options.delta_min_saving,
             cache_dir=options.cache_dir, dictionaries_from=options.dictionaries_from,
@@ -413,7 +441,7 @@ def compress_tree(
         remove_unlisted(root, files)
     try:
         save_manifest(root, Manifest(files=files, compression=parameters,
-                                     generator=f"servestatic {__version__}"))
+                                     generator=f"servestatic {__version__}", html_dictionary=html_dictionary))
     except OSError as error:
         # The previous manifest stays in place (written atomically); report it
         # like any other file error rather than with a traceback.
@@ -421,6 +449,37 @@ def compress_tree(
     seal_tree(root)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _add_html_dictionary(root: Path, files: dict[str, FileEntry], previous: Manifest | None, trusted: bool,
+                         parameters: dict[str, Any], options: CompressOptions, old: list[str],
+                         stats: HtmlDictionaryStats, errors: list[str]) -> str:
+    """Train the HTML pages' dictionary, add it to `files` (compressed like any file, immutable:
+    its name is its hash) and give the pages their deltas; its relative path, or "" when none
+    was made (too few pages, no zstandard)."""
+    started = time.perf_counter()
+    trained = write_dictionary(root, files, stats)
+    if trained is None:
+        stats.seconds = time.perf_counter() - started
+        return ""
+    before = previous.files.get(trained.relative) if previous is not None else None
+    outcome = process(Job(relative=trained.relative, absolute=trained.version.path,
+                          size=trained.version.size, encodings=options.encodings, previous=before,
+                          cache_dirs=_cache_dirs(options, parameters), gzip_effort=options.gzip_effort))
+    if outcome.entry is None:
+        errors.append(outcome.error or f"{trained.relative}: not compressed")
+        stats.seconds = time.perf_counter() - started
+        return ""
+    outcome.entry.immutable = True
+    files[trained.relative] = outcome.entry
+    earlier = earlier_dictionaries(root, trained, options.cache_dir, options.dictionaries_from, old)
+    add_page_deltas(root, files, previous.files if previous is not None and trusted else {}, trained,
+                    earlier, PageDeltaOptions(versions=options.delta_versions,
+                                              min_saving=options.delta_min_saving,
+                                              cache_dir=options.cache_dir, workers=options.worker_count),
+                    stats, errors)
+    stats.seconds = time.perf_counter() - started
+    return trained.relative
 
 
 # Group and other write permission: what `seal_tree` takes away.
@@ -506,12 +565,7 @@ def _remove_orphans(root: Path, previous: Manifest | None, present: set[str]) ->
 def _jobs(root: Path, found: list[FoundFile], previous: Manifest | None, options: CompressOptions,
           parameters: dict[str, Any]) -> list[Job]:
     """One job per file, largest first."""
-    cache_dirs: dict[str, str] = {}
-    if options.cache_dir is not None:
-        for encoding in options.encodings:
-            cache_dirs[encoding] = os.fspath(
-                options.cache_dir / f"{encoding}-{parameters_key(parameters[encoding])}"
-            )
+    cache_dirs = _cache_dirs(options, parameters)
     return [
         Job(
             relative=item.relative,
@@ -524,6 +578,14 @@ def _jobs(root: Path, found: list[FoundFile], previous: Manifest | None, options
         )
         for item in sorted(found, key=lambda item: item.size, reverse=True)
     ]
+
+
+def _cache_dirs(options: CompressOptions, parameters: dict[str, Any]) -> dict[str, str]:
+    """Each encoding's directory in the cache directory (none without one)."""
+    if options.cache_dir is None:
+        return {}
+    return {encoding: os.fspath(options.cache_dir / f"{encoding}-{parameters_key(parameters[encoding])}")
+            for encoding in options.encodings}
 
 
 def _is_compressible(found: FoundFile, options: CompressOptions) -> bool:

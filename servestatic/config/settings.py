@@ -412,6 +412,11 @@ class Settings:
         "SERVESTATIC_DICTIONARIES_FROM", "", _parse_optional_path,
         "A previous release's root, whose hashed files are earlier versions to make deltas "
         "against (for builds without a cache dir).", commands=_COMPRESS)
+    html_dictionary: bool = setting(
+        "SERVESTATIC_HTML_DICTIONARY", "false", _parse_bool,
+        "Train a site-wide zstd dictionary from the HTML pages, announce it with Link "
+        "rel=compression-dictionary and write each page's dcz delta against it.",
+        commands=_COMPRESS)
 
     # Not a setting: the settings given by a flag or a SERVESTATIC_* variable, which win
     # over gunicorn's config file and GUNICORN_CMD_ARGS. A default, PORT and

@@ -30,6 +30,8 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from servestatic.core.dictionaries import PAGE_LINK_REL
+
 if TYPE_CHECKING:
     from servestatic.core.table import Representation
 
@@ -174,7 +176,9 @@ def early_hint_headers(answer: Answer) -> Headers:
         return []
     hints = source.early_hints
     if hints is None:
-        hints = source.early_hints = [(name, value) for name, value in source.headers if name == "Link"]
+        # Not the HTML dictionary's Link (core/dictionaries.py): a browser fetches it when idle.
+        hints = source.early_hints = [(name, value) for name, value in source.headers
+                                      if name == "Link" and not value.endswith(PAGE_LINK_REL)]
     return hints
 
 

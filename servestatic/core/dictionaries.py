@@ -9,6 +9,12 @@ byte sequence `:base64:`) and listing `dcz` in Accept-Encoding gets the build-ti
 `delta_for` decides. Every representation of a
 file that has deltas varies on both headers (core/table.py), so that a shared cache
 never gives a delta to a client without its dictionary.
+
+The site-wide dictionary of the HTML pages (buildtime/htmldictionary.py) is announced on every
+page of its mount (`page_link`: `Link: <...>; rel="compression-dictionary"`, which a browser
+follows when idle) and sent with `Use-As-Dictionary: match="<prefix>*", match-dest=("document")`
+(`page_dictionary`): any navigation under the mount may use it, no subresource does. Its pages'
+deltas are chosen by `delta_for` like any other.
 """
 
 from __future__ import annotations
@@ -48,6 +54,24 @@ def use_as_dictionary(prefix: str, family: str, content_type: str) -> str:
     if destination:
         value += f', match-dest=("{destination}")'
     return value
+
+
+# What marks the Link of the HTML dictionary among a page's Link headers (core/answer.py leaves
+# it out of a 103 Early Hints: a browser fetches a dictionary when idle, not early).
+PAGE_LINK_REL = 'rel="compression-dictionary"'
+
+
+def page_link(prefix: str, relative: str) -> str:
+    """The Link value that announces the HTML dictionary at `relative` under the mount prefix."""
+    return f"<{quote(prefix + relative, safe='/:@!$&()*+,;=-._~')}>; {PAGE_LINK_REL}"
+
+
+def page_dictionary(prefix: str) -> str:
+    """The Use-As-Dictionary value of the HTML dictionary: every document under the mount.
+    `match-dest` keeps a browser from offering it for the mount's scripts and styles, which
+    it would not compress well and whose caches would then vary on it for nothing."""
+    pattern = match_pattern(prefix, "*").replace("\\", "\\\\").replace('"', '\\"')
+    return f'match="{pattern}", match-dest=("document")'
 
 
 def delta_for(deltas: dict[str, Any], environ: dict[str, Any], codings: frozenset[str],

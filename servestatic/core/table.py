@@ -32,7 +32,7 @@ from urllib.parse import quote
 from servestatic.config.settings import Mount, Settings
 from servestatic.core.cors import CorsPolicy
 from servestatic.core.dictionaries import VARY as DELTA_VARY
-from servestatic.core.dictionaries import use_as_dictionary
+from servestatic.core.dictionaries import page_dictionary, page_link, use_as_dictionary
 from servestatic.core.headerrules import HeaderRule, headers_for, load_rules
 from servestatic.core.http import accepts, http_date, with_stale_if_error
 from servestatic.core.livemount import live_entry
@@ -43,7 +43,7 @@ from servestatic.site.manifest import (
     CompactEntry,
     FileEntry,
     ManifestError,
-    read_for_serving_with_build,
+    read_for_serving_site,
     served_entry,
 )
 from servestatic.site.names import ENCODING_SUFFIXES, INDEX, MANIFEST_NAME, NOT_FOUND_PAGE, delta_name
@@ -129,11 +129,15 @@ class StaticFile:
 class MountTable:
     """One mount's share of the table: its directory and prefix, and where its entries came from."""
 
-    __slots__ = ("build", "count", "key_prefix", "live", "prefix", "real_root", "root", "source")
+    __slots__ = ("build", "count", "html_dictionary", "key_prefix", "live", "prefix", "real_root", "root",
+                 "source")
 
-    def __init__(self, mount: Mount, count: int, source: str, build: str = ""):
+    def __init__(self, mount: Mount, count: int, source: str, build: str = "", html_dictionary: str = ""):
         self.prefix = mount.prefix
         self.build = build  # the manifest's build id: the release its cache tags name
+        # The site-wide dictionary of the mount's HTML pages (its relative path), or "": each
+        # page's Link names it, and it is sent with its Use-As-Dictionary (`_file_headers`).
+        self.html_dictionary = html_dictionary
         self.key_prefix = wsgi_key(mount.prefix)
         self.root = os.path.join(mount.root, "")
         self.real_root = os.path.join(os.path.realpath(mount.root), "")
@@ -517,7 +521,22 @@ def _file_headers(mount: MountTable, relative: str, entry: FileEntry, policy: _H
         # browsers as a dictionary for its next version.
         common = [*common, policy.shared("Use-As-Dictionary", use_as_dictionary(
             mount.prefix, entry.family, entry.content_type))]
+    if mount.html_dictionary:
+        common = _with_html_dictionary(mount, relative, entry, policy, common)
     return common, validators
+
+
+def _with_html_dictionary(mount: MountTable, relative: str, entry: FileEntry, policy: _HeaderPolicy,
+                          common: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The headers of the site-wide HTML dictionary (core/dictionaries.py): a page announces
+    it with a Link of its own, beside its preload hints or a header rule's Link (a rule's
+    Link replaces the preload hints it would repeat, not this); the dictionary itself is
+    sent with its Use-As-Dictionary. Made once per file, like the rest of its headers."""
+    if relative == mount.html_dictionary:
+        return [*common, policy.shared("Use-As-Dictionary", page_dictionary(mount.prefix))]
+    if entry.content_type.startswith("text/html"):
+        return [*common, policy.shared("Link", page_link(mount.prefix, mount.html_dictionary))]
+    return common
 
 
 def _representations(mount: MountTable, relative: str, entry: FileEntry, policy: _HeaderPolicy,
@@ -621,10 +640,12 @@ def _load_mount(settings: Settings, mount: Mount) -> tuple[MountTable, dict[str,
     from servestatic.site.manifest import build_from_tree
 
     entries: dict[str, Entry]
+    html_dictionary = ""
     if mount.live:
         return MountTable(mount, 0, "disk on each request"), {}
     try:
-        entries, build = read_for_serving_with_build(mount.root)
+        site = read_for_serving_site(mount.root)
+        entries, build, html_dictionary = site.files, site.build, site.html_dictionary
         source = "manifest"
     except ManifestError as error:
         if (mount.root / MANIFEST_NAME).exists():
@@ -634,4 +655,4 @@ def _load_mount(settings: Settings, mount: Mount) -> tuple[MountTable, dict[str,
         scanned = build_from_tree(mount.root, settings.immutable_pattern)
         entries, build = dict(scanned.files), scanned.build
         source = "scan"
-    return MountTable(mount, len(entries), source, build), entries
+    return MountTable(mount, len(entries), source, build, html_dictionary), entries

@@ -29,6 +29,10 @@ in standard base64 as a client's `Available-Dictionary` names it, each with its 
 (`dcz`), the dictionary's size, and its own size, hash and digests (buildtime/deltas.py).
 A delta's bytes are at `delta_name` (site/names.py), named by the two SHA-256 values.
 Both are optional like the rest.
+
+The manifest's `html_dictionary` names the site-wide dictionary of its HTML pages
+(buildtime/htmldictionary.py), one of its files; each page's deltas against it are
+recorded like any other delta. Optional too: without it, no page announces a dictionary.
 """
 
 from __future__ import annotations
@@ -125,6 +129,9 @@ class Manifest:
     # The build id a manifest was read with ("" for one older than it); `dump` always
     # writes `build_id(files)`.
     build: str = ""
+    # The site-wide dictionary of the HTML pages (buildtime/htmldictionary.py): its relative
+    # path, one of `files`, or "" when there is none.
+    html_dictionary: str = ""
 
 
 @dataclass(frozen=True)
@@ -323,6 +330,22 @@ def read_for_serving(root: Path) -> dict[str, CompactEntry | dict[str, Any]]:
 
 
 def read_for_serving_with_build(root: Path) -> tuple[dict[str, CompactEntry | dict[str, Any]], str]:
+    """`read_for_serving_site` without the HTML dictionary."""
+    site = read_for_serving_site(root)
+    return site.files, site.build
+
+
+@dataclass
+class ServingManifest:
+    """What the server takes from a manifest: the compact entries, the build id, and the
+    site-wide HTML dictionary's relative path ("" when none, or not one of the files)."""
+
+    files: dict[str, CompactEntry | dict[str, Any]]
+    build: str
+    html_dictionary: str
+
+
+def read_for_serving_site(root: Path) -> ServingManifest:
     """The manifest's files for the server: relative path -> compact entry.
 
     The server keeps every entry for as long as it runs, and a worker's memory
@@ -341,7 +364,17 @@ def read_for_serving_with_build(root: Path) -> tuple[dict[str, CompactEntry | di
     """
     data = read_file(manifest_path(root), object_hook=_compactor())
     build = data.get("build")
-    return data["files"], build if isinstance(build, str) and _BUILD.fullmatch(build) else ""
+    return ServingManifest(data["files"], build if isinstance(build, str) and _BUILD.fullmatch(build) else "",
+                           _html_dictionary(data.get("html_dictionary"), data["files"]))
+
+
+def _html_dictionary(value: Any, files: dict[str, Any]) -> str:
+    """The HTML dictionary's path when it is a printable ASCII path the manifest lists (it goes
+    into a Link header), else ""."""
+    if isinstance(value, str) and value in files and value.isascii() and value.isprintable() \
+            and "<" not in value and ">" not in value:
+        return value
+    return ""
 
 
 def _compactor() -> Callable[[dict[str, Any]], Any]:
@@ -412,7 +445,8 @@ def load(root: Path) -> Manifest:
     build = data.get("build")
     return Manifest(files=files, compression=data.get("compression", {}),
                     generator=data.get("generator", ""),
-                    build=build if isinstance(build, str) and _BUILD.fullmatch(build) else "")
+                    build=build if isinstance(build, str) and _BUILD.fullmatch(build) else "",
+                    html_dictionary=_html_dictionary(data.get("html_dictionary"), files))
 
 
 def dump(manifest: Manifest) -> bytes:
@@ -421,6 +455,7 @@ def dump(manifest: Manifest) -> bytes:
         "generator": manifest.generator,
         "build": build_id(manifest.files),
         "compression": manifest.compression,
+        **({"html_dictionary": manifest.html_dictionary} if manifest.html_dictionary else {}),
         "files": {path: _entry_json(entry) for path, entry in sorted(manifest.files.items())},
     }
     # No indent: json's C encoder runs only without one, and a 3,500-file

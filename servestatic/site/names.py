@@ -30,3 +30,24 @@ DELTA_DIRECTORY = ".servestatic-deltas"
 def delta_name(file_sha256: bytes, dictionary_sha256: bytes, coding: str) -> str:
     """The delta's path relative to the root, from the two SHA-256 digests (raw bytes)."""
     return f"{DELTA_DIRECTORY}/{file_sha256.hex()[:32]}.{dictionary_sha256.hex()[:32]}.{coding}"
+
+
+# The site-wide dictionary of the HTML pages (RFC 9842; buildtime/htmldictionary.py): a file
+# served like any other, named by its SHA-256 so that it is cached as immutable, in a
+# directory of servestatic's own at the root's top. A name of this shape is servestatic's to
+# write and to remove.
+HTML_DICTIONARY_DIRECTORY = "_servestatic"
+_HTML_DICTIONARY_STEM = HTML_DICTIONARY_DIRECTORY + "/html."
+_HTML_DICTIONARY_SUFFIX = ".dict"
+
+
+def html_dictionary_name(sha256: bytes) -> str:
+    """The dictionary's path relative to the root, from its SHA-256 (raw bytes)."""
+    return f"{_HTML_DICTIONARY_STEM}{sha256.hex()[:16]}{_HTML_DICTIONARY_SUFFIX}"
+
+
+def is_html_dictionary_name(relative: str) -> bool:
+    """Whether a relative path is one `html_dictionary_name` makes."""
+    middle = relative[len(_HTML_DICTIONARY_STEM):-len(_HTML_DICTIONARY_SUFFIX)]
+    return (relative.startswith(_HTML_DICTIONARY_STEM) and relative.endswith(_HTML_DICTIONARY_SUFFIX)
+            and len(middle) == 16 and all(char in "0123456789abcdef" for char in middle))
