@@ -20,10 +20,10 @@ import pytest
 from servestatic.buildtime.deltas import MIN_WINDOW
 from servestatic.core.dictionaries import match_pattern, use_as_dictionary
 from tests.conftest import ANSWER_PATHS
-from tests.support import REPO
 from tests.support.cli import compress
 from tests.support.deltas import (
     DCZ_MAGIC,
+    GunicornWSGI,
     Release,
     available_dictionary,
     build,
@@ -49,16 +49,6 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> tuple[Release, Release
     first = build(base / "release1", 1, cache, prefix=PREFIX)
     second = build(base / "release2", 2, cache, prefix=PREFIX)
     return first, second
-
-
-class GunicornWSGI(ServerProcess):
-    """`servestatic.wsgi:application` under the plain gunicorn command: the WSGI front."""
-
-    def __init__(self, root: Path, env: dict[str, str]):
-        super().__init__(None, env={"SERVESTATIC_ROOT": str(root), **env})
-        self.args = [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{self.port}",
-                     "--workers", "1", "servestatic.wsgi:application"]
-        self.cwd = REPO
 
 
 @pytest.fixture(scope="module", params=[*sorted(ANSWER_PATHS), "wsgi"])
