@@ -8,13 +8,17 @@ in its access log, as tests/test_cdn.py does.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.caches import Nginx, Origin, Proxy, Varnish
-from tests.support.deltas import Release, available_dictionary, build, decode_dcz
+from tests.support.cli import compress
+from tests.support.deltas import Release, available_dictionary, build, decode_dcz, write_doc_site
+from tests.support.site import MANIFEST
 
 zstandard = pytest.importorskip("zstandard")  # a test dependency (pyproject's test extra)
 
@@ -100,3 +104,41 @@ def test_a_path_without_deltas_is_kept_per_dictionary_by_nginx_only(stack: tuple
     for value in (b"a", b"b", b"c", b"a"):
         get(proxy, path, **{"Accept-Encoding": BOTH, "Available-Dictionary": available_dictionary(value)})
     assert len(origin.requests(path)) == (1 if isinstance(proxy, Varnish) else 3)
+
+
+# --- The HTML pages' dictionary (buildtime/htmldictionary.py) through the caches
+
+
+@pytest.fixture(scope="module")
+def doc_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("html-dictionary-cdn") / "site"
+    write_doc_site(root)
+    compress(root, "--html-dictionary")
+    return root
+
+
+@pytest.mark.parametrize("name", sorted(PROXIES))
+def test_a_page_as_dcz_and_br_through_the_cache_each_fetched_once(
+        doc_site: Path, name: str, tmp_path: Path) -> None:
+    """A navigation naming the HTML dictionary gets the page's delta through the cache, one
+    naming none gets br, and the origin is asked once for each."""
+    manifest = json.loads((doc_site / MANIFEST).read_text())
+    dictionary = (doc_site / manifest["html_dictionary"]).read_bytes()
+    page = next(iter(sorted(relative for relative, entry in manifest["files"].items() if "deltas" in entry)))
+    navigate = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document", "Sec-Fetch-Site": "none"}
+    # HTML is no-cache for browsers; CDN-Cache-Control lets the cache keep it (docs/cdn.md).
+    with Origin(doc_site, env={"SERVESTATIC_CDN_MAX_AGE": "3600"}) as origin:
+        proxy = PROXIES[name](tmp_path / name, origin.port).start()
+        try:
+            for _round in range(2):
+                holding = {"Accept-Encoding": BOTH, "Available-Dictionary": available_dictionary(dictionary)}
+                response, body = get(proxy, "/" + page, **holding, **navigate)
+                assert response.headers["content-encoding"] == "dcz"
+                assert decode_dcz(body, dictionary) == (doc_site / page).read_bytes()
+                response, body = get(proxy, "/" + page, **{"Accept-Encoding": BOTH, **navigate})
+                assert response.headers["content-encoding"] == "br"
+                assert body == (doc_site / (page + ".br")).read_bytes()
+                assert 'rel="compression-dictionary"' in response.headers["link"]
+            assert len(origin.requests("/" + page)) == 2
+        finally:
+            proxy.stop()
