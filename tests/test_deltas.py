@@ -19,17 +19,17 @@ import pytest
 
 from servestatic.buildtime.deltas import MIN_WINDOW
 from servestatic.core.dictionaries import match_pattern, use_as_dictionary
-from tests.conftest import ANSWER_PATHS
 from tests.support.cli import compress
 from tests.support.deltas import (
     DCZ_MAGIC,
-    GunicornWSGI,
+    SERVERS,
     Release,
     available_dictionary,
     build,
     decode_dcz,
     match_value,
     pattern_matches,
+    served,
 )
 from tests.support.server import ServerProcess, serving
 from tests.support.site import MANIFEST
@@ -51,14 +51,9 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> tuple[Release, Release
     return first, second
 
 
-@pytest.fixture(scope="module", params=[*sorted(ANSWER_PATHS), "wsgi"])
+@pytest.fixture(scope="module", params=SERVERS)
 def server(releases: tuple[Release, Release], request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    env = {"SERVESTATIC_PREFIX": PREFIX}
-    if request.param == "wsgi":
-        with GunicornWSGI(releases[1].root, env) as running:
-            yield running
-        return
-    with serving(releases[1].root, {**env, **ANSWER_PATHS[request.param]}) as running:
+    with served(releases[1].root, request.param, {"SERVESTATIC_PREFIX": PREFIX}) as running:
         yield running
 
 

@@ -19,9 +19,14 @@ import pytest
 
 from servestatic.buildtime.htmldictionary import MIN_PAGES, TRAIN_PARAMETERS, raw_content, train
 from servestatic.core.answer import Answer, early_hint_headers
-from tests.conftest import ANSWER_PATHS
 from tests.support.cli import compress
-from tests.support.deltas import GunicornWSGI, available_dictionary, decode_dcz, write_doc_site
+from tests.support.deltas import (
+    SERVERS,
+    available_dictionary,
+    decode_dcz,
+    served,
+    write_doc_site,
+)
 from tests.support.server import ServerProcess, serving
 from tests.support.site import MANIFEST
 
@@ -66,14 +71,9 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> tuple[Build, Build]:
     return build(base / "release1", 1, base / "cache"), build(base / "release2", 2, base / "cache")
 
 
-@pytest.fixture(scope="module", params=[*sorted(ANSWER_PATHS), "wsgi"])
+@pytest.fixture(scope="module", params=SERVERS)
 def server(releases: tuple[Build, Build], request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    env = {"SERVESTATIC_PREFIX": PREFIX}
-    if request.param == "wsgi":
-        with GunicornWSGI(releases[1].root, env) as running:
-            yield running
-        return
-    with serving(releases[1].root, {**env, **ANSWER_PATHS[request.param]}) as running:
+    with served(releases[1].root, request.param, {"SERVESTATIC_PREFIX": PREFIX}) as running:
         yield running
 
 

@@ -12,12 +12,14 @@ import hashlib
 import random
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support import REPO
 from tests.support.cli import compress
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, serving
 
 DCZ_MAGIC = bytes.fromhex("5e2a4d1820000000")
 WORDS = ("function", "return", "const", "let", "window", "document", "export", "import", "render")
@@ -151,3 +153,21 @@ class GunicornWSGI(ServerProcess):
         self.args = [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{self.port}",
                      "--workers", "1", "servestatic.wsgi:application"]
         self.cwd = REPO
+
+
+# The ways a delta is answered: the event loop, the ASGI front (tests/conftest.py's
+# ANSWER_PATHS), and the WSGI front under gunicorn.
+SERVERS = ("asgi", "loop", "wsgi")
+
+
+@contextmanager
+def served(root: Path, way: str, env: dict[str, str]) -> Iterator[ServerProcess]:
+    """`root` served one of the SERVERS ways, with `env`."""
+    from tests.conftest import ANSWER_PATHS
+
+    if way == "wsgi":
+        with GunicornWSGI(root, env) as running:
+            yield running
+        return
+    with serving(root, {**env, **ANSWER_PATHS[way]}) as running:
+        yield running
