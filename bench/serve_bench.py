@@ -147,8 +147,24 @@ class Scenario:
     body: bytes | None = None  # the exact body the answer must have
 
 
+# A browser's navigation head (Chromium's, 16 fields): what an origin reads per request
+# behind a CDN, which adds its own fields besides. wrk's bare head has one (Host).
+BROWSER_HEAD = {
+    "Connection": "keep-alive", "Cache-Control": "max-age=0",
+    "sec-ch-ua": '"Chromium";v="130", "Not?A_Brand";v="99"', "sec-ch-ua-mobile": "?0",
+    "sec-ch-ua-platform": '"Linux"', "Upgrade-Insecure-Requests": "1",
+    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                  "Chrome/130.0.0.0 Safari/537.36",
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8",
+    "Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-User": "?1",
+    "Sec-Fetch-Dest": "document", "Accept-Encoding": "gzip, deflate, br, zstd",
+    "Accept-Language": "en-US,en;q=0.9", "Referer": "http://127.0.0.1/",
+}
+
 SCENARIOS = {
     "html-1k": Scenario(sites.HTML_1K),
+    # The same file asked with a browser's head: the cost of reading real heads.
+    "html-1k-browser": Scenario(sites.HTML_1K, BROWSER_HEAD),
     "js-100k-br": Scenario(sites.JS_100K, {"Accept-Encoding": "br, gzip"}, encoding="br"),
     # The same file to a client that asks for no coding: 100 KiB, past the inline limit (sendfile).
     "js-100k": Scenario(sites.JS_100K),
@@ -245,7 +261,8 @@ SUITES = {
     "wsgi": Suite(
         servers=("ours", "ours-nolog", "ours-json", "whitenoise-gthread", "caddy", "nginx", "nginx-nolog",
                  "granian"),
-        scenarios=("html-1k", "js-100k-br", "js-100k", "blob-5m", "revalidate-304", "miss-chained"),
+        scenarios=("html-1k", "html-1k-browser", "js-100k-br", "js-100k", "blob-5m", "revalidate-304",
+                   "miss-chained"),
         headline="ours",
         references=(Reference("WhiteNoise", ("whitenoise-gthread", "whitenoise-sync")),
                     Reference("Caddy", ("caddy",)),
