@@ -603,7 +603,12 @@ def parse_variant(text: str, base: ServerSpec) -> ServerSpec:
     spec = dataclasses.replace(base, name=name, extra_env=dict(base.extra_env))
     for item in filter(None, items.split(",")):
         if item.startswith("path:"):
-            spec.pythonpath = item[len("path:"):]
+            # Absolute: the servers run in bench/, where a relative path named nothing and
+            # Python quietly imported the work tree's package instead of the copy.
+            copy = Path(item[len("path:"):]).resolve()
+            if not (copy / "servestatic" / "__init__.py").is_file():
+                raise SystemExit(f"--variant {name}: {copy} holds no servestatic package")
+            spec.pythonpath = str(copy)
         else:
             key, _, value = item.partition("=")
             spec.extra_env[key] = value
