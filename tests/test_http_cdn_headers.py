@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,22 +17,12 @@ from servestatic.site.names import MANIFEST_NAME
 from tests.support import REPO, needs
 from tests.support.cli import SERVESTATIC, compress, environment
 from tests.support.http import raw_request
-from tests.support.server import ServerProcess, serving
+from tests.support.server import ServerProcess, WsgiFront, serving
 from tests.support.site import copy_site
 
 CDN_MAX_AGE = 86400
 CDN_CACHE = f"public, max-age={CDN_MAX_AGE}, stale-if-error=86400"
 ENV = {"SERVESTATIC_CACHE_TAG_HEADER": "surrogate-key", "SERVESTATIC_CDN_MAX_AGE": str(CDN_MAX_AGE)}
-
-
-class WsgiFront(ServerProcess):
-    """`gunicorn servestatic.wsgi:application`: the WSGI front, which reads the same settings."""
-
-    def __init__(self, root: Path, env: dict[str, str]):
-        super().__init__(None, env={"SERVESTATIC_ROOT": str(root), **env})
-        self.args = [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{self.port}",
-                     "--workers", "1", "servestatic.wsgi:application"]
-        self.cwd = REPO
 
 
 @pytest.fixture(scope="module")

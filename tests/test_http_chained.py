@@ -19,7 +19,7 @@ import pytest
 from tests.support import REPO
 from tests.support.cli import SERVESTATIC
 from tests.support.http import RawResponse, raw_request
-from tests.support.server import ServerProcess, serving
+from tests.support.server import ServerProcess, WsgiFront, serving
 
 ECHO = "tests.apps.echo:application"
 # The same echo, as a WSGI app and as a plain ASGI app; the chaining tests run with each.
@@ -137,17 +137,6 @@ def test_an_app_that_cannot_be_imported_stops_start_up(root: Path, app: str, say
 # --- servestatic.wsgi:application under the gunicorn CLI
 
 
-class GunicornCLI(ServerProcess):
-    """The gunicorn command from the venv running servestatic.wsgi:application."""
-
-    def __init__(self, root: Path, env: dict[str, str]):
-        super().__init__(None, env={"SERVESTATIC_ROOT": str(root), **env})
-        gunicorn = Path(sys.executable).parent / "gunicorn"
-        self.args = [str(gunicorn), "--bind", f"127.0.0.1:{self.port}", "--workers", "1",
-                     "servestatic.wsgi:application"]
-        self.cwd = REPO
-
-
 COMPARED = [
     ("GET", "/index.html", {}), ("GET", "/index.html", {"Accept-Encoding": "br, gzip"}),
     ("HEAD", "/js/analytics.js", {"Accept-Encoding": "gzip"}),
@@ -162,7 +151,7 @@ COMPARED = [
 
 
 def test_gunicorn_cli_serves_the_same_answers(root: Path, chained: ServerProcess) -> None:
-    cli = GunicornCLI(root, {"SERVESTATIC_APP": ECHO}).start()
+    cli = WsgiFront(root, {"SERVESTATIC_APP": ECHO}).start()
     try:
         for method, path, headers in COMPARED:
             ours = raw_request(chained, path, method, headers)

@@ -17,8 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import ANSWER_PATHS
-from tests.support.server import ServerProcess, serving
-from tests.test_http_chained import GunicornCLI
+from tests.support.server import ServerProcess, WsgiFront, serving
 from tests.test_http_preload import INDEX_LINKS
 from tests.test_wsgi_differential import exchange, parse, request_bytes
 
@@ -85,7 +84,7 @@ def test_clients_that_know_1xx_get_the_page(hinting: ServerProcess, root: Path) 
 
 def test_the_wsgi_front_under_plain_gunicorn_sends_them_too(root: Path) -> None:
     """servestatic.wsgi:application uses the server's wsgi.early_hints (gunicorn's)."""
-    server = GunicornCLI(root, ON).start()
+    server = WsgiFront(root, ON).start()
     try:
         hint, page = answers(server, "GET", "/index.html")
         assert hint == ("HTTP/1.1 103 Early Hints", [("link", INDEX_LINKS)], b"")

@@ -11,15 +11,13 @@ import base64
 import hashlib
 import random
 import re
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import REPO
 from tests.support.cli import compress
-from tests.support.server import ServerProcess, serving
+from tests.support.server import ServerProcess, WsgiFront, serving
 
 DCZ_MAGIC = bytes.fromhex("5e2a4d1820000000")
 WORDS = ("function", "return", "const", "let", "window", "document", "export", "import", "render")
@@ -145,16 +143,6 @@ def write_doc_site(root: Path, pages: int = 12, release: int = 1, script: str = 
     return names
 
 
-class GunicornWSGI(ServerProcess):
-    """`servestatic.wsgi:application` under the plain gunicorn command: the WSGI front."""
-
-    def __init__(self, root: Path, env: dict[str, str]):
-        super().__init__(None, env={"SERVESTATIC_ROOT": str(root), **env})
-        self.args = [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{self.port}",
-                     "--workers", "1", "servestatic.wsgi:application"]
-        self.cwd = REPO
-
-
 # The ways a delta is answered: the event loop, the ASGI front (tests/conftest.py's
 # ANSWER_PATHS), and the WSGI front under gunicorn.
 SERVERS = ("asgi", "loop", "wsgi")
@@ -166,7 +154,7 @@ def served(root: Path, way: str, env: dict[str, str]) -> Iterator[ServerProcess]
     from tests.conftest import ANSWER_PATHS
 
     if way == "wsgi":
-        with GunicornWSGI(root, env) as running:
+        with WsgiFront(root, env) as running:
             yield running
         return
     with serving(root, {**env, **ANSWER_PATHS[way]}) as running:

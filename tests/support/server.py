@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.support import REPO
 from tests.support.cli import SERVESTATIC, environment
 
 
@@ -114,6 +116,20 @@ class ServerProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+
+class WsgiFront(ServerProcess):
+    """`servestatic.wsgi:application` under the plain gunicorn command, one worker: the WSGI
+    front, which reads the same SERVESTATIC_* settings as `servestatic serve`."""
+
+    name = "gunicorn"
+
+    def __init__(self, root: Path, env: dict[str, str]):
+        super().__init__(None, env={"SERVESTATIC_ROOT": str(root), **env})
+        self.args = [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{self.port}",
+                     "--workers", "1", "servestatic.wsgi:application"]
+        self.cwd = REPO
 
 
 @contextmanager
