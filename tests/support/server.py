@@ -118,7 +118,6 @@ class ServerProcess:
         self.stop()
 
 
-
 class WsgiFront(ServerProcess):
     """`servestatic.wsgi:application` under the plain gunicorn command, one worker: the WSGI
     front, which reads the same SERVESTATIC_* settings as `servestatic serve`."""
