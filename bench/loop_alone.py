@@ -1,7 +1,7 @@
 """Make "the loop alone": a copy of the package whose worker answers a head it has seen
 before with the bytes it sent for it last time (docs/design.md, "Where nginx is still ahead").
 
-    .venv/bin/python bench/loop_alone.py [REVISION]
+    .venv/bin/python bench/loop_alone.py [REVISION]   # HEAD by default; 'worktree': the files as they are
     .venv/bin/python bench/serve_bench.py --suite wsgi --only throughput --servers ours,nginx \\
         --scenarios html-1k,html-1k-browser,revalidate-304 --variant loop-alone=path:.cache/bench-loop-alone
 
@@ -14,9 +14,10 @@ replacements into the exported worker; each must apply, or this stops.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from pathlib import Path
+
+from serve_bench import snapshot
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = REPO / ".cache" / "bench-loop-alone"
@@ -44,11 +45,10 @@ PATCHES = (
 
 def main() -> int:
     revision = sys.argv[1] if len(sys.argv) > 1 else "HEAD"
+    exported = snapshot(revision)  # serve_bench's export of that revision, shared: copied, not patched
+    source = Path(exported) if exported is not None else REPO
     shutil.rmtree(TARGET, ignore_errors=True)
-    TARGET.mkdir(parents=True)
-    archive = subprocess.run(["git", "archive", revision, "servestatic"], cwd=REPO, check=True,
-                             capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(TARGET)], input=archive, check=True)
+    shutil.copytree(source / "servestatic", TARGET / "servestatic")
     worker = TARGET / "servestatic" / "server" / "worker.py"
     text = worker.read_text()
     for old, new in PATCHES:
