@@ -1,0 +1,112 @@
+"""Headless Chromium driven over the DevTools protocol, for tests that must wait in real time.
+
+`--dump-dom` with `--virtual-time-budget` ends a visit when the page's virtual time is
+spent, which is right for a page's own scripts but not for work Chromium does on its own
+clock: it fetches a `rel=compression-dictionary` link at idle priority after the load,
+and a loaded machine can end the visit first. Here the process stays up between visits,
+so a test can wait for what the origin's log shows and then go on browsing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from websockets.sync.client import ClientConnection, connect
+
+from tests.support import wait_for
+
+START_TIMEOUT = 30  # seconds for Chromium to open its DevTools port
+ANSWER_TIMEOUT = 30  # seconds for any one protocol answer or awaited event
+
+
+class Chromium:
+    """One headless Chromium process with a kept profile, and one tab in it."""
+
+    def __init__(self, executable: str, profile: Path) -> None:
+        self.executable, self.profile = executable, profile
+        self._ids = itertools.count(1)
+        self._events: list[dict[str, Any]] = []
+
+    def __enter__(self) -> Chromium:
+        port_file = self.profile / "DevToolsActivePort"
+        port_file.unlink(missing_ok=True)
+        self.process = subprocess.Popen(
+            [self.executable, "--headless=new", "--no-sandbox", "--disable-gpu",
+             "--remote-debugging-port=0", f"--user-data-dir={self.profile}", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            # The file holds the port, then the browser's WebSocket path, once both are known.
+            lines = wait_for(lambda: self._running() and port_file.exists()
+                             and len(lines := port_file.read_text().split()) == 2 and lines,
+                             START_TIMEOUT, "Chromium's DevTools port")
+            self._closing = ExitStack()
+            self.socket: ClientConnection = self._closing.enter_context(
+                connect(f"ws://127.0.0.1:{lines[0]}{lines[1]}", max_size=None,
+                        open_timeout=ANSWER_TIMEOUT))
+            target = self._call("Target.createTarget", url="about:blank")["targetId"]
+            self.session = self._call("Target.attachToTarget", targetId=target,
+                                      flatten=True)["sessionId"]
+            self._call("Page.enable", session=self.session)
+        except BaseException:
+            self.process.kill()
+            self.process.wait()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self._call("Browser.close")
+        except Exception:  # closing a browser that is already gone
+            self.process.kill()
+        finally:
+            self._closing.close()
+            self.process.wait(timeout=ANSWER_TIMEOUT)
+
+    def visit(self, url: str) -> None:
+        """Navigate the tab to url, as a typed address, and return once its load event fired."""
+        self._events.clear()
+        self._call("Page.navigate", session=self.session, url=url)
+        self.await_load()
+
+    def await_load(self) -> None:
+        """Return once the tab's next document has fired its load event (one a page's own
+        script navigated to, say)."""
+        self._await_event("Page.loadEventFired")
+
+    def dom(self) -> str:
+        """The tab's document as HTML, as it is now."""
+        answer = self._call("Runtime.evaluate", session=self.session,
+                            expression="document.documentElement.outerHTML", returnByValue=True)
+        return answer["result"]["value"]
+
+    def _running(self) -> bool:
+        assert self.process.poll() is None, f"Chromium exited with {self.process.returncode}"
+        return True
+
+    def _call(self, method: str, session: str | None = None, **params: Any) -> dict[str, Any]:
+        """Send one command and read messages until its answer, keeping the events read."""
+        ident = next(self._ids)
+        message: dict[str, Any] = {"id": ident, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        self.socket.send(json.dumps(message))
+        while True:
+            reply = json.loads(self.socket.recv(timeout=ANSWER_TIMEOUT))
+            if reply.get("id") != ident:
+                self._events.append(reply)
+                continue
+            assert "error" not in reply, f"{method}: {reply['error']}"
+            return reply["result"]
+
+    def _await_event(self, name: str) -> dict[str, Any]:
+        """The first event of that name not yet awaited, read from the socket if need be."""
+        while True:
+            for index, event in enumerate(self._events):
+                if event.get("method") == name:
+                    return self._events.pop(index)
+            self._events.append(json.loads(self.socket.recv(timeout=ANSWER_TIMEOUT)))
