@@ -1,43 +1,45 @@
 """What a real browser (headless Chromium) sees of servestatic's answers.
 
+Chromium is driven over the DevTools protocol (tests/support/chromium.py), one process
+per test, and each test waits in real time for what it looks for: in the page's DOM, or
+in the origin's access log. (A `--dump-dom` visit ends when the page's virtual time is
+spent, which on a loaded machine can come before a fetch has finished.)
+
 Timing-Allow-Origin: a page on one origin fetches a file from another (127.0.0.1 and
 localhost are two origins: a site and its CDN host, say); Resource Timing reports the
 file's size to the page only when the answer allows its origin, which real-user
-monitoring needs. The page writes what it saw into the DOM that Chromium dumps.
+monitoring needs. The page writes what it saw into its DOM.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support import needs_tool
+from tests.support import needs_tool, wait_for
+from tests.support.chromium import Chromium
 from tests.support.server import ServerProcess
 
 PAGE = """<!doctype html><html><head><title>timing</title></head><body><p id=out>pending</p>
 <script>
 const url = new URL("/asset.bin", location.href.replace("127.0.0.1", "localhost")).href;
-fetch(url, {mode: "no-cors"}).then(() => setTimeout(() => {
-  const entry = performance.getEntriesByName(url)[0];
-  document.getElementById("out").textContent = "size=" + (entry ? entry.encodedBodySize : "none");
-}, 500));
+new PerformanceObserver(list => {
+  for (const entry of list.getEntriesByName(url))
+    document.getElementById("out").textContent = "size=" + entry.encodedBodySize;
+}).observe({type: "resource", buffered: true});
+fetch(url, {mode: "no-cors"});
 </script></body></html>
 """
 ASSET_SIZE = 3000
 
 
-def seen_size(chromium: str, url: str) -> str:
-    """What the page wrote: size=N, as Resource Timing reported the cross-origin file."""
-    result = subprocess.run([chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
-                             "--virtual-time-budget=5000", "--dump-dom", url],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    marker = '<p id="out">'
-    assert marker in result.stdout, result.stdout[-2000:]
-    return result.stdout.split(marker, 1)[1].split("<", 1)[0]
+def text_of(browser: Chromium, element: str, unlike: str) -> str:
+    """The text of the page's element of that id, once it is no longer `unlike`."""
+    expression = f"document.getElementById({element!r}).textContent"
+    return wait_for(lambda: (text := browser.evaluate(expression)) != unlike and text,
+                    30, lambda: f"#{element} to change from {unlike!r}: {browser.dom()[-500:]}")
 
 
 @pytest.mark.parametrize(("timing", "expected"), [("cors", f"size={ASSET_SIZE}"), ("off", "size=0")])
@@ -48,8 +50,10 @@ def test_resource_timing_sees_a_cross_origin_file_only_when_allowed(tmp_path: Pa
     site.mkdir()
     (site / "page.html").write_text(PAGE)
     (site / "asset.bin").write_bytes(os.urandom(ASSET_SIZE))  # random: no compressed variant
-    with ServerProcess(site, env={"SERVESTATIC_TIMING_ALLOW_ORIGIN": timing}) as server:
-        assert seen_size(chromium, f"http://127.0.0.1:{server.port}/page.html") == expected
+    with (ServerProcess(site, env={"SERVESTATIC_TIMING_ALLOW_ORIGIN": timing}) as server,
+          Chromium(chromium, tmp_path / "profile") as browser):
+        browser.visit(f"http://127.0.0.1:{server.port}/page.html")
+        assert text_of(browser, "out", "pending") == expected
 
 
 # --- Dictionary deltas (RFC 9842 dcz; docs/http.md, "Dictionary deltas")
@@ -57,10 +61,10 @@ def test_resource_timing_sees_a_cross_origin_file_only_when_allowed(tmp_path: Pa
 
 def test_a_returning_browser_gets_the_changed_bundle_as_a_delta_and_runs_it(tmp_path: Path) -> None:
     """Release 1 loaded; the site rebuilt as release 2 with its bundle changed, served on the
-    same origin; Chromium, with the same profile, loads it again: the origin's log shows the
-    new bundle sent as the delta's bytes, and the page ran release 2's code. (Chromium keeps
-    a `Use-As-Dictionary` response over http://127.0.0.1 and sends `Available-Dictionary`
-    with `dcb, dcz` for the next URL its pattern matches.)"""
+    same origin; Chromium loads it again: the origin's log shows the new bundle sent as the
+    delta's bytes, and the page ran release 2's code. (Chromium keeps a `Use-As-Dictionary`
+    response over http://127.0.0.1 and sends `Available-Dictionary` with `dcb, dcz` for the
+    next URL its pattern matches.)"""
     chromium = needs_tool("chromium")
     pytest.importorskip("zstandard")
     from tests.support.caches import Origin
@@ -68,23 +72,23 @@ def test_a_returning_browser_gets_the_changed_bundle_as_a_delta_and_runs_it(tmp_
     from tests.support.server import free_port
     from tests.support.site import manifest_entry
 
-    cache, profile, port = tmp_path / "cache", tmp_path / "profile", free_port()
+    cache, port = tmp_path / "cache", free_port()
     seen = []
-    for release in (1, 2):
-        site = build(tmp_path / f"release{release}", release, cache)
-        with Origin(site.root, port=port) as origin:  # one origin: the dictionary is kept per origin
-            result = subprocess.run([chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
-                                     f"--user-data-dir={profile}", "--virtual-time-budget=3000",
-                                     "--dump-dom", f"{origin.url}/index.html"],
-                                    capture_output=True, text=True, timeout=120)
-            assert result.returncode == 0, result.stderr[-2000:]
-            seen.append((result.stdout, origin.requests("/" + site.name), site))
-    page, bundle_requests, second = seen[1]
-    assert '<p id="release">release 2</p>' in page, page[-1000:]
+    with Chromium(chromium, tmp_path / "profile") as browser:
+        for release in (1, 2):
+            site = build(tmp_path / f"release{release}", release, cache)
+            with Origin(site.root, port=port) as origin:  # one origin: dictionaries are kept per origin
+                browser.visit(f"{origin.url}/index.html")
+                shown = text_of(browser, "release", "none")
+                bundle = wait_for(lambda: origin.requests("/" + site.name),  # noqa: B023 - called here
+                                  30, "the bundle in the origin's log")
+                seen.append((shown, bundle, site))
+    shown, bundle_requests, second = seen[1]
+    assert shown == "release 2"
     (delta,) = manifest_entry(second.root, second.name)["deltas"].values()
     assert [(entry["status"], entry["bytes"]) for entry in bundle_requests] == [(200, delta["size"])]
     assert delta["size"] < (second.root / (second.name + ".br")).stat().st_size / 10
-    assert '<p id="release">release 1</p>' in seen[0][0]
+    assert seen[0][0] == "release 1"
 
 
 # --- The HTML pages' dictionary (RFC 9842 dcz; docs/http.md, "A dictionary for the HTML pages")
@@ -106,9 +110,7 @@ def test_a_browser_fetches_the_html_dictionary_and_gets_the_next_page_as_dcz(tmp
     pytest.importorskip("zstandard")
     import json
 
-    from tests.support import wait_for
     from tests.support.caches import Origin
-    from tests.support.chromium import Chromium
     from tests.support.cli import compress
     from tests.support.deltas import write_doc_site
     from tests.support.site import MANIFEST

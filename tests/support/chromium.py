@@ -80,9 +80,14 @@ class Chromium:
 
     def dom(self) -> str:
         """The tab's document as HTML, as it is now."""
-        answer = self._call("Runtime.evaluate", session=self.session,
-                            expression="document.documentElement.outerHTML", returnByValue=True)
-        return answer["result"]["value"]
+        return self.evaluate("document.documentElement.outerHTML")
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression in the tab's page, as it is now."""
+        answer = self._call("Runtime.evaluate", session=self.session, expression=expression,
+                            returnByValue=True)
+        assert "exceptionDetails" not in answer, f"{expression}: {answer['exceptionDetails']}"
+        return answer["result"].get("value")
 
     def _running(self) -> bool:
         assert self.process.poll() is None, f"Chromium exited with {self.process.returncode}"
