@@ -24,13 +24,17 @@ START_TIMEOUT = 30  # seconds for Chromium to open its DevTools port
 ANSWER_TIMEOUT = 30  # seconds for any one protocol answer or awaited event
 
 
+class ProtocolError(Exception):
+    """Chromium answered a command with an error."""
+
+
 class Chromium:
     """One headless Chromium process with a kept profile, and one tab in it."""
 
     def __init__(self, executable: str, profile: Path) -> None:
         self.executable, self.profile = executable, profile
         self._ids = itertools.count(1)
-        self._events: list[dict[str, Any]] = []
+        self._events: list[dict[str, Any]] = []  # read while awaiting answers: network_log
 
     def __enter__(self) -> Chromium:
         port_file = self.profile / "DevToolsActivePort"
@@ -51,7 +55,7 @@ class Chromium:
             target = self._call("Target.createTarget", url="about:blank")["targetId"]
             self.session = self._call("Target.attachToTarget", targetId=target,
                                       flatten=True)["sessionId"]
-            self._call("Page.enable", session=self.session)
+            self._call("Network.enable", session=self.session)
         except BaseException:
             self.process.kill()
             self.process.wait()
@@ -68,26 +72,49 @@ class Chromium:
             self.process.wait(timeout=ANSWER_TIMEOUT)
 
     def visit(self, url: str) -> None:
-        """Navigate the tab to url, as a typed address, and return once its load event fired."""
-        self._events.clear()
-        self._call("Page.navigate", session=self.session, url=url)
-        self.await_load()
+        """Navigate the tab to url, as a typed address. What the page then does (load, run
+        its scripts, follow a link) a test awaits with `wait_until`, which polls: events
+        about a page and the protocol's answers arrive in no order a test can rely on."""
+        answer = self._call("Page.navigate", session=self.session, url=url)
+        assert "errorText" not in answer, f"{url}: {answer['errorText']}\n{self.network_log()}"
 
-    def await_load(self) -> None:
-        """Return once the tab's next document has fired its load event (one a page's own
-        script navigated to, say)."""
-        self._await_event("Page.loadEventFired")
+    def wait_until(self, expression: str, what: str) -> Any:
+        """Poll a JavaScript expression in the tab until its value is truthy, and return it;
+        fail after ANSWER_TIMEOUT seconds saying what was awaited and what Chromium fetched."""
+        return wait_for(lambda: self.evaluate(expression), ANSWER_TIMEOUT,
+                        lambda: f"{what}; Chromium fetched:\n{self.network_log()}\n"
+                                f"and shows: {str(self.dom())[-300:]}")
 
-    def dom(self) -> str:
-        """The tab's document as HTML, as it is now."""
+    def dom(self) -> str | None:
+        """The tab's document as HTML, as it is now (None between two documents)."""
         return self.evaluate("document.documentElement.outerHTML")
 
     def evaluate(self, expression: str) -> Any:
-        """The value of a JavaScript expression in the tab's page, as it is now."""
-        answer = self._call("Runtime.evaluate", session=self.session, expression=expression,
-                            returnByValue=True)
-        assert "exceptionDetails" not in answer, f"{expression}: {answer['exceptionDetails']}"
+        """The value of a JavaScript expression in the tab's page as it is now, or None
+        while there is no page to ask (between two documents)."""
+        try:
+            answer = self._call("Runtime.evaluate", session=self.session, expression=expression,
+                                returnByValue=True)
+        except ProtocolError:  # "Execution context was destroyed", mid-navigation
+            return None
+        if "exceptionDetails" in answer:
+            return None
         return answer["result"].get("value")
+
+    def network_log(self) -> str:
+        """One line per answer or failure Chromium has seen, from the Network domain's events:
+        what a failing test shows."""
+        lines = []
+        for event in self._events:
+            params = event.get("params", {})
+            if event.get("method") == "Network.responseReceived":
+                response = params["response"]
+                headers = {name.lower(): value for name, value in response["headers"].items()}
+                lines.append(f"{response['status']} {response['url']} "
+                             f"{headers.get('content-encoding', 'identity')}")
+            elif event.get("method") == "Network.loadingFailed":
+                lines.append(f"failed {params['requestId']}: {params['errorText']}")
+        return "\n".join(lines) or "nothing"
 
     def _running(self) -> bool:
         assert self.process.poll() is None, f"Chromium exited with {self.process.returncode}"
@@ -105,13 +132,6 @@ class Chromium:
             if reply.get("id") != ident:
                 self._events.append(reply)
                 continue
-            assert "error" not in reply, f"{method}: {reply['error']}"
+            if "error" in reply:
+                raise ProtocolError(f"{method}: {reply['error']}")
             return reply["result"]
-
-    def _await_event(self, name: str) -> dict[str, Any]:
-        """The first event of that name not yet awaited, read from the socket if need be."""
-        while True:
-            for index, event in enumerate(self._events):
-                if event.get("method") == name:
-                    return self._events.pop(index)
-            self._events.append(json.loads(self.socket.recv(timeout=ANSWER_TIMEOUT)))
