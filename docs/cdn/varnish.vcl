@@ -12,10 +12,11 @@
 #   kept, so each request revalidates it with If-None-Match and the origin answers 304;
 # - it serves objects up to 10 s past their max-age (default_grace): here only when
 #   the origin allows it with stale-while-revalidate;
-# - it answers 503 when the origin is down: here, once the health probe below has
-#   seen it down (two failed probes, about 2 s), the last good copy is answered for as
+# - it answers 503 when the origin is down: here the last good copy is answered for as
 #   long as the origin's stale-if-error allows (a day by default), HTML and 404s
-#   included; once the probe sees it back, stale copies are revalidated there again;
+#   included, from the first request that fails to revalidate it; once the health probe
+#   below has seen the origin down (two failed probes, about 2 s), stale copies are
+#   answered without trying it, and once it sees it back they are revalidated there again;
 # - it ignores CDN-Cache-Control (RFC 9213): here, when the origin sends it
 #   (SERVESTATIC_CDN_MAX_AGE), it decides how long a copy is kept, in place of Cache-Control.
 vcl 4.1;
@@ -98,13 +99,18 @@ sub vcl_recv {
     }
     # --- end of dictionary deltas
 
-    # Set only by this file, on a restart from vcl_hit: never by a client.
+    # Set only by this file, on a restart from vcl_hit or vcl_deliver: never by a client.
     if (req.restarts == 0) {
         unset req.http.X-Servestatic-Fresh;
+        unset req.http.X-Servestatic-Stale;
     }
     if (req.http.X-Servestatic-Fresh) {
         # Only a fresh copy will do: a stale one (in grace) is revalidated at the origin.
         set req.grace = 0s;
+    } elsif (req.http.X-Servestatic-Stale) {
+        # Its revalidation failed: the copy's own grace again. req.grace outlives a
+        # restart and cannot be unset; the lower of it and the copy's grace applies.
+        set req.grace = 3650d;
     }
 
     if (req.method != "GET" && req.method != "HEAD") {
@@ -135,8 +141,9 @@ sub vcl_backend_fetch {
 }
 
 sub vcl_backend_response {
-    if (beresp.status >= 500 && bereq.is_bgfetch) {
-        # The origin fails while a stale copy is answered: keep the copy (vcl_backend_error).
+    if (beresp.status >= 500 && (bereq.is_bgfetch || bereq.http.X-Servestatic-Fresh)) {
+        # The origin fails while a stale copy is answered, or as one is revalidated: keep
+        # the copy, storing nothing over it (vcl_backend_error); vcl_deliver answers it.
         return (abandon);
     }
 
@@ -225,6 +232,11 @@ sub vcl_hit {
     # origin is up: revalidate it there, by a restart that looks up fresh copies only
     # (vcl_recv). While the origin is down, the copy is answered for as long as it is
     # in grace (stale-if-error), and the background fetch Varnish starts fails quietly.
+    # A copy whose revalidation has just failed (vcl_deliver) is answered: the origin is
+    # down and the probe has not seen it yet.
+    if (req.http.X-Servestatic-Stale) {
+        return (deliver);
+    }
     if (obj.ttl <= 0s && std.healthy(origin_health)
             && obj.ttl + std.duration(regsub(obj.http.Cache-Control,
                    "(?i)^(.*[ ,])?stale-while-revalidate=([0-9]+).*$", "\2s"), 0s) <= 0s) {
@@ -248,7 +260,25 @@ sub vcl_backend_error {
     }
 }
 
+# Revalidating a stale copy failed: the origin is down (a 503 from vcl_backend_error,
+# through vcl_deliver) or answered 5xx (abandoned in vcl_backend_response: a 503 through
+# vcl_synth). Answer the copy if it is still in its grace (stale-if-error) rather than the
+# error, by a restart that looks it up again (vcl_recv, vcl_hit). A copy past its grace is
+# not found then: the second fetch fails too, and its error is the answer.
+sub servestatic_stale_if_error {
+    if (resp.status >= 500 && req.http.X-Servestatic-Fresh && !req.http.X-Servestatic-Stale) {
+        unset req.http.X-Servestatic-Fresh;
+        set req.http.X-Servestatic-Stale = "1";
+        return (restart);
+    }
+}
+
+sub vcl_synth {
+    call servestatic_stale_if_error;
+}
+
 sub vcl_deliver {
+    call servestatic_stale_if_error;
 
     # Varnish adds Accept-Encoding to the Vary of gzip objects itself; say it once.
     if (resp.http.Vary ~ "X-Servestatic-Encoding") {
