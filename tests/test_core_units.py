@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -264,14 +266,21 @@ def test_open_unchanged_refuses_a_directory_swapped_for_a_link_out_of_the_root(t
 # --- small files' kept bytes (core/smallfiles.py)
 
 
+def written_long_ago(path: Path, data: bytes) -> Path:
+    """A file with data, last modified a minute ago: old enough to be kept (RECENT)."""
+    path.write_bytes(data)
+    minute_ago = time.time_ns() - 60 * 1_000_000_000
+    os.utime(path, ns=(minute_ago, minute_ago))
+    return path
+
+
 def test_small_files_keep_at_most_their_memory_dropping_the_earliest(tmp_path: Path) -> None:
     from servestatic.core.smallfiles import SmallFiles
 
     kept = SmallFiles(memory=250)
     paths = []
     for index in range(4):
-        path = tmp_path / f"f{index}"
-        path.write_bytes(bytes([index]) * 100)
+        path = written_long_ago(tmp_path / f"f{index}", bytes([index]) * 100)
         paths.append(str(path))
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -287,8 +296,7 @@ def test_small_files_are_not_kept_once_the_file_changed(tmp_path: Path) -> None:
     from servestatic.core.smallfiles import SmallFiles
 
     kept = SmallFiles()
-    path = tmp_path / "page.html"
-    path.write_bytes(b"a" * 10)
+    path = written_long_ago(tmp_path / "page.html", b"a" * 10)
     fd = os.open(path, os.O_RDONLY)
     try:
         assert kept.read(str(path), fd, 10) == b"a" * 10
@@ -301,4 +309,58 @@ def test_small_files_are_not_kept_once_the_file_changed(tmp_path: Path) -> None:
     path.unlink()
     (tmp_path / "page.html").symlink_to(tmp_path / "elsewhere")
     assert kept.get(str(path)) is None
+
+
+def test_a_file_modified_within_a_clock_tick_of_its_read_is_not_kept(tmp_path: Path) -> None:
+    """A rewrite in place with as many bytes, within the tick of the file's last stamp,
+    leaves inode, size and modification time as they were (made here by setting the time
+    back, as a coarse clock would have left it): a just-modified file is answered, not
+    kept, so the rewrite is what the next request gets."""
+    from servestatic.core.smallfiles import SmallFiles
+
+    kept = SmallFiles()
+    path = tmp_path / "page.html"
+    path.write_bytes(b"first")
+    stamped = path.stat()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert kept.read(str(path), fd, 5) == b"first"
+    finally:
+        os.close(fd)
+    path.write_bytes(b"again")  # in place: the same inode
+    os.utime(path, ns=(stamped.st_atime_ns, stamped.st_mtime_ns))
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (stamped.st_ino, stamped.st_mtime_ns)
+    assert kept.get(str(path)) is None  # not kept: read again, so "again" is answered
+    assert kept.held == 0
+
+
+def test_small_files_kept_by_threads_at_once_stay_within_their_memory(tmp_path: Path) -> None:
+    """The WSGI front decides in threads: eight of them keeping and replacing files at once
+    leave the books right (what is held is what is kept, within MEMORY) and every read
+    returns its own file's bytes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from servestatic.core.smallfiles import SmallFiles
+
+    kept = SmallFiles(memory=3 * 1000)
+    paths = [str(written_long_ago(tmp_path / f"f{index}", bytes([index]) * 1000)) for index in range(30)]
+
+    def keep(round_: int) -> bool:
+        path = paths[round_ % len(paths)]
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            data = kept.read(path, fd, 1000)
+        finally:
+            os.close(fd)
+        again = kept.get(path)
+        return data == Path(path).read_bytes() and again in (None, data)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns between almost every bytecode: races show
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            assert all(pool.map(keep, range(20000)))
+    finally:
+        sys.setswitchinterval(interval)
+    assert kept.held == sum(len(entry[4]) for entry in kept.entries.values()) <= 3 * 1000
 

@@ -14,6 +14,14 @@ The kept bytes were read through a descriptor opened the safe way, and the
 identity that lstat must match is that descriptor's fstat, taken before the read:
 a file changed during the read has a newer modification time and is read again.
 
+A modification time moves only when the clock it is read from has ticked: the kernel
+stamps files from a coarse clock (a few ms), and some filesystems keep whole seconds.
+A file rewritten in place with as many bytes within one tick of the read keeps its
+lstat, so the bytes read before it would be answered from then on. As git does with
+its index ("racy git"), a file modified within RECENT of the read is therefore not
+kept: it is read per request until it has been still that long, after which any
+rewrite stamps a time the kept identity cannot have.
+
 Bounds (docs/operations.md): a file is kept only up to SMALL_FILE bytes, and a
 process keeps at most MEMORY bytes of them; past that the earliest kept go first.
 """
@@ -22,11 +30,15 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 # A file larger than this is opened per request, as before: it goes out by sendfile.
 SMALL_FILE = 64 * 1024
 # What one worker keeps at most, whatever the site's size.
 MEMORY = 16 * 1024 * 1024
+# A file modified less than this before it is read is not kept (nanoseconds; see above):
+# longer than any clock tick and the 1 s or 2 s timestamps of coarse filesystems.
+RECENT = 3 * 1_000_000_000
 
 
 class SmallFiles:
@@ -67,6 +79,8 @@ class SmallFiles:
             return None  # the descriptor's own read then fails the same way, as before
         if len(data) != size:
             return None
+        if time.time_ns() - identity.st_mtime_ns < RECENT:
+            return data  # answered, not kept: a rewrite within its tick would go unseen
         with self.lock:
             previous = self.entries.pop(path, None)
             if previous is not None:
