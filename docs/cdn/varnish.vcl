@@ -99,7 +99,7 @@ sub vcl_recv {
     }
     # --- end of dictionary deltas
 
-    # Set only by this file, on a restart from vcl_hit or vcl_deliver: never by a client.
+    # Set only by this file, on a restart (vcl_hit, servestatic_stale_if_error): never by a client.
     if (req.restarts == 0) {
         unset req.http.X-Servestatic-Fresh;
         unset req.http.X-Servestatic-Stale;
@@ -143,7 +143,8 @@ sub vcl_backend_fetch {
 sub vcl_backend_response {
     if (beresp.status >= 500 && (bereq.is_bgfetch || bereq.http.X-Servestatic-Fresh)) {
         # The origin fails while a stale copy is answered, or as one is revalidated: keep
-        # the copy, storing nothing over it (vcl_backend_error); vcl_deliver answers it.
+        # the copy, storing nothing over it (vcl_backend_error); the client gets it
+        # (servestatic_stale_if_error).
         return (abandon);
     }
 
@@ -232,8 +233,8 @@ sub vcl_hit {
     # origin is up: revalidate it there, by a restart that looks up fresh copies only
     # (vcl_recv). While the origin is down, the copy is answered for as long as it is
     # in grace (stale-if-error), and the background fetch Varnish starts fails quietly.
-    # A copy whose revalidation has just failed (vcl_deliver) is answered: the origin is
-    # down and the probe has not seen it yet.
+    # A copy whose revalidation has just failed (servestatic_stale_if_error) is answered:
+    # the origin is down or failing, and the probe has not seen it yet.
     if (req.http.X-Servestatic-Stale) {
         return (deliver);
     }

@@ -21,7 +21,9 @@ from websockets.sync.client import ClientConnection, connect
 from tests.support import wait_for
 
 START_TIMEOUT = 30  # seconds for Chromium to open its DevTools port
-ANSWER_TIMEOUT = 30  # seconds for any one protocol answer or awaited event
+ANSWER_TIMEOUT = 30  # seconds for any one protocol answer, and for what a test awaits in the page
+# The events kept, for network_log; the others are read and dropped.
+LOGGED_EVENTS = ("Network.responseReceived", "Network.loadingFailed")
 
 
 class ProtocolError(Exception):
@@ -34,7 +36,7 @@ class Chromium:
     def __init__(self, executable: str, profile: Path) -> None:
         self.executable, self.profile = executable, profile
         self._ids = itertools.count(1)
-        self._events: list[dict[str, Any]] = []  # read while awaiting answers: network_log
+        self._events: list[dict[str, Any]] = []  # LOGGED_EVENTS read while awaiting answers
 
     def __enter__(self) -> Chromium:
         port_file = self.profile / "DevToolsActivePort"
@@ -121,7 +123,7 @@ class Chromium:
         return True
 
     def _call(self, method: str, session: str | None = None, **params: Any) -> dict[str, Any]:
-        """Send one command and read messages until its answer, keeping the events read."""
+        """Send one command and read messages until its answer, keeping the LOGGED_EVENTS read."""
         ident = next(self._ids)
         message: dict[str, Any] = {"id": ident, "method": method, "params": params}
         if session:
@@ -130,7 +132,8 @@ class Chromium:
         while True:
             reply = json.loads(self.socket.recv(timeout=ANSWER_TIMEOUT))
             if reply.get("id") != ident:
-                self._events.append(reply)
+                if reply.get("method") in LOGGED_EVENTS:
+                    self._events.append(reply)
                 continue
             if "error" in reply:
                 raise ProtocolError(f"{method}: {reply['error']}")
