@@ -8,7 +8,7 @@ before with the bytes it sent for it last time (docs/design.md, "Where nginx is 
 An experiment, never a server: it skips the head reader, the decision, the header
 assembly and the access log for any head it has answered in memory with a 200 or a
 304, so what it costs is the event loop, recv and send. The patch is three text
-replacements into the exported worker; each must apply, or this stops.
+replacements into the exported server/connection.py; each must apply, or this stops.
 """
 
 from __future__ import annotations
@@ -49,13 +49,13 @@ def main() -> int:
     source = Path(exported) if exported is not None else REPO
     shutil.rmtree(TARGET, ignore_errors=True)
     shutil.copytree(source / "servestatic", TARGET / "servestatic")
-    worker = TARGET / "servestatic" / "server" / "worker.py"
-    text = worker.read_text()
+    connection = TARGET / "servestatic" / "server" / "connection.py"
+    text = connection.read_text()
     for old, new in PATCHES:
         if text.count(old) != 1:
-            raise SystemExit(f"loop_alone: the worker at {revision} no longer has {old.strip()[:60]!r}")
+            raise SystemExit(f"loop_alone: server/connection.py at {revision} lacks {old.strip()[:60]!r}")
         text = text.replace(old, new)
-    worker.write_text(text)
+    connection.write_text(text)
     print(f"--variant loop-alone=path:{TARGET}")
     return 0
 

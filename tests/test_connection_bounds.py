@@ -1,6 +1,6 @@
 """What one connection, or a stalled log, can cost a worker: each bound with a real socket.
 
-docs/operations.md documents the bounds; servestatic/server/worker.py and
+docs/operations.md documents the bounds; servestatic/server/connection.py and
 servestatic/server/accesslog.py hold the constants. Both modes where the path
 differs: static hits answered in the loop, and SERVESTATIC_FAST_PATH=false
 (every request through gunicorn's protocol). Each wait is a poll with a
@@ -132,7 +132,7 @@ def test_a_head_over_64_kib_gets_431_whole_or_in_pieces(blob_site: Path, mode: s
 
 
 def test_a_trickled_head_gets_408_when_keepalive_is_shorter(blob_site: Path) -> None:
-    from servestatic.server.worker import HEAD_TIMEOUT
+    from servestatic.server.connection import HEAD_TIMEOUT
 
     with server_in(blob_site, "loop", {"SERVESTATIC_KEEPALIVE": "2"}) as server, \
             socket.create_connection(("127.0.0.1", server.port), timeout=HEAD_TIMEOUT + 5) as client:

@@ -1,6 +1,6 @@
 """Every gunicorn internal the event-loop worker builds on is still there.
 
-servestatic/server/worker.py subclasses gunicorn's ASGI worker and protocol and uses
+servestatic/server/worker.py and connection.py subclass gunicorn's ASGI worker and protocol and use
 some of their private names (listed in GUNICORN_INTERNALS). pyproject pins
 gunicorn to one major version; this test is what fails, naming the missing
 piece, when an upgrade moves one, instead of a worker that misbehaves.
@@ -37,7 +37,7 @@ def present(owner: type | ModuleType, name: str) -> bool:
 def test_gunicorn_still_has_what_the_worker_uses(owner: type | ModuleType, name: str) -> None:
     where = getattr(owner, "__qualname__", getattr(owner, "__name__", owner))
     assert present(owner, name), (
-        f"gunicorn {gunicorn.__version__} has no {where}.{name}, which servestatic/server/worker.py relies "
+        f"gunicorn {gunicorn.__version__} has no {where}.{name}, which servestatic/server/ relies "
         "on: adapt the worker before upgrading gunicorn")
 
 

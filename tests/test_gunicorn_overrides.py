@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from servestatic.server.worker import GUNICORN_INTERNALS, EventLoopWorker, StaticProtocol
+from servestatic.server.connection import StaticProtocol
+from servestatic.server.worker import GUNICORN_INTERNALS, EventLoopWorker
 from tests.support import wait_for
 from tests.support.cli import compress
 from tests.support.http import read_response

@@ -242,7 +242,7 @@ def test_access_log_lines_are_written_while_serving_not_only_at_exit(site: Path)
 
 def test_a_large_body_is_not_held_back_by_the_cork(tmp_path: Path) -> None:
     """A body over the inline limit goes out by sendfile with the socket corked (TCP_CORK,
-    server/worker.py `_cork`), so that its head leaves with it. The cork must come off
+    server/connection.py `_cork`), so that its head leaves with it. The cork must come off
     once the body is out: left on, the kernel holds the last partial segment for 200 ms
     before sending it. Twenty answers of an odd size one after another on one connection
     each arrive whole, the median in well under those 200 ms."""

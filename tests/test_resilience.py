@@ -274,7 +274,7 @@ def test_clients_gone_in_the_middle_of_a_large_body_are_released(site: Path) -> 
 
 
 def test_head_that_never_completes_gets_408_and_is_closed(site: Path) -> None:
-    from servestatic.server.worker import HEAD_TIMEOUT
+    from servestatic.server.connection import HEAD_TIMEOUT
 
     compress(site)
     with ServerProcess(site) as server, socket.create_connection(("127.0.0.1", server.port)) as client:

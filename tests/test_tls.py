@@ -2,7 +2,7 @@
 
 Without TLS the worker sends a large file straight to the socket (server/filesend.py);
 under TLS the bytes must go through the transport, and the worker sends them with
-`loop.sendfile` piece by piece (server/worker.py `_send_file`, SENDFILE_PIECE), each
+`loop.sendfile` piece by piece (server/connection.py `_send_file`, SENDFILE_PIECE), each
 piece within the stall timeout. That path is tested here over a real TLS connection:
 bodies whole (a range and pipelined requests included), and a client that stops
 reading dropped after SERVESTATIC_TIMEOUT while others are served.

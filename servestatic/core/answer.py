@@ -3,7 +3,7 @@
 `StaticApp.decide` (core/decision.py) returns an `Answer`; it is sent by one
 writer per transport, each doing only what its transport needs:
 
-- the event loop (server/worker.py, `StaticProtocol._answer`): the header
+- the event loop (server/connection.py, `StaticProtocol._answer`): the header
   block and a small body in one write, a large body with `loop.sendfile`;
 - the ASGI front (fronts/asgifront.py, `send_answer`): ASGI messages;
 - the WSGI front (fronts/wsgifront.py, `respond`): a WSGI body, which a server's

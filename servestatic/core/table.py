@@ -91,7 +91,7 @@ class Representation:
         # found on first use by core/answer.early_hint_headers.
         self.early_hints: list[tuple[str, str]] | None = None
         # The same lists as HTTP/1.1 header bytes, made on first use by a
-        # server that writes them itself (server/worker.py, through core/answer.header_block).
+        # server that writes them itself (server/connection.py, through core/answer.header_block).
         self.header_block: bytes | None = None
         self.not_modified_block: bytes | None = None
         self.sha512_block: bytes | None = None

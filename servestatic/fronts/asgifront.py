@@ -1,7 +1,7 @@
 """The ASGI front: StaticApp's answers as ASGI messages, the user's app (ASGI or WSGI) behind.
 
 `servestatic serve` hands gunicorn's ASGI protocol this app for every request
-its worker does not answer in the event loop (server/worker.py): requests for
+its worker does not answer in the event loop (server/connection.py): requests for
 the user's app, and the static requests the loop leaves alone (other methods,
 bodies, upgrades, the SPA fallback, redirects, 404s). It is also
 `servestatic.asgi:application`, for people who run an ASGI server themselves.

@@ -11,7 +11,7 @@ here:
   the little `decide` reads;
 - the WSGI bridge (fronts/wsgibridge.py), from an ASGI scope: `wsgi_environ`,
   the whole of PEP 3333 for the user's app;
-- the worker's access-log environ (server/worker.py), from gunicorn's parsed
+- the worker's access-log environ (server/connection.py), from gunicorn's parsed
   request: `request_environ` with the two headers the log line shows.
 
 What they share is the start of every environ (`request_environ`), the

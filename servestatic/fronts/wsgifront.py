@@ -2,7 +2,7 @@
 
 This is `servestatic.wsgi:application`, for people who run gunicorn (or
 another WSGI server) themselves. `servestatic serve` does not use it: its
-worker answers static hits in its event loop (server/worker.py) and everything
+worker answers static hits in its event loop (server/connection.py) and everything
 else through the ASGI front (fronts/asgifront.py).
 """
 
