@@ -265,19 +265,13 @@ def test_purge_after_a_deploy_with_servestatic_diff(tmp_path: Path) -> None:
         origin.stop()
 
 
-class ResettingOrigin:
-    """A raw origin that resets the connection of the first request for `path`, then answers.
+class RawOrigin:
+    """An origin of a few lines on a real socket (an ephemeral port, or the one given), each
+    connection answered in a thread by `answer`, with the request-target its head names."""
 
-    What a fetch meets when the origin closes a connection as it restarts: Varnish retries
-    by itself only on a reused connection that fails before any answer, so without the
-    recipe's retry this first request would be the client's 503.
-    """
-
-    def __init__(self, path: str, port: int = 0):
-        self.path = path
+    def __init__(self, port: int = 0):
         self.listener = socket.create_server(("127.0.0.1", port))
         self.port = self.listener.getsockname()[1]
-        self.requests_for_path = 0
         threading.Thread(target=self.serve, daemon=True).start()
 
     def serve(self) -> None:
@@ -286,51 +280,66 @@ class ResettingOrigin:
                 connection, _ = self.listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self.answer, args=(connection,), daemon=True).start()
+            threading.Thread(target=self.read, args=(connection,), daemon=True).start()
 
-    def answer(self, connection: socket.socket) -> None:
+    def read(self, connection: socket.socket) -> None:
         with connection:
-            target = read_target(connection)
-            if target is None:
-                return
-            if target == self.path:
-                self.requests_for_path += 1
-                if self.requests_for_path == 1:
-                    # SO_LINGER 0: close with a reset, as a killed process's socket does.
-                    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = connection.recv(4096)
+                if not chunk:
                     return
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nCache-Control: max-age=60\r\n"
-                               b"Connection: close\r\n\r\nok")
+                head += chunk
+            self.answer(connection, head.split(b" ", 2)[1].decode())
+
+    def answer(self, connection: socket.socket, target: str) -> None:
+        raise NotImplementedError
 
     def close(self) -> None:
         self.listener.close()
 
 
-def read_target(connection: socket.socket) -> str | None:
-    """The request-target of the head read from connection; None if it closes first."""
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = connection.recv(4096)
-        if not chunk:
-            return None
-        head += chunk
-    return head.split(b" ", 2)[1].decode()
+class ResettingOrigin(RawOrigin):
+    """A raw origin that resets the connection of the first request for `path`, then answers.
 
+    What a fetch meets when the origin closes a connection as it restarts: Varnish retries
+    by itself only on a reused connection that fails before any answer, so without the
+    recipe's retry this first request would be the client's 503.
+    """
 
-class FailingOrigin(ResettingOrigin):
-    """A raw origin that answers every request but `path` with a 500 and no caching
-    headers, as an app's error page would; `path` gets a 200 (the health path, so that
-    Varnish's probe sees an origin that is up)."""
+    def __init__(self, path: str):
+        self.path = path
+        self.requests_for_path = 0
+        super().__init__()
 
-    def answer(self, connection: socket.socket) -> None:
-        with connection:
-            target = read_target(connection)
-            if target is None:
+    def answer(self, connection: socket.socket, target: str) -> None:
+        if target == self.path:
+            self.requests_for_path += 1
+            if self.requests_for_path == 1:
+                # SO_LINGER 0: close with a reset, as a killed process's socket does.
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 return
-            self.requests_for_path += target != self.path
-            status = b"200 OK" if target == self.path else b"500 Internal Server Error"
-            connection.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: 6\r\n"
-                               b"Connection: close\r\n\r\nbroken")
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nCache-Control: max-age=60\r\n"
+                           b"Connection: close\r\n\r\nok")
+
+
+class FailingOrigin(RawOrigin):
+    """A raw origin that answers every request with a 500 and no caching headers, as an
+    app's error page would, but the health path with a 200, so that Varnish's probe sees
+    an origin that is up. `failed` counts the 500s."""
+
+    def __init__(self, port: int):
+        self.failed = 0
+        super().__init__(port)
+
+    def answer(self, connection: socket.socket, target: str) -> None:
+        if target == "/healthz":
+            status = b"200 OK"
+        else:
+            self.failed += 1
+            status = b"500 Internal Server Error"
+        connection.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: 6\r\n"
+                           b"Connection: close\r\n\r\nbroken")
 
 
 def test_varnish_answers_the_last_good_copy_when_the_origin_answers_500(site: Path, tmp_path: Path) -> None:
@@ -349,11 +358,11 @@ def test_varnish_answers_the_last_good_copy_when_the_origin_answers_500(site: Pa
     try:
         assert answers(proxy, expected)
         assert origin.stop() == 0
-        failing = FailingOrigin("/healthz", port=origin.port)
+        failing = FailingOrigin(origin.port)
         time.sleep(MAX_AGE + 0.5)  # the 404 page's freshness runs out: the property under test
         for _ in range(3):
             assert answers(proxy, expected)
-        assert failing.requests_for_path >= 1  # the failing origin was asked, and said 500
+        assert failing.failed >= 1  # the failing origin was asked, and said 500
     finally:
         proxy.stop()
         if failing is not None:

@@ -266,6 +266,15 @@ def test_open_unchanged_refuses_a_directory_swapped_for_a_link_out_of_the_root(t
 # --- small files' kept bytes (core/smallfiles.py)
 
 
+def read_and_keep(kept: Any, path: str | Path, size: int) -> bytes | None:
+    """`SmallFiles.read` on the file opened as the table would, closed again after."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return kept.read(str(path), fd, size)
+    finally:
+        os.close(fd)
+
+
 def written_long_ago(path: Path, data: bytes) -> Path:
     """A file with data, last modified a minute ago: old enough to be kept (RECENT)."""
     path.write_bytes(data)
@@ -282,11 +291,7 @@ def test_small_files_keep_at_most_their_memory_dropping_the_earliest(tmp_path: P
     for index in range(4):
         path = written_long_ago(tmp_path / f"f{index}", bytes([index]) * 100)
         paths.append(str(path))
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            assert kept.read(str(path), fd, 100) == bytes([index]) * 100
-        finally:
-            os.close(fd)
+        assert read_and_keep(kept, path, 100) == bytes([index]) * 100
         assert kept.held <= 250
     assert [kept.get(path) is not None for path in paths] == [False, False, True, True]
     assert kept.held == 200
@@ -297,12 +302,8 @@ def test_small_files_are_not_kept_once_the_file_changed(tmp_path: Path) -> None:
 
     kept = SmallFiles()
     path = written_long_ago(tmp_path / "page.html", b"a" * 10)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        assert kept.read(str(path), fd, 10) == b"a" * 10
-        assert kept.read(str(path), fd, 11) is None  # not the size the table says: not kept
-    finally:
-        os.close(fd)
+    assert read_and_keep(kept, path, 10) == b"a" * 10
+    assert read_and_keep(kept, path, 11) is None  # not the size the table says: not kept
     assert kept.get(str(path)) == b"a" * 10
     os.utime(path, ns=(0, path.stat().st_mtime_ns + 1))
     assert kept.get(str(path)) is None  # touched: read again
@@ -322,11 +323,7 @@ def test_a_file_modified_within_a_clock_tick_of_its_read_is_not_kept(tmp_path: P
     path = tmp_path / "page.html"
     path.write_bytes(b"first")
     stamped = path.stat()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        assert kept.read(str(path), fd, 5) == b"first"
-    finally:
-        os.close(fd)
+    assert read_and_keep(kept, path, 5) == b"first"
     path.write_bytes(b"again")  # in place: the same inode
     os.utime(path, ns=(stamped.st_atime_ns, stamped.st_mtime_ns))
     assert (path.stat().st_ino, path.stat().st_mtime_ns) == (stamped.st_ino, stamped.st_mtime_ns)
@@ -347,11 +344,7 @@ def test_small_files_kept_by_threads_at_once_stay_within_their_memory(tmp_path: 
 
     def keep(round_: int) -> bool:
         path = paths[round_ % len(paths)]
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            data = kept.read(path, fd, 1000)
-        finally:
-            os.close(fd)
+        data = read_and_keep(kept, path, 1000)
         again = kept.get(path)
         return data == Path(path).read_bytes() and again in (None, data)
 
