@@ -646,11 +646,15 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=1, help="seconds of wrk before each run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=servers.WORKERS,
+                        help="workers (processes) of every server; 1 compares CPU per request without "
+                        "the spread of connections over workers")
     parser.add_argument("--tree-load", type=int, default=5,
                         help="seconds of random hits over a tree before measuring memory again")
     args = parser.parse_args()
 
     suite = SUITES[args.suite]
+    servers.WORKERS = args.workers
     ours_path = snapshot(args.ours_from)
     if ours_path is not None:
         for spec in SPECS.values():
@@ -673,7 +677,7 @@ def main() -> int:
         "ours_path": ours_path,
         "git_head": subprocess.run(["git", "rev-parse", "HEAD"], cwd=BENCH.parent, capture_output=True,
                                    text=True).stdout.strip(),
-        "cpus": os.cpu_count(), "load_at_start": os.getloadavg(),
+        "cpus": os.cpu_count(), "workers": args.workers, "load_at_start": os.getloadavg(),
         "wrk": {"connections": args.connections, "threads": args.threads, "duration": args.duration,
                 "warmup": args.warmup},
         "servers": {spec.name: dataclasses.asdict(spec) for spec in [*specs, *startup_specs]},
