@@ -13,18 +13,17 @@ replacements into the exported server/connection.py; each must apply, or this st
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
-from serve_bench import snapshot
+from serve_bench import patched_copy
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = REPO / ".cache" / "bench-loop-alone"
 
 PARSE = ("            request = parse_head(data, start, end, self._limits, self._route, "
          "self.worker.scheme_headers)")
-PATCHES = (
+PATCHES = {"server/connection.py": (
     ("class StaticProtocol(gunicorn_protocol.ASGIProtocol):",
      "_SEEN: dict = {}\n\n\nclass StaticProtocol(gunicorn_protocol.ASGIProtocol):"),
     (PARSE,
@@ -40,22 +39,12 @@ PATCHES = (
      "            body = answer.body or b\"\"\n            self.transport.write(head + body)\n"
      "            if answer.status[:3] in (\"200\", \"304\") and keep_alive:\n"
      "                _SEEN[self._seen_head] = head + body"),
-)
+)}
 
 
 def main() -> int:
     revision = sys.argv[1] if len(sys.argv) > 1 else "HEAD"
-    exported = snapshot(revision)  # serve_bench's export of that revision, shared: copied, not patched
-    source = Path(exported) if exported is not None else REPO
-    shutil.rmtree(TARGET, ignore_errors=True)
-    shutil.copytree(source / "servestatic", TARGET / "servestatic")
-    connection = TARGET / "servestatic" / "server" / "connection.py"
-    text = connection.read_text()
-    for old, new in PATCHES:
-        if text.count(old) != 1:
-            raise SystemExit(f"loop_alone: server/connection.py at {revision} lacks {old.strip()[:60]!r}")
-        text = text.replace(old, new)
-    connection.write_text(text)
+    patched_copy(revision, TARGET, PATCHES, "loop_alone")
     print(f"--variant loop-alone=path:{TARGET}")
     return 0
 

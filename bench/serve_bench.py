@@ -71,6 +71,7 @@ import dataclasses
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -594,6 +595,25 @@ def snapshot(revision: str) -> str | None:
                                  check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
     return str(target)
+
+
+def patched_copy(revision: str, target: Path, patches: dict[str, tuple[tuple[str, str], ...]],
+                 tool: str) -> None:
+    """An experiment's copy of our package at `revision` in `target` (bench/loop_alone.py,
+    bench/uvloop_variant.py): `patches` maps a module under servestatic/ to text
+    replacements, each of which must apply once, or the tool stops naming what is missing."""
+    exported = snapshot(revision)  # shared with the runs: copied, not patched
+    source = Path(exported) if exported is not None else BENCH.parent
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source / "servestatic", target / "servestatic")
+    for name, replacements in patches.items():
+        module = target / "servestatic" / name
+        text = module.read_text()
+        for old, new in replacements:
+            if text.count(old) != 1:
+                raise SystemExit(f"{tool}: servestatic/{name} at {revision} lacks {old.strip()[:60]!r}")
+            text = text.replace(old, new)
+        module.write_text(text)
 
 
 def parse_variant(text: str, base: ServerSpec) -> ServerSpec:

@@ -18,12 +18,11 @@ Each patch is a text replacement into the exported files; each must apply, or th
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from serve_bench import snapshot
+from serve_bench import patched_copy
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = REPO / ".cache" / "bench-uvloop"
@@ -43,18 +42,7 @@ PATCHES = {
 
 def main() -> int:
     revision = sys.argv[1] if len(sys.argv) > 1 else "HEAD"
-    exported = snapshot(revision)  # serve_bench's export of that revision, shared: copied, not patched
-    source = Path(exported) if exported is not None else REPO
-    shutil.rmtree(TARGET, ignore_errors=True)
-    shutil.copytree(source / "servestatic", TARGET / "servestatic")
-    for name, patches in PATCHES.items():
-        module = TARGET / "servestatic" / name
-        text = module.read_text()
-        for old, new in patches:
-            if text.count(old) != 1:
-                raise SystemExit(f"uvloop_variant: {name} at {revision} lacks {old.strip()[:60]!r}")
-            text = text.replace(old, new)
-        module.write_text(text)
+    patched_copy(revision, TARGET, PATCHES, "uvloop_variant")
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(TARGET), UVLOOP],
                    check=True)
     print(f"--variant uvloop=path:{TARGET}")
