@@ -10,9 +10,9 @@ An experiment, never a server, and for small answers and the app's requests only
 - the one-at-a-time accept (`EventLoopWorker._accept_one`) is off, since uvloop's server
   owns the listening socket, so with more than one worker the connections need not
   spread: compare with `--workers 1`;
-- a file past the inline limit fails (FileSend watches the transport's socket with
-  asyncio's `_add_writer`, which uvloop refuses), so leave out js-100k, blob-5m and the
-  304 scenario (whose readiness check fetches the 100 KiB file).
+- a file past the inline limit is cut off (FileSend needs asyncio's `_add_writer`, which
+  uvloop lacks, and its fallback, `loop.sendfile`, is not in uvloop either), so leave out
+  js-100k, blob-5m and the 304 scenario (whose readiness check fetches the 100 KiB file).
 Each patch is a text replacement into the exported files; each must apply, or this stops.
 """
 
