@@ -417,6 +417,26 @@ def test_the_buildpack_is_an_index_for_both_platforms_and_cnb_files(released: tu
             assert f"linux/{config['architecture']}" == item["platform"]
 
 
+def debian_packages_in(image: dict[str, Any]) -> dict[str, str]:
+    """What dpkg says it installed in a released image (pulled from the registry; an arm64
+    one runs under emulation): name -> version."""
+    platform = image["platform"]
+    pulled = subprocess.run(["podman", "pull", "--tls-verify=false", "--platform", platform,
+                             image["reference"]], capture_output=True, text=True, timeout=300)
+    assert pulled.returncode == 0, pulled.stderr
+    try:
+        dpkg = subprocess.run(["podman", "run", "--rm", "--platform", platform, "--entrypoint", "dpkg-query",
+                               image["reference"], "-W", "-f", "${db:Status-Status} ${Package} ${Version}\n"],
+                              capture_output=True, text=True, timeout=120)
+    finally:  # the registry's port changes every run: keep no stale name in podman's store
+        subprocess.run(["podman", "rmi", "--force", image["reference"]], capture_output=True, timeout=60)
+    assert dpkg.returncode == 0, dpkg.stderr
+    installed = {name: version for status, name, version in
+                 (line.split(" ", 2) for line in dpkg.stdout.splitlines()) if status == "installed"}
+    assert "libssl3" in installed and len(installed) > 50, installed
+    return installed
+
+
 def test_each_image_has_an_sbom_naming_its_installed_packages(released: tuple[Path, dict[str, Any]]) -> None:
     from cyclonedx.schema import SchemaVersion
     from cyclonedx.validation.json import JsonStrictValidator
@@ -441,6 +461,11 @@ def test_each_image_has_an_sbom_naming_its_installed_packages(released: tuple[Pa
         cdx = json.loads(cdx_text)
         assert cdx["metadata"]["component"]["name"] == image["reference"]
         spdx = json.loads((dist / documents[1]["reference"]).read_text())
+        debian = [item for item in cdx["components"] if item["purl"].startswith("pkg:deb/debian/")]
+        assert {item["name"]: item["version"] for item in debian} == debian_packages_in(image)
+        architecture = image["platform"].removeprefix("linux/")
+        assert {item["purl"].split("?arch=")[1].split("&")[0] for item in debian} == {architecture, "all"}
+        assert len(spdx["packages"]) == len(cdx["components"])
         for name in ("gunicorn", "brotli", "servestatic-origin"):
             listed = {item["name"].lower(): item["version"] for item in cdx["components"]}
             assert listed[name] == versions_in_image[name], name

@@ -108,13 +108,15 @@ def push_index(images: dict[str, str], registry: Registry, tags: Sequence[str]) 
 
 
 # Run inside an image: the SBOM of its servestatic venv, by the same code that writes the
-# buildpack layer's (servestatic/platform/sbom.py), from the metadata pip installed.
+# buildpack layer's (servestatic/platform/sbom.py), from the metadata pip installed, and of
+# the Debian packages of its base, from dpkg's status file.
 _SBOM_IN_IMAGE = """
 import glob, json, sys
 from pathlib import Path
 from servestatic.platform import sbom
 site = Path(glob.glob("/opt/servestatic/lib/python3*/site-packages")[0])
-packages = sbom.installed_packages(site, [])
+packages = sbom.installed_packages(site, []) + sbom.debian_packages(
+    Path("/var/lib/dpkg/status").read_text(), Path("/etc/os-release").read_text())
 print(json.dumps({"cdx": sbom.cyclonedx(sys.argv[1], packages), "spdx": sbom.spdx(sys.argv[1], packages)}))
 """
 

@@ -1,10 +1,14 @@
-"""Software bills of materials for the buildpack's launch layer, as CycloneDX and SPDX JSON.
+"""Software bills of materials, as CycloneDX and SPDX JSON: the buildpack's launch layer's
+and each released image's.
 
 The CNB spec asks a buildpack for an SBOM of each layer it writes, as
 `<layer>.sbom.<ext>` beside the layer, in the formats buildpack.toml declares; the
 lifecycle moves them into the image. The layer is a venv of Python distributions, so
 the bill is read from their installed metadata, with the SHA-256 of the wheel each
-came from. Written by hand rather than with cyclonedx-python-lib or spdx-tools:
+came from. A released image's bill also lists the Debian packages of its base (from
+dpkg's status file), which a scanner reading the bill needs to see: OpenSSL, glibc and
+the rest are where most of an image's security fixes land. Written by hand rather than
+with cyclonedx-python-lib, spdx-tools or syft:
 it runs in the build before anything but the standard library is installed, and
 the two documents are a few fixed fields per package (the tests validate the
 CycloneDX one against its schema).
@@ -23,6 +27,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 CYCLONEDX_SUFFIX = ".sbom.cdx.json"
 SPDX_SUFFIX = ".sbom.spdx.json"
@@ -36,11 +41,17 @@ class Package:
     version: str
     license: str | None  # an SPDX license expression, when the package declares one
     sha256: str | None  # of the wheel it was installed from
+    distro: str | None = None  # a Debian package's release ("debian-12"); None for Python's
+    arch: str | None = None  # a Debian package's architecture ("amd64", "all")
 
     @property
     def purl(self) -> str:
-        """The package URL; for PyPI the name is lower case with dashes (purl-spec)."""
-        return f"pkg:pypi/{normalize(self.name)}@{self.version}"
+        """The package URL (purl-spec): for PyPI the name is lower case with dashes; a Debian
+        version is percent-encoded (an epoch's colon), with its architecture and release."""
+        if self.distro is None:
+            return f"pkg:pypi/{normalize(self.name)}@{self.version}"
+        version = quote(self.version, safe="")
+        return f"pkg:deb/debian/{self.name}@{version}?arch={self.arch}&distro={self.distro}"
 
 
 def normalize(name: str) -> str:
@@ -61,6 +72,23 @@ def installed_packages(site_packages: Path, wheel_dirs: Iterable[Path]) -> list[
         digest = hashlib.sha256(wheel.read_bytes()).hexdigest() if wheel else None
         packages.append(Package(name, version, dist.metadata.get("License-Expression"), digest))
     return sorted(packages, key=lambda package: normalize(package.name))
+
+
+def debian_packages(status: str, os_release: str) -> list[Package]:
+    """The packages dpkg has installed, from its status file (/var/lib/dpkg/status) and the
+    system's /etc/os-release, sorted by name; [] where either says nothing of Debian."""
+    release = dict(line.split("=", 1) for line in os_release.splitlines() if "=" in line)
+    if release.get("ID") != "debian" or not release.get("VERSION_ID"):
+        return []
+    distro = "debian-" + release["VERSION_ID"].strip('"')
+    packages = []
+    for stanza in status.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in stanza.splitlines()
+                      if ": " in line and not line.startswith(" "))
+        if fields.get("Status", "").endswith(" installed"):  # "install ok", or "hold ok", installed
+            packages.append(Package(fields["Package"], fields["Version"], None, None, distro,
+                                    fields["Architecture"]))
+    return sorted(packages, key=lambda package: package.name)
 
 
 def _document_id(subject: str, packages: list[Package]) -> uuid.UUID:
