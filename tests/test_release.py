@@ -5,6 +5,7 @@ throwaway local registry.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -304,6 +305,19 @@ def assert_serves_the_site(image_id: str, platform: str, site: Path) -> None:
         subprocess.run(["podman", "rm", "--force", "--time", "0", name], capture_output=True, timeout=60)
 
 
+@contextlib.contextmanager
+def pulled(reference: str, platform: str) -> Iterator[str]:
+    """`reference` pulled from the throwaway registry for `platform`: its image id. The name is
+    removed after, since the registry's port changes every run: no stale name stays in podman's store."""
+    pull = subprocess.run(["podman", "pull", "--tls-verify=false", "--platform", platform, reference],
+                          capture_output=True, text=True, timeout=300)
+    assert pull.returncode == 0, pull.stderr
+    try:
+        yield pull.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run(["podman", "rmi", "--force", reference], capture_output=True, timeout=60)
+
+
 def test_each_platform_pulls_from_the_index_and_the_arm64_one_serves_the_site(
         released: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     _, listing = released
@@ -313,11 +327,7 @@ def test_each_platform_pulls_from_the_index_and_the_arm64_one_serves_the_site(
     for path in [site, *site.rglob("*")]:  # compressed at start by the container's user
         path.chmod(0o777 if path.is_dir() else 0o666)
     for platform, digest in expected.items():
-        pulled = subprocess.run(["podman", "pull", "--tls-verify=false", "--platform", platform, index],
-                                capture_output=True, text=True, timeout=300)
-        assert pulled.returncode == 0, pulled.stderr
-        try:
-            image_id = pulled.stdout.strip().splitlines()[-1]
+        with pulled(index, platform) as image_id:
             digests = subprocess.run(["podman", "image", "inspect", "--format", "{{json .RepoDigests}}",
                                       image_id], capture_output=True, text=True, timeout=60).stdout
             assert digest in digests, (platform, digests)
@@ -326,8 +336,6 @@ def test_each_platform_pulls_from_the_index_and_the_arm64_one_serves_the_site(
             assert said.stdout.strip() == servestatic.__version__, said.stdout + said.stderr
             if platform == "linux/arm64":
                 assert_serves_the_site(image_id, platform, site)
-        finally:  # the registry's port changes every run: keep no stale name in podman's store
-            subprocess.run(["podman", "rmi", "--force", index], capture_output=True, timeout=60)
 
 
 def test_each_index_and_image_is_signed_and_verifies(released: tuple[Path, dict[str, Any]],
@@ -421,15 +429,10 @@ def debian_packages_in(image: dict[str, Any]) -> dict[str, str]:
     """What dpkg says it installed in a released image (pulled from the registry; an arm64
     one runs under emulation): name -> version."""
     platform = image["platform"]
-    pulled = subprocess.run(["podman", "pull", "--tls-verify=false", "--platform", platform,
-                             image["reference"]], capture_output=True, text=True, timeout=300)
-    assert pulled.returncode == 0, pulled.stderr
-    try:
+    with pulled(image["reference"], platform) as image_id:
         dpkg = subprocess.run(["podman", "run", "--rm", "--platform", platform, "--entrypoint", "dpkg-query",
-                               image["reference"], "-W", "-f", "${db:Status-Status} ${Package} ${Version}\n"],
+                               image_id, "-W", "-f", "${db:Status-Status} ${Package} ${Version}\n"],
                               capture_output=True, text=True, timeout=120)
-    finally:  # the registry's port changes every run: keep no stale name in podman's store
-        subprocess.run(["podman", "rmi", "--force", image["reference"]], capture_output=True, timeout=60)
     assert dpkg.returncode == 0, dpkg.stderr
     installed = {name: version for status, name, version in
                  (line.split(" ", 2) for line in dpkg.stdout.splitlines()) if status == "installed"}

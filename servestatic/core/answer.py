@@ -4,7 +4,8 @@
 writer per transport, each doing only what its transport needs:
 
 - the event loop (server/connection.py, `StaticProtocol._answer`): the header
-  block and a small body in one write, a large body with `loop.sendfile`;
+  block and a small body in one write, a large body by sendfile (server/filesend.py;
+  `loop.sendfile` under TLS);
 - the ASGI front (fronts/asgifront.py, `send_answer`): ASGI messages;
 - the WSGI front (fronts/wsgifront.py, `respond`): a WSGI body, which a server's
   `wsgi.file_wrapper` may sendfile.
