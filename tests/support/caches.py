@@ -60,7 +60,7 @@ class Origin(ServerProcess):
         httpx.get(f"{self.url}{health}?{marker}", timeout=10).raise_for_status()
 
         def entries_up_to_the_marker() -> list[dict[str, Any]] | None:
-            entries = [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
+            entries = [json.loads(line) for line in self.complete_lines() if line.startswith("{")]
             logged = any(entry["path"] == health and entry["query"] == marker for entry in entries)
             return entries if logged else None
 

@@ -97,6 +97,15 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
+    def complete_lines(self) -> list[str]:
+        """The log's lines so far, without a last one the server is still writing.
+
+        A read can land in the middle of the server's write, so a line without its
+        newline yet may be cut anywhere (a JSON line as just `{`).
+        """
+        text = self.log()
+        return text[:text.rfind("\n") + 1].splitlines()
+
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, wait, and return the exit code (SIGKILL the group if it hangs)."""
         if self.process is None:
