@@ -108,15 +108,17 @@ def push_index(images: dict[str, str], registry: Registry, tags: Sequence[str]) 
 
 
 # Run inside an image: the SBOM of its servestatic venv, by the same code that writes the
-# buildpack layer's (servestatic/platform/sbom.py), from the metadata pip installed, and of
-# the Debian packages of its base, from dpkg's status file.
+# buildpack layer's (servestatic/platform/sbom.py), from the metadata pip installed, of
+# the Debian packages of its base, from dpkg's status file, and of the interpreter when
+# dpkg did not install it (a base built from the official python images).
 _SBOM_IN_IMAGE = """
-import glob, json, sys
+import glob, json, platform, sys
 from pathlib import Path
 from servestatic.platform import sbom
 site = Path(glob.glob("/opt/servestatic/lib/python3*/site-packages")[0])
 packages = sbom.installed_packages(site, []) + sbom.debian_packages(
-    Path("/var/lib/dpkg/status").read_text(), Path("/etc/os-release").read_text())
+    Path("/var/lib/dpkg/status").read_text(), Path("/etc/os-release").read_text()
+) + sbom.unpackaged_python(sys.executable, platform.python_version(), Path("/var/lib/dpkg/info"))
 print(json.dumps({"cdx": sbom.cyclonedx(sys.argv[1], packages), "spdx": sbom.spdx(sys.argv[1], packages)}))
 """
 

@@ -7,7 +7,10 @@ lifecycle moves them into the image. The layer is a venv of Python distributions
 the bill is read from their installed metadata, with the SHA-256 of the wheel each
 came from. A released image's bill also lists the Debian packages of its base (from
 dpkg's status file), which a scanner reading the bill needs to see: OpenSSL, glibc and
-the rest are where most of an image's security fixes land. Written by hand rather than
+the rest are where most of an image's security fixes land. It also lists the Python
+interpreter when no package installed it (the official python images build CPython
+into /usr/local, which dpkg does not know), with the CPE a scanner matches CPython's
+advisories by. Written by hand rather than
 with cyclonedx-python-lib, spdx-tools or syft:
 it runs in the build before anything but the standard library is installed, and
 the two documents are a few fixed fields per package (the tests validate the
@@ -22,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import os
 import re
 import uuid
 from collections.abc import Iterable
@@ -43,11 +47,15 @@ class Package:
     sha256: str | None  # of the wheel it was installed from
     distro: str | None = None  # a Debian package's release ("debian-12"); None for Python's
     arch: str | None = None  # a Debian package's architecture ("amd64", "all")
+    cpe: str | None = None  # for what no package manager installed: how scanners match it
 
     @property
     def purl(self) -> str:
         """The package URL (purl-spec): for PyPI the name is lower case with dashes; a Debian
-        version is percent-encoded (an epoch's colon), with its architecture and release."""
+        version is percent-encoded (an epoch's colon), with its architecture and release;
+        what no package manager installed is `generic`."""
+        if self.cpe is not None:
+            return f"pkg:generic/{self.name}@{quote(self.version, safe='')}"
         if self.distro is None:
             return f"pkg:pypi/{normalize(self.name)}@{self.version}"
         version = quote(self.version, safe="")
@@ -91,6 +99,24 @@ def debian_packages(status: str, os_release: str) -> list[Package]:
     return sorted(packages, key=lambda package: package.name)
 
 
+def unpackaged_python(executable: str, version: str, dpkg_info: Path) -> list[Package]:
+    """The interpreter at `executable` (a venv's python leads to it) as a package, when none
+    of dpkg's file lists (`dpkg_info`, /var/lib/dpkg/info) names it; [] when dpkg installed it.
+
+    A bill without it would let a scanner miss every CPython advisory: syft finds such an
+    interpreter by its binary and names it the same way (a generic purl and NVD's CPE).
+    """
+    interpreter = os.path.realpath(executable)
+    name = os.path.basename(interpreter)
+    for listing in dpkg_info.glob("*.list"):
+        for line in listing.read_text(errors="replace").splitlines():
+            # Compared resolved: a merged /usr lists some files under /bin or /lib.
+            if line.endswith("/" + name) and os.path.realpath(line) == interpreter:
+                return []
+    return [Package("python", version, "PSF-2.0", None,
+                    cpe=f"cpe:2.3:a:python:python:{version}:*:*:*:*:*:*:*")]
+
+
 def _document_id(subject: str, packages: list[Package]) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, subject + "\0" + "\0".join(p.purl for p in packages))
 
@@ -107,6 +133,8 @@ def cyclonedx(subject: str, packages: list[Package]) -> dict:
             component["licenses"] = [{"expression": package.license}]
         if package.sha256:
             component["hashes"] = [{"alg": "SHA-256", "content": package.sha256}]
+        if package.cpe:
+            component["type"], component["cpe"] = "application", package.cpe
         components.append(component)
     return {
         "bomFormat": "CycloneDX",
@@ -123,13 +151,16 @@ def spdx(subject: str, packages: list[Package]) -> dict:
     entries, relationships = [], []
     for index, package in enumerate(packages):
         spdx_id = f"SPDXRef-Package-{index}-{re.sub(r'[^A-Za-z0-9.-]', '-', package.name)}"
+        references = [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
+                       "referenceLocator": package.purl}]
+        if package.cpe:
+            references.append({"referenceCategory": "SECURITY", "referenceType": "cpe23Type",
+                               "referenceLocator": package.cpe})
         entry: dict[str, object] = {
             "name": package.name, "SPDXID": spdx_id, "versionInfo": package.version,
             "downloadLocation": "NOASSERTION", "filesAnalyzed": False,
             "licenseConcluded": "NOASSERTION", "licenseDeclared": package.license or "NOASSERTION",
-            "copyrightText": "NOASSERTION",
-            "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
-                              "referenceLocator": package.purl}],
+            "copyrightText": "NOASSERTION", "externalRefs": references,
         }
         if package.sha256:
             entry["checksums"] = [{"algorithm": "SHA256", "checksumValue": package.sha256}]
