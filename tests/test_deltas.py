@@ -19,6 +19,8 @@ import pytest
 
 from servestatic.buildtime.deltas import MIN_WINDOW
 from servestatic.core.dictionaries import match_pattern, use_as_dictionary
+from servestatic.site import typedread
+from servestatic.site.manifest import _compactor, read_file, read_for_serving, served_entry
 from tests.support.cli import compress
 from tests.support.deltas import (
     DCZ_MAGIC,
@@ -224,6 +226,11 @@ def test_the_manifest_records_each_delta(releases: tuple[Release, Release]) -> N
     # The window an RFC 9842 decoder must support: max(8 MB, 1.25 x the dictionary).
     window = zstandard.get_frame_parameters(data[40:]).window_size
     assert window <= max(MIN_WINDOW, len(first.data) * 5 // 4)
+    # The server's two reads of the manifest (site/typedread.py, and its fallback) agree on it.
+    typed = read_for_serving(second.root)[second.name]
+    standard = read_file(second.root / MANIFEST, object_hook=_compactor())["files"][second.name]
+    assert type(typed) is typedread.Entry
+    assert served_entry(typed) == served_entry(standard) and served_entry(typed).deltas[key].digests
 
 
 def test_a_rerun_with_nothing_changed_does_nothing(releases: tuple[Release, Release]) -> None:

@@ -19,7 +19,15 @@ from servestatic.core import table as table_module
 from servestatic.core.decision import StaticApp
 from servestatic.core.table import wsgi_key
 from servestatic.fronts.prepare import prepare
-from servestatic.site.manifest import entry_from_json, read, read_for_serving, served_entry
+from servestatic.site import typedread
+from servestatic.site.manifest import (
+    _compactor,
+    entry_from_json,
+    read,
+    read_file,
+    read_for_serving,
+    served_entry,
+)
 from servestatic.site.names import INDEX
 from tests.support.cli import compress
 from tests.support.server import ServerProcess, client
@@ -51,15 +59,17 @@ def answer(app: StaticApp, path: str, **headers: str) -> tuple[Any, ...]:
 
 def test_compact_entries_say_what_the_manifest_says(compressed: Path) -> None:
     plain = read(compressed)["files"]
-    compact = read_for_serving(compressed)
-    assert compact.keys() == plain.keys()
+    typed = read_for_serving(compressed)  # a well-formed manifest: msgspec's read (site/typedread.py)
+    standard = read_file(compressed / MANIFEST, object_hook=_compactor())["files"]  # its fallback
+    assert typed.keys() == standard.keys() == plain.keys()
     assert any(entry["variants"] for entry in plain.values())
+    assert any(entry.get("preload") for entry in plain.values())
     for relative, entry in plain.items():
-        assert type(compact[relative]) is tuple, relative
+        assert type(typed[relative]) is typedread.Entry and type(standard[relative]) is tuple, relative
         expected = entry_from_json(entry)
         # What the server has no use for is left out.
         expected.tried, expected.incompressible, expected.integrity = [], False, ""
-        assert served_entry(compact[relative]) == expected, relative
+        assert served_entry(typed[relative]) == expected == served_entry(standard[relative]), relative
 
 
 def test_an_entry_of_another_shape_is_kept_and_judged_on_first_use(compressed: Path) -> None:

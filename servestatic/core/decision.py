@@ -200,8 +200,8 @@ class StaticApp:
                                b"406 Not Acceptable\n", method)
         headers = representation.headers
         want = environ.get("HTTP_WANT_REPR_DIGEST")
-        if want is not None and representation.sha512_headers is not None and wants_sha512(want):
-            headers = representation.sha512_headers  # precomputed too: see core/answer.header_block
+        if want is not None and representation.sha512 is not None and wants_sha512(want):
+            headers = representation.with_sha512()  # kept too: see core/answer.header_block
         echo = self.cors.echo(environ) if self.cors.allowed else []
         if echo:
             headers = headers + echo

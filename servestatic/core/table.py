@@ -72,21 +72,24 @@ class Representation:
     """One variant of one file: where its bytes are and the headers of a 200."""
 
     __slots__ = ("coding", "early_hints", "etag", "header_block", "headers", "not_modified_block",
-                 "not_modified_headers", "path", "sha512_block", "sha512_headers", "size")
+                 "not_modified_headers", "path", "sha512", "sha512_block", "sha512_headers", "size")
 
     def __init__(self, coding: str, path: str, size: int, etag: str,
                  headers: list[tuple[str, str]], not_modified_headers: list[tuple[str, str]],
-                 sha512_headers: list[tuple[str, str]] | None = None):
+                 sha512: str | None = None):
         self.coding = coding
         self.path = path
         self.size = size
         self.etag = etag
         self.headers = headers
         self.not_modified_headers = not_modified_headers
-        # The headers of a 200 with `Repr-Digest: sha-512=...` in place of sha-256, for a
-        # client whose Want-Repr-Digest prefers it (RFC 9530 section 4); None when the
-        # manifest has no sha-512 digest for these bytes.
-        self.sha512_headers = sha512_headers
+        # The manifest's sha-512 digest of these bytes (base64), or None; and the headers of
+        # a 200 with `Repr-Digest: sha-512=...` in place of sha-256, for a client whose
+        # Want-Repr-Digest prefers it (RFC 9530 section 4), made on first use
+        # (`with_sha512`): few clients ask, and a list per representation of every built
+        # file would cost a worker about a fifth of their memory.
+        self.sha512 = sha512
+        self.sha512_headers: list[tuple[str, str]] | None = None
         # The headers of a 103 Early Hints before a 200 of these bytes (its Link header),
         # found on first use by core/answer.early_hint_headers.
         self.early_hints: list[tuple[str, str]] | None = None
@@ -95,6 +98,13 @@ class Representation:
         self.header_block: bytes | None = None
         self.not_modified_block: bytes | None = None
         self.sha512_block: bytes | None = None
+
+    def with_sha512(self) -> list[tuple[str, str]]:
+        """The headers of a 200 with the sha-512 Repr-Digest (only where `sha512` is set)."""
+        if self.sha512_headers is None:
+            self.sha512_headers = [*(pair for pair in self.headers if pair[0] != "Repr-Digest"),
+                                   ("Repr-Digest", f"sha-512=:{self.sha512}:")]
+        return self.sha512_headers
 
 
 class StaticFile:
@@ -586,19 +596,11 @@ def _representation(policy: _HeaderPolicy, common: list[tuple[str, str]],
     if coding != "identity":
         encoding_pair = shared("Content-Encoding", coding)
         headers.append(encoding_pair)
-    sha512_headers = _with_digest(headers, digests, "sha-512")
-    headers = _with_digest(headers, digests, "sha-256") or headers
-    return Representation(coding, path, size, etag, headers, not_modified, sha512_headers)
-
-
-def _with_digest(headers: list[tuple[str, str]], digests: dict[str, str],
-                 algorithm: str) -> list[tuple[str, str]] | None:
-    """headers plus `Repr-Digest` (RFC 9530 section 3) for the algorithm, from the
-    manifest's build-time digest of these bytes; None when the manifest has none."""
-    value = digests.get(algorithm)
-    if not value:
-        return None
-    return [*headers, ("Repr-Digest", f"{algorithm}=:{value}:")]
+    # `Repr-Digest` (RFC 9530 section 3), from the manifest's build-time digest of these bytes.
+    sha256 = digests.get("sha-256")
+    if sha256:
+        headers.append(("Repr-Digest", f"sha-256=:{sha256}:"))
+    return Representation(coding, path, size, etag, headers, not_modified, digests.get("sha-512") or None)
 
 
 def _static_file(mount: MountTable, relative: str, entry: FileEntry, policy: _HeaderPolicy) -> StaticFile:

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from servestatic.site import typedread
 from servestatic.site.atomic import write_atomic
 from servestatic.site.names import MANIFEST_NAME
 
@@ -243,8 +244,10 @@ def _mtime(value: Any) -> int | None:
 
 
 def _variant(value: Any) -> Variant:
-    """A variant from its JSON object, or from the (size, hash[, digests]) tuple
-    `read_for_serving` made of it."""
+    """A variant from its JSON object, or from the (size, hash[, digests]) tuple or the
+    typed struct `read_for_serving` made of it."""
+    if type(value) is typedread.Variant:
+        return Variant(size=value.size, hash=value.hash, digests=_digests(value.digests))
     if type(value) is tuple:
         size, digest, *digests = value
         return Variant(size=int(size), hash=str(digest), digests=_digests(digests[0] if digests else None))
@@ -297,8 +300,9 @@ def _preload(value: Any) -> list[tuple[str, str]]:
 
 
 def _digests(value: Any) -> dict[str, str]:
-    """Digests from JSON (a dict) or a compact entry (one string "name=value name=value");
-    only the known algorithms, each a string; none when absent (a manifest older than digests)."""
+    """Digests from JSON (a dict) or a compact entry (one string "name=value name=value", or
+    the typed struct); only the known algorithms, each a string; none when absent (a manifest
+    older than digests)."""
     if not value:
         return {}
     if isinstance(value, str):
@@ -362,10 +366,18 @@ def read_for_serving_site(root: Path) -> ServingManifest:
     With them the manifest's build id: "" when it has none (a manifest older than it)
     or one of another shape.
     """
-    data = read_file(manifest_path(root), object_hook=_compactor())
-    build = data.get("build")
-    return ServingManifest(data["files"], build if isinstance(build, str) and _BUILD.fullmatch(build) else "",
-                           _html_dictionary(data.get("html_dictionary"), data["files"]))
+    path = manifest_path(root)
+    try:
+        typed = typedread.decode(path.read_bytes(), FORMAT_VERSION)
+    except OSError:
+        typed = None  # read_file says why, in its words
+    if typed is not None:
+        files, build, html_dictionary = typed
+    else:  # not well formed all through: each entry judged on its own (see site/typedread.py)
+        data = read_file(path, object_hook=_compactor())
+        files, build, html_dictionary = data["files"], data.get("build"), data.get("html_dictionary")
+    return ServingManifest(files, build if isinstance(build, str) and _BUILD.fullmatch(build) else "",
+                           _html_dictionary(html_dictionary, files))
 
 
 def _html_dictionary(value: Any, files: dict[str, Any]) -> str:
@@ -422,6 +434,8 @@ def served_entry(value: CompactEntry | dict[str, Any] | FileEntry) -> FileEntry:
     """An entry of `read_for_serving` (or of a scan) as a FileEntry; ValueError when malformed."""
     if isinstance(value, FileEntry):
         return value
+    if type(value) is typedread.Entry:
+        return _typed_entry(value)
     if type(value) is not tuple:
         return entry_from_json(value)
     try:
@@ -433,6 +447,19 @@ def served_entry(value: CompactEntry | dict[str, Any] | FileEntry) -> FileEntry:
                          variants={str(coding): _variant(variant) for coding, variant in variants or ()},
                          family=_family(family), deltas=_deltas(deltas))
     except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as error:  # int(1e400)
+        raise ValueError(f"malformed manifest entry ({error!r})") from None
+
+
+def _typed_entry(value: typedread.Entry) -> FileEntry:
+    """`served_entry` of a typed entry: its types are checked already, its values not."""
+    try:
+        return FileEntry(size=value.size, hash=value.hash, content_type=value.content_type,
+                         immutable=value.immutable, mtime=value.mtime, digests=_digests(value.digests),
+                         preload=_preload(value.preload),
+                         variants={coding: _variant(variant)
+                                   for coding, variant in (value.variants or {}).items()},
+                         family=_family(value.family), deltas=_deltas(value.deltas))
+    except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as error:
         raise ValueError(f"malformed manifest entry ({error!r})") from None
 
 

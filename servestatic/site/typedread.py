@@ -1,0 +1,94 @@
+"""The server's fast read of a manifest: msgspec decodes it straight into compact entries.
+
+A worker's start-up is mostly this read, and the standard library's json spends it
+building a dict per object (each entry, its variants, its digests) and a string for
+every field the server never uses (`tried`, `integrity`): with digests in the
+manifest, 0.4 s for 100,000 files. msgspec decodes against the types below in one
+pass in C, skipping the fields they do not name, in a quarter of that time and about
+the memory of `manifest._compactor`'s tuples (a `gc=False` struct is no larger than a
+tuple, and nothing the collector would walk).
+
+It only ever speeds up a manifest that is well formed all through: any surprise (a
+size that is not an integer, a digest that is not a string, not JSON at all) and it
+answers None, and the caller reads the file again the standard library's way, which
+keeps each odd entry for `manifest.served_entry` to judge and says what is wrong in
+one line. So this module decides nothing about what is served.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import msgspec
+
+
+class Digests(msgspec.Struct, gc=False):
+    """A representation's Repr-Digest values, as the manifest names them: decoded from their
+    base64 (msgspec checks it), since 96 bytes of digests take 129 bytes as one bytes object
+    and 230 as two strings, for every representation of every file."""
+
+    sha256: bytes | None = msgspec.field(name="sha-256", default=None)
+    sha512: bytes | None = msgspec.field(name="sha-512", default=None)
+
+    def items(self) -> list[tuple[str, str]]:
+        """(algorithm, standard base64) pairs, as the manifest's JSON object gives them."""
+        return [(name, base64.b64encode(value).decode("ascii"))
+                for name, value in (("sha-256", self.sha256), ("sha-512", self.sha512)) if value is not None]
+
+
+class Variant(msgspec.Struct, gc=False):
+    size: int
+    hash: str
+    digests: Digests | None = None
+
+
+class Entry(msgspec.Struct, gc=False):
+    """A file as the server keeps it until first asked for (`manifest.served_entry` checks it
+    then). `preload`, `family` and `deltas` are few and of several shapes: kept as decoded."""
+
+    size: int
+    hash: str
+    content_type: str
+    immutable: bool
+    mtime: int | None = None
+    variants: dict[str, Variant] | None = None
+    digests: Digests | None = None
+    preload: Any = None
+    family: Any = None
+    deltas: Any = None
+
+    def __post_init__(self) -> None:
+        # Called as each entry is decoded, so what it lets go is reused by the next one rather
+        # than left as holes between the entries kept: content types and mtimes repeat across
+        # thousands of files (kept once each), and an empty variants object costs a dict.
+        self.content_type = _share(self.content_type, self.content_type)
+        self.mtime = _share(self.mtime, self.mtime)
+        if not self.variants:
+            self.variants = None
+
+
+class _Document(msgspec.Struct):
+    format: Any
+    files: dict[str, Entry]
+    build: Any = None
+    html_dictionary: Any = None
+
+
+_decoder = msgspec.json.Decoder(_Document)
+_shared: dict[Any, Any] = {}  # values kept once each, for the decode under way
+_share = _shared.setdefault
+
+
+def decode(raw: bytes, format_version: int) -> tuple[dict[str, Entry], Any, Any] | None:
+    """(files, build, html_dictionary) of a well-formed manifest of `format_version`; None for
+    anything else, which the caller reads the slow way."""
+    try:
+        document = _decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    finally:
+        _shared.clear()
+    if type(document.format) is not int or document.format != format_version:
+        return None
+    return document.files, document.build, document.html_dictionary
