@@ -8,6 +8,8 @@ would need thousands of files. The answers themselves are the app's
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,27 @@ def test_an_entry_of_another_shape_is_kept_and_judged_on_first_use(compressed: P
     assert served_entry(compact["img/logo.svg"]) == entry_from_json(files["img/logo.svg"])
 
 
+def test_digests_of_an_odd_length_or_alone_are_served_as_the_manifest_says(compressed: Path) -> None:
+    """The typed read keeps a representation's two digests as one bytes object; a digest
+    of another length than its algorithm's, or one without the other, stays as it is."""
+    path = compressed / MANIFEST
+    data = json.loads(path.read_text())
+    files = data["files"]
+    files["robots.txt"]["digests"] = {"sha-256": "AAAA"}
+    files["css/site.0123456789ab.css"]["digests"]["sha-256"] = "AAAA"
+    coding, variant = next(iter(files["css/site.0123456789ab.css"]["variants"].items()))
+    variant["digests"] = {"sha-512": variant["digests"]["sha-512"]}
+    path.write_text(json.dumps(data))
+    typed = read_for_serving(compressed)
+    assert type(typed["css/site.0123456789ab.css"]) is typedread.Entry
+    for relative in ("robots.txt", "css/site.0123456789ab.css", "index.html"):
+        expected = dataclasses.replace(served_entry(files[relative]), integrity="", tried=[],
+                                       incompressible=False)
+        assert served_entry(typed[relative]) == expected, relative
+    assert served_entry(typed["robots.txt"]).digests == {"sha-256": "AAAA"}
+    assert served_entry(typed["css/site.0123456789ab.css"]).variants[coding].digests == variant["digests"]
+
+
 def test_every_key_builds_the_file_its_manifest_entry_names(compressed: Path) -> None:
     """The relative path is worked out from the key: plain, non-ASCII and directory keys."""
     table = static_app(compressed).table
@@ -148,6 +171,36 @@ def test_the_cache_of_built_files_never_exceeds_its_bound(compressed: Path) -> N
     # A hit in the cache is the same object; one rebuilt is equal but new.
     last = keys[-1]
     assert table.lookup(last) is table.files[last]
+
+
+@pytest.mark.parametrize("hsts", [False, True])
+def test_a_file_let_go_is_freed_at_once(compressed: Path, hsts: bool) -> None:
+    """No reference cycle keeps an evicted file for the cyclic collector: a worker asked for
+    more files than it keeps would otherwise hold every one let go until a full collection."""
+    headers = compressed.parent / "headers.toml"
+    headers.write_text('[https]\nhsts = "max-age=60"\n')
+    app = static_app(compressed, **({"SERVESTATIC_HEADERS_FILE": str(headers)} if hsts else {}))
+    table = app.table
+    table.built_files = 2
+    table.files.clear()
+
+    def alive() -> int:
+        return sum(1 for item in gc.get_objects() if type(item) is table_module.StaticFile)
+
+    collecting = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        before = alive()
+        keys = sorted(table.paths)
+        for key in keys:
+            assert table.lookup(key) is not None
+        assert len(keys) > 10 * table.built_files
+        assert alive() - before == table.built_files * (2 if hsts else 1)
+        assert all((static_file.https is not None) == hsts for static_file in table.files.values())
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def test_the_404_page_and_the_spa_index_are_built_once(compressed: Path) -> None:

@@ -162,7 +162,7 @@ class StaticApp:
         if security.is_secure(environ):
             static_file = self.lookup(path)
             if static_file is not None:
-                return self.answer(static_file.https, environ)
+                return self.answer(static_file.https or static_file, environ)
             answer = StaticApp.decide(self, environ)
             hsts = security.hsts_pair
             if hsts is not None and path != self.health_key:

@@ -110,9 +110,12 @@ class Representation:
 class StaticFile:
     """A servable file: its representations, smallest first, and its validators.
 
-    `https` is the same file as answered to an https request: itself, or, when
+    `https` is the same file as answered to an https request when it differs: when
     Strict-Transport-Security is on (core/security.py), a twin whose header lists
-    carry it, so that neither answer builds a header per request.
+    carry it, so that neither answer builds a header per request; else None (the file
+    itself, which is not kept there: a file referring to itself is a reference cycle,
+    freed only by a full collection, and a worker past `BUILT_FILES` would pile up
+    the files it let go until then).
     """
 
     __slots__ = ("by_size", "deltas", "https", "last_modified", "mtime")
@@ -122,7 +125,7 @@ class StaticFile:
         self.by_size = by_size
         self.mtime = mtime
         self.last_modified = last_modified
-        self.https = self
+        self.https: StaticFile | None = None
         # Dictionary deltas (core/dictionaries.py) by the `Available-Dictionary` value that
         # selects each (":base64:"); None for the files without any, so that their requests
         # pay one attribute test for the feature.

@@ -307,6 +307,8 @@ def _digests(value: Any) -> dict[str, str]:
         return {}
     if isinstance(value, str):
         pairs = [member.partition("=")[::2] for member in value.split(" ")]
+    elif type(value) is typedread.Digests or type(value) is bytes:
+        pairs = typedread.digest_pairs(value)
     else:
         pairs = value.items()
     digests = {str(name): str(digest) for name, digest in pairs if name in DIGEST_ALGORITHMS}
