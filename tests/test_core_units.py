@@ -284,17 +284,41 @@ def written_long_ago(path: Path, data: bytes) -> Path:
 
 
 def test_small_files_keep_at_most_their_memory_dropping_the_earliest(tmp_path: Path) -> None:
-    from servestatic.core.smallfiles import SmallFiles
+    from servestatic.core.smallfiles import KEPT_OVERHEAD, SmallFiles
 
-    kept = SmallFiles(memory=250)
+    memory = 2 * (100 + KEPT_OVERHEAD) + 50
+    kept = SmallFiles(memory=memory)
     paths = []
     for index in range(4):
         path = written_long_ago(tmp_path / f"f{index}", bytes([index]) * 100)
         paths.append(str(path))
         assert read_and_keep(kept, path, 100) == bytes([index]) * 100
-        assert kept.held <= 250
+        assert kept.held <= memory
     assert [kept.get(path) is not None for path in paths] == [False, False, True, True]
-    assert kept.held == 200
+    assert kept.held == 2 * (100 + KEPT_OVERHEAD)
+
+
+def test_tiny_files_kept_hold_no_more_memory_than_the_bound(tmp_path: Path) -> None:
+    """Each file is counted with what keeping it costs beside its bytes: thousands of
+    one-byte files must not take the process past the bound, measured as Python's own
+    allocations while they are kept."""
+    import tracemalloc
+
+    from servestatic.core.smallfiles import SmallFiles
+
+    memory = 1024 * 1024
+    paths = [written_long_ago(tmp_path / f"tiny-{index}.txt", b"x") for index in range(12_000)]
+    kept = SmallFiles(memory=memory)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for path in paths:
+            read_and_keep(kept, path, 1)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert 1_000 < len(kept.entries) < len(paths)  # some kept, the earliest let go
+    assert held <= memory, f"{len(kept.entries)} files kept hold {held:,} bytes"
 
 
 def test_small_files_are_not_kept_once_the_file_changed(tmp_path: Path) -> None:
@@ -337,9 +361,10 @@ def test_small_files_kept_by_threads_at_once_stay_within_their_memory(tmp_path: 
     returns its own file's bytes."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from servestatic.core.smallfiles import SmallFiles
+    from servestatic.core.smallfiles import KEPT_OVERHEAD, SmallFiles
 
-    kept = SmallFiles(memory=3 * 1000)
+    cost = 1000 + KEPT_OVERHEAD
+    kept = SmallFiles(memory=3 * cost)
     paths = [str(written_long_ago(tmp_path / f"f{index}", bytes([index]) * 1000)) for index in range(30)]
 
     def keep(round_: int) -> bool:
@@ -355,5 +380,5 @@ def test_small_files_kept_by_threads_at_once_stay_within_their_memory(tmp_path: 
             assert all(pool.map(keep, range(20000)))
     finally:
         sys.setswitchinterval(interval)
-    assert kept.held == sum(len(entry[4]) for entry in kept.entries.values()) <= 3 * 1000
+    assert kept.held == sum(len(entry[4]) + KEPT_OVERHEAD for entry in kept.entries.values()) <= 3 * cost
 
