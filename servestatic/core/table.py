@@ -7,13 +7,14 @@ lookup and builds nothing. Only paths the manifest lists are keys, which is
 why no request path, however it is encoded, can reach anything else.
 
 At start-up only the keys are made, each with its manifest entry in the
-compact form `manifest.read_for_serving` gives (about 380 bytes a file with its
-key); a file's `StaticFile` is built the first time a worker is asked for it and
-kept in a cache of at most `BUILT_FILES` files, the oldest built leaving first.
-Building all of them up front took seconds for a large site, and keeping every
-one built (about 1.4 KB a file with its encoded headers) let a worker that is
-eventually asked for every file of a huge site grow without bound; rebuilding
-one costs about 10 µs. Header tuples are shared between files for the same reason.
+compact form `manifest.read_for_serving` gives (about 450 bytes a file with its
+key and its digests, 1.2 KB with two variants); a file's `StaticFile` is built the
+first time a worker is asked for it and kept in a cache of at most `BUILT_FILES`
+files, the oldest built leaving first. Building all of them up front took seconds
+for a large site, and keeping every one built (about 2 KB a file with its encoded
+headers) let a worker that is eventually asked for every file of a huge site grow
+without bound; rebuilding one costs about 20 µs. Header tuples are shared between
+files for the same reason.
 """
 
 from __future__ import annotations
@@ -56,9 +57,9 @@ NO_SECURITY = SecurityPolicy()
 _IN_A_DIRECTORY = "/" + INDEX
 
 # How many built files (StaticFile, representations, encoded headers) a process
-# keeps: about 14 MiB at 1.4 KB each, so that a worker of a 100,000-file site asked
-# for every file stays near 82 MiB (bench/serve_memory.py). Behind a CDN the files
-# the origin is asked for again and again are far fewer, and one rebuilt costs 10 µs.
+# keeps: about 20 MiB at 2 KB each, so that a worker of a 100,000-file site asked
+# for every file stays near 100 MiB (bench/serve_memory.py). Behind a CDN the files
+# the origin is asked for again and again are far fewer, and one rebuilt costs 20 µs.
 # See `Table.lookup`.
 BUILT_FILES = 10_000
 
