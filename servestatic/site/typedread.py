@@ -101,6 +101,11 @@ _share = _shared.setdefault
 def decode(raw: bytes, format_version: int) -> tuple[dict[str, Entry], Any, Any] | None:
     """(files, build, html_dictionary) of a well-formed manifest of `format_version`; None for
     anything else, which the caller reads the slow way."""
+    if not raw.isascii():  # a path outside ASCII; msgspec does not check the text it skips
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     try:
         document = _decoder.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError):

@@ -11,19 +11,28 @@ in a worker answering a request:
 - every entry `read_for_serving` keeps is turned by `served_entry` (on the first request
   for that file) into a FileEntry of the right types, or refused with ValueError; the
   same for `entry_from_json` (`load`, `servestatic compress` and `diff`);
-- an entry of the documented shape reads the same both ways.
+- an entry of the documented shape reads the same both ways;
+- the server's typed read (site/typedread.py) takes only a manifest `read_file` takes,
+  with the same files, and each entry it keeps serves what `entry_from_json` reads of the
+  plain entry (a digest as the same bytes: msgspec writes non-canonical base64 back
+  canonically), or it answers None and the server falls back to the compacting reading.
 """
 
 from __future__ import annotations
 
 import atexit
+import base64
+import binascii
+import dataclasses
 import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from servestatic.site import typedread
 from servestatic.site.manifest import (
+    FORMAT_VERSION,
     FileEntry,
     ManifestError,
     _compactor,
@@ -117,10 +126,61 @@ def entry(read_one: Any, value: Any) -> FileEntry | None:
     return result
 
 
+# An entry's fields that only the compressor and the build read.
+COMPRESSORS = ("tried", "incompressible", "integrity", "delta_tried")
+
+
+def canonical(entry: FileEntry) -> FileEntry:
+    """The entry as served: each digest as base64 of its bytes, as the typed read writes it
+    back, and without the compressor's fields and the build's SRI value, which the server
+    does not read (an entry kept as its dict still has them)."""
+    def digests(values: dict[str, str]) -> dict[str, str]:
+        return {name: again(value) for name, value in values.items()}
+
+    def again(value: str) -> str:
+        try:
+            return base64.b64encode(base64.b64decode(value)).decode()
+        except binascii.Error:  # a delta's digest, which both reads keep as it is
+            return value
+
+    return dataclasses.replace(
+        entry, tried=[], incompressible=False, integrity="", delta_tried=[], digests=digests(entry.digests),
+        variants={coding: dataclasses.replace(variant, digests=digests(variant.digests))
+                  for coding, variant in entry.variants.items()},
+        deltas={key: dataclasses.replace(delta, digests=digests(delta.digests))
+                for key, delta in entry.deltas.items()})
+
+
+def check_typed(data: bytes, plain: dict[str, Any] | None) -> None:
+    typed = typedread.decode(data, FORMAT_VERSION)
+    if typed is None:
+        return  # the server reads it the compacting way
+    # (Where the compacting read refuses a top level that looks like an entry, the typed
+    # read, which knows where entries are, takes it as read_file does.)
+    assert plain is not None, "the typed read takes what read_file refuses"
+    files = typed[0]
+    assert files.keys() == plain["files"].keys()
+    for path, value in files.items():
+        from_typed = entry(served_entry, value)
+        if from_typed is None:
+            continue
+        # What the manifest says of the file, read plainly, without the fields only the
+        # compressor reads: the typed read must serve exactly that. (Not the compacting
+        # read's entry: its hook also takes a nested object with an entry's keys, a
+        # delta of another shape, for an entry, and refuses what it then finds.)
+        said = plain["files"][path]
+        assert isinstance(said, dict), (path, said)
+        serving = {key: item for key, item in said.items() if key not in COMPRESSORS}
+        from_json = entry(entry_from_json, serving)
+        assert from_json is not None, ("the typed read serves what the manifest does not say", path)
+        assert canonical(from_typed) == canonical(from_json), (path, value)
+
+
 def check_manifest(data: bytes) -> None:
     MANIFEST.write_bytes(data)
     plain = read()
     served = read(_compactor())
+    check_typed(data, plain)
     if plain is not None and served is None:
         # The compacting hook reads any object with "content_type" (and a "variants" object)
         # as an entry, so a top level or a "files" object with those keys is no manifest to
