@@ -38,6 +38,7 @@ from servestatic.core.headerrules import HeaderRule, headers_for, load_rules
 from servestatic.core.http import accepts, http_date, with_stale_if_error
 from servestatic.core.livemount import live_entry
 from servestatic.core.security import SecurityPolicy
+from servestatic.site import typedread
 from servestatic.site.cachetags import NOT_FOUND, STYLES, file_tags, header_value, release_tag
 from servestatic.site.hashednames import immutable_test
 from servestatic.site.manifest import (
@@ -64,9 +65,9 @@ _IN_A_DIRECTORY = "/" + INDEX
 BUILT_FILES = 10_000
 
 # A manifest entry as the table keeps it until the file is asked for: compact
-# (from the manifest), a dict (a manifest entry of an unexpected shape, judged on
-# first use) or a FileEntry (from a scan).
-Entry = CompactEntry | dict[str, Any] | FileEntry
+# (from the manifest: msgspec's typed struct, or a tuple), a dict (a manifest entry of
+# an unexpected shape, judged on first use) or a FileEntry (from a scan).
+Entry = typedread.Entry | CompactEntry | dict[str, Any] | FileEntry
 
 
 class Representation:
