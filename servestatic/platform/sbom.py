@@ -10,9 +10,8 @@ dpkg's status file), which a scanner reading the bill needs to see: OpenSSL, gli
 the rest are where most of an image's security fixes land. It also lists the Python
 interpreter when no package installed it (the official python images build CPython
 into /usr/local, which dpkg does not know), with the CPE a scanner matches CPython's
-advisories by. Written by hand rather than
-with cyclonedx-python-lib, spdx-tools or syft:
-it runs in the build before anything but the standard library is installed, and
+advisories by. Written by hand rather than with cyclonedx-python-lib, spdx-tools or
+syft: it runs in the build before anything but the standard library is installed, and
 the two documents are a few fixed fields per package (the tests validate the
 CycloneDX one against its schema).
 
