@@ -438,8 +438,10 @@ def served_entry(value: CompactEntry | dict[str, Any] | FileEntry) -> FileEntry:
     """An entry of `read_for_serving` (or of a scan) as a FileEntry; ValueError when malformed."""
     if isinstance(value, FileEntry):
         return value
-    if type(value) is typedread.Entry:
-        return _typed_entry(value)
+    if type(value) is typedread.Entry:  # the typed read's: as the compact tuple below
+        value = (value.size, value.hash, value.content_type, value.immutable, value.mtime,
+                 tuple(value.variants.items()) if value.variants else None, value.digests,
+                 value.preload, value.family, value.deltas)
     if type(value) is not tuple:
         return entry_from_json(value)
     try:
@@ -451,19 +453,6 @@ def served_entry(value: CompactEntry | dict[str, Any] | FileEntry) -> FileEntry:
                          variants={str(coding): _variant(variant) for coding, variant in variants or ()},
                          family=_family(family), deltas=_deltas(deltas))
     except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as error:  # int(1e400)
-        raise ValueError(f"malformed manifest entry ({error!r})") from None
-
-
-def _typed_entry(value: typedread.Entry) -> FileEntry:
-    """`served_entry` of a typed entry: its types are checked already, its values not."""
-    try:
-        return FileEntry(size=value.size, hash=value.hash, content_type=value.content_type,
-                         immutable=value.immutable, mtime=value.mtime, digests=_digests(value.digests),
-                         preload=_preload(value.preload),
-                         variants={coding: _variant(variant)
-                                   for coding, variant in (value.variants or {}).items()},
-                         family=_family(value.family), deltas=_deltas(value.deltas))
-    except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as error:
         raise ValueError(f"malformed manifest entry ({error!r})") from None
 
 
